@@ -1,0 +1,192 @@
+// Package redistest starts real redis-server processes for tests, each on a
+// free loopback port (never the standard 6379), and stops them when the test
+// ends. Tests that need Redis call [Start]; if redis-server is not installed
+// the test fails with a message naming the fix (`make test` installs it).
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Server is one redis-server process owned by a test.
+type Server struct {
+	Port int
+	Dir  string
+	args []string
+	cmd  *exec.Cmd
+	tb   testing.TB
+}
+
+// Options tune the server.
+type Options struct {
+	// AOF turns on appendonly with fsync always, so a restart keeps the data.
+	AOF bool
+	// Port to use; 0 picks a free one.
+	Port int
+}
+
+// Start launches redis-server and waits until it answers PING. It is stopped
+// with the test.
+func Start(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		tb.Fatalf("redistest: redis-server not found in PATH (run `make test`, which installs it, or apt-get install redis-server): %v", err)
+	}
+	port := opts.Port
+	if port == 0 {
+		port = FreePort(tb)
+	}
+	dir := tb.TempDir()
+	args := []string{
+		"--port", strconv.Itoa(port),
+		"--bind", "127.0.0.1",
+		"--dir", dir,
+		"--save", "",
+		"--daemonize", "no",
+		"--logfile", filepath.Join(dir, "redis.log"),
+		"--protected-mode", "no",
+	}
+	if opts.AOF {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	s := &Server{Port: port, Dir: dir, args: append([]string{bin}, args...), tb: tb}
+	s.start()
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// URL is redis://host:port/0.
+func (s *Server) URL() string { return "redis://" + s.Addr() + "/0" }
+
+// Client returns a go-redis client closed with the test.
+func (s *Server) Client() *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	s.tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func (s *Server) start() {
+	s.tb.Helper()
+	cmd := exec.Command(s.args[0], s.args[1:]...)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		s.tb.Fatalf("redistest: start redis-server: %v", err)
+	}
+	s.cmd = cmd
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if ping(s.Addr()) == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.Stop()
+	s.tb.Fatalf("redistest: redis-server on %s did not answer PING within 10s; log: %s", s.Addr(), s.log())
+}
+
+// Kill stops the server abruptly (SIGKILL), as a crash would.
+func (s *Server) Kill() {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// Restart starts the server again on the same port and directory (with AOF the
+// data survives).
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.Kill()
+	s.start()
+}
+
+// Pause stops the process (SIGSTOP) so clients time out; Resume continues it.
+func (s *Server) Pause()  { _ = s.cmd.Process.Signal(sigStop) }
+func (s *Server) Resume() { _ = s.cmd.Process.Signal(sigCont) }
+
+// Stop shuts the server down; safe to call twice.
+func (s *Server) Stop() { s.Kill() }
+
+func (s *Server) log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+	return string(b)
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("redistest: unexpected reply %q", line)
+	}
+	return nil
+}
+
+var prefixSeq atomic.Int64
+
+// Prefix returns a key prefix unique to this test, so suites can share a server.
+func Prefix(tb testing.TB) string {
+	return fmt.Sprintf("t%d_%d", os.Getpid(), prefixSeq.Add(1))
+}
+
+// FreePort asks the kernel for a free loopback port, never 6379.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatalf("redistest: free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if port != 6379 {
+			return port
+		}
+	}
+}
+
+// WaitReady pings through go-redis until it answers or ctx ends.
+func WaitReady(ctx context.Context, c redis.UniversalClient) error {
+	for {
+		if err := c.Ping(ctx).Err(); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

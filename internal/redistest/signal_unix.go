@@ -1,0 +1,8 @@
+package redistest
+
+import "syscall"
+
+var (
+	sigStop = syscall.SIGSTOP
+	sigCont = syscall.SIGCONT
+)
