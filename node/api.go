@@ -1,0 +1,244 @@
+package node
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"runtime"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/socketio"
+)
+
+// evKick is an internal user-channel event: the user's connections leave a
+// chat (member removed through the server API). "$" names never reach clients.
+const evKick = "$leave_chat"
+
+// adminHandler serves health, readiness, metrics and the server API of
+// PROTOCOL.md section 4.
+func (srv *server) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": srv.cfg.NodeID})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		status, code := "ready", http.StatusOK
+		switch {
+		case srv.draining.Load():
+			status, code = "draining", http.StatusServiceUnavailable
+		case srv.engineDown.Load():
+			status, code = "engine unreachable", http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]any{"status": status, "node": srv.cfg.NodeID})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(srv.metrics.reg, promhttp.HandlerOpts{}))
+
+	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, srv.requireAPIKey(h)) }
+	api("PUT /api/chats/{chatId}/members/{userId}", srv.apiAddMember)
+	api("DELETE /api/chats/{chatId}/members/{userId}", srv.apiRemoveMember)
+	api("GET /api/chats/{chatId}/members", srv.apiListMembers)
+	api("POST /api/chats/{chatId}/messages", srv.apiPostMessage)
+	api("POST /api/users/{userId}/events", srv.apiUserEvent)
+	api("GET /api/stats", srv.apiStats)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, http.StatusNotFound, "NOT_FOUND", "no route for "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+func (srv *server) isReady() bool { return !srv.draining.Load() && !srv.engineDown.Load() }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// apiError writes {"error":{"code","message"}}.
+func apiError(w http.ResponseWriter, status int, code, message string) {
+	writeJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
+}
+
+func (srv *server) requireAPIKey(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if srv.cfg.APIKey == "" {
+			apiError(w, http.StatusServiceUnavailable, "API_DISABLED", "the server API is disabled: no API key is configured")
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(srv.cfg.APIKey)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="realtime"`)
+			apiError(w, http.StatusUnauthorized, "UNAUTHORIZED", "missing or wrong API key (Authorization: Bearer <key>)")
+			return
+		}
+		next(w, r)
+	})
+}
+
+// apiEngineError maps engine failures to HTTP.
+func apiEngineError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, bus.ErrNotFound):
+		apiError(w, http.StatusNotFound, codeNotFound, "not found")
+	case isUnavailable(err):
+		apiError(w, http.StatusServiceUnavailable, codeUnavailable, "the cluster store is unreachable; nothing was done, retry")
+	default:
+		apiError(w, http.StatusInternalServerError, codeInternal, err.Error())
+	}
+}
+
+func pathIDs(w http.ResponseWriter, r *http.Request, names ...string) ([]string, bool) {
+	out := make([]string, len(names))
+	for i, n := range names {
+		v := r.PathValue(n)
+		if !validID(v) {
+			apiError(w, http.StatusBadRequest, codeInvalidPayload, n+" must be 1 to 128 characters without spaces or braces")
+			return nil, false
+		}
+		out[i] = v
+	}
+	return out, true
+}
+
+func (srv *server) apiAddMember(w http.ResponseWriter, r *http.Request) {
+	ids, ok := pathIDs(w, r, "chatId", "userId")
+	if !ok {
+		return
+	}
+	added, err := srv.cfg.Engines.Membership.Add(r.Context(), ids[0], ids[1])
+	if err != nil {
+		apiEngineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"chatId": ids[0], "userId": ids[1], "added": added})
+}
+
+func (srv *server) apiRemoveMember(w http.ResponseWriter, r *http.Request) {
+	ids, ok := pathIDs(w, r, "chatId", "userId")
+	if !ok {
+		return
+	}
+	removed, err := srv.cfg.Engines.Membership.Remove(r.Context(), ids[0], ids[1])
+	if err != nil {
+		apiEngineError(w, err)
+		return
+	}
+	// Every node with connections of the user makes them leave the chat.
+	data, _ := json.Marshal(chatPayload{ChatID: ids[0]})
+	if err := srv.cfg.Engines.Bus.Publish(r.Context(), bus.User(ids[1]), evKick, data); err != nil {
+		apiEngineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"chatId": ids[0], "userId": ids[1], "removed": removed})
+}
+
+func (srv *server) apiListMembers(w http.ResponseWriter, r *http.Request) {
+	ids, ok := pathIDs(w, r, "chatId")
+	if !ok {
+		return
+	}
+	members, err := srv.cfg.Engines.Membership.Members(r.Context(), ids[0])
+	if err != nil {
+		apiEngineError(w, err)
+		return
+	}
+	if members == nil {
+		members = []string{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"chatId": ids[0], "members": members})
+}
+
+const maxAPIBody = 256 << 10
+
+func (srv *server) apiPostMessage(w http.ResponseWriter, r *http.Request) {
+	ids, ok := pathIDs(w, r, "chatId")
+	if !ok {
+		return
+	}
+	var p struct {
+		SenderID    string            `json:"senderId"`
+		SenderName  string            `json:"senderName"`
+		Content     *string           `json:"content"`
+		MessageType string            `json:"messageType"`
+		Attachments []json.RawMessage `json:"attachments"`
+		ReplyTo     string            `json:"replyTo"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody)).Decode(&p); err != nil {
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "malformed JSON body: "+err.Error())
+		return
+	}
+	if !validID(p.SenderID) {
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "senderId is required")
+		return
+	}
+	if p.MessageType == "" {
+		p.MessageType = "TEXT"
+	}
+	atts, e := srv.validateMessage(p.Content, p.MessageType, p.Attachments, true)
+	if e != nil {
+		status := http.StatusBadRequest
+		if e.Code == codeTooLarge {
+			status = http.StatusRequestEntityTooLarge
+		}
+		apiError(w, status, e.Code, e.Message)
+		return
+	}
+	msg := newMessage{ChatID: ids[0], SenderID: p.SenderID, SenderName: p.SenderName, Content: *p.Content,
+		MessageType: p.MessageType, Attachments: atts, ReplyTo: p.ReplyTo, CreatedAt: timestamp(srv.cfg.Now())}
+	res, err := srv.appendMessage(msg, p.SenderID)
+	if err != nil {
+		apiEngineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"chatId": ids[0], "messageId": res.MessageID,
+		"eventId": res.EventID, "createdAt": msg.CreatedAt})
+}
+
+func (srv *server) apiUserEvent(w http.ResponseWriter, r *http.Request) {
+	ids, ok := pathIDs(w, r, "userId")
+	if !ok {
+		return
+	}
+	var p struct {
+		Event string          `json:"event"`
+		Data  json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody)).Decode(&p); err != nil {
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "malformed JSON body: "+err.Error())
+		return
+	}
+	switch {
+	case p.Event == "" || len(p.Event) > 64:
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "event must be a name of 1 to 64 characters")
+		return
+	case socketio.IsReservedEvent(p.Event) || strings.HasPrefix(p.Event, "$"):
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "event "+p.Event+" is reserved by Socket.IO and cannot be emitted")
+		return
+	}
+	if len(p.Data) == 0 {
+		p.Data = json.RawMessage("null")
+	}
+	if err := srv.cfg.Engines.Bus.Publish(r.Context(), bus.User(ids[0]), p.Event, p.Data); err != nil {
+		apiEngineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"userId": ids[0], "event": p.Event})
+}
+
+func (srv *server) apiStats(w http.ResponseWriter, r *http.Request) {
+	st, err := srv.cfg.Engines.Presence.Stats(r.Context())
+	if err != nil {
+		apiEngineError(w, err)
+		return
+	}
+	chats, users := srv.hub.counts()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"cluster": map[string]int{"nodes": st.Nodes, "connections": st.Connections, "users": st.Users, "chats": st.Chats},
+		"node": map[string]any{"id": srv.cfg.NodeID, "connections": srv.connCount(), "users": users, "chats": chats,
+			"goroutines": runtime.NumGoroutine(), "ready": srv.isReady(), "draining": srv.draining.Load()},
+	})
+}

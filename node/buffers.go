@@ -1,0 +1,94 @@
+package node
+
+import "sync"
+
+// Partial-frame buffers come from size-classed pools and are attached to a
+// connection only while it has an incomplete frame, so an idle connection
+// holds no read buffer.
+var partialClasses = [...]int{256, 2048, 16384, 65536 + 14, 2 * (65536 + 14)}
+
+var partialPools [len(partialClasses)]sync.Pool
+
+func getPartial(n int) []byte {
+	for i, size := range partialClasses {
+		if n <= size {
+			if b, ok := partialPools[i].Get().(*[]byte); ok {
+				return (*b)[:n]
+			}
+			return make([]byte, n, size)
+		}
+	}
+	return make([]byte, n) // larger than any class (custom --max-frame)
+}
+
+func putPartial(b []byte) {
+	for i, size := range partialClasses {
+		if cap(b) == size {
+			b = b[:0]
+			partialPools[i].Put(&b)
+			return
+		}
+	}
+}
+
+// keepPartial stores the unconsumed tail of a read on the connection.
+func (srv *server) keepPartial(c *conn, tail []byte) {
+	p := getPartial(len(tail))
+	copy(p, tail)
+	c.partial = p
+}
+
+// releasePartial returns the connection's partial buffer to its pool.
+func (srv *server) releasePartial(c *conn) {
+	if c.partial != nil {
+		putPartial(c.partial)
+		c.partial = nil
+	}
+}
+
+// writerPool is a fixed set of goroutines that flush connections' outbound
+// queues without blocking (a connection whose socket is full is finished by a
+// goroutine of its own, bounded by WriteTimeout).
+type writerPool struct {
+	work chan *conn
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+func newWriterPool(n int) *writerPool {
+	if n <= 0 {
+		n = 8
+	}
+	p := &writerPool{work: make(chan *conn, 1<<16), done: make(chan struct{})}
+	p.wg.Add(n)
+	for range n {
+		go func() {
+			defer p.wg.Done()
+			for {
+				select {
+				case c := <-p.work:
+					c.flush()
+				case <-p.done:
+					return
+				}
+			}
+		}()
+	}
+	return p
+}
+
+// schedule hands c (whose flushing flag the caller set) to a writer. It never
+// blocks the caller: when the queue is full a goroutine takes the job.
+func (p *writerPool) schedule(c *conn) {
+	select {
+	case p.work <- c:
+	default:
+		go c.flush()
+	}
+}
+
+// close stops the writers; frames scheduled afterwards are not written.
+func (p *writerPool) close() {
+	close(p.done)
+	p.wg.Wait()
+}

@@ -1,0 +1,210 @@
+package node
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/lease"
+	"github.com/anchat/realtime/limits"
+	"github.com/anchat/realtime/membership"
+	"github.com/anchat/realtime/presence"
+)
+
+// IOMode selects how connections are read.
+type IOMode string
+
+const (
+	// IOEpoll: one epoll readiness loop feeding a bounded worker pool; no
+	// goroutine per idle connection. Plain TCP only.
+	IOEpoll IOMode = "epoll"
+	// IOGoroutine: one reading goroutine per connection (used for TLS, and
+	// for comparison).
+	IOGoroutine IOMode = "goroutine"
+)
+
+// JWTConfig configures token verification. Exactly one of Secret (HS256) or
+// PublicKey (RS256/ES256) is set, matching Alg.
+type JWTConfig struct {
+	Alg       string           // "HS256" (default), "RS256" or "ES256"; never taken from the token
+	Secret    []byte           // HS256 shared secret
+	PublicKey crypto.PublicKey // *rsa.PublicKey or *ecdsa.PublicKey
+	Issuer    string           // optional: required "iss"
+	Audience  string           // optional: required in "aud"
+}
+
+// Limits are the per-user and per-address limits of PROTOCOL.md section 3.
+// Zero fields take the defaults noted.
+type Limits struct {
+	MaxUserConnections int // per user, cluster-wide (3)
+	MaxConnections     int // per node (10,000)
+	Messages           int // send/edit/delete per user per minute (30)
+	Reactions          int // add/remove reaction per user per minute (60)
+	Typing             int // typing start/stop per user per minute (120)
+	Joins              int // join/leave per user per minute (120)
+	Connects           int // connection attempts per IP per minute (60)
+	ContentChars       int // content length in characters (4,000)
+	Attachments        int // attachments per message (10)
+	AttachmentBytes    int // JSON bytes per attachment (1,024)
+	MaxFrame           int // WebSocket frame / maxPayload bytes (65,536)
+	ChatsPerConn       int // chats joined per connection (200)
+	// Window is the rate-limit window (one minute); tests may shorten it.
+	Window time.Duration
+}
+
+// Engines are the cluster-wide concerns; memory or Redis implementations.
+type Engines struct {
+	Bus        bus.Broker
+	Presence   presence.Presence
+	Membership membership.Store
+	Limiter    limits.Limiter
+	Lease      lease.Lease
+	// Ping checks the engine's reachability for /readyz; nil means always reachable.
+	Ping func() error
+}
+
+// Config configures a Node. Zero values take the defaults noted.
+type Config struct {
+	Addr      string // public WebSocket listener (":8080")
+	AdminAddr string // health, metrics, server API ("127.0.0.1:9090")
+	Namespace string // the chat namespace ("/messenger"); "/" is always served too
+	NodeID    string // required
+
+	IO      IOMode // IOEpoll (default; IOGoroutine when TLS is set)
+	TLSCert string // with TLSKey: serve wss (goroutine reader)
+	TLSKey  string
+	Workers int // epoll worker pool size (default 4×GOMAXPROCS, at least 8)
+
+	PingInterval time.Duration // 25 s
+	PingTimeout  time.Duration // 20 s
+	// UpgradeTimeout bounds the HTTP upgrade (5 s).
+	UpgradeTimeout time.Duration
+	// ConnectTimeout closes a connection that upgraded but did not connect a
+	// namespace in time (10 s).
+	ConnectTimeout time.Duration
+	// OutboundQueueBytes bounds each connection's outbound queue; a client that
+	// lets it fill is disconnected as a slow consumer (1 MiB).
+	OutboundQueueBytes int
+	// WriteTimeout bounds one blocked write to a client (10 s).
+	WriteTimeout time.Duration
+	// TypingExpiry ends a typing start not refreshed or stopped (6 s).
+	TypingExpiry time.Duration
+	// DrainPeriod spreads connection closes on shutdown (20 s).
+	DrainPeriod time.Duration
+	// StatsInterval is the period of the "stats" log line (10 s; <0 disables).
+	StatsInterval time.Duration
+	// HistoryReplay caps missed events returned by join_chat (100).
+	HistoryReplay int
+
+	JWT    JWTConfig
+	APIKey string // server API bearer key; empty disables the API routes
+	// Dev opens chat membership to any authenticated user.
+	Dev bool
+
+	Limits  Limits
+	Engines Engines
+	Logger  zerolog.Logger
+	// Now is the clock (time.Now); tests may drive it.
+	Now func() time.Time
+}
+
+// Config errors.
+var (
+	ErrNoNodeID  = errors.New("node: NodeID is required")
+	ErrNoJWTKey  = errors.New("node: a JWT secret (HS256) or public key (RS256/ES256) is required")
+	ErrBadConfig = errors.New("node: bad configuration")
+)
+
+func (c *Config) setDefaults() error {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	if c.AdminAddr == "" {
+		c.AdminAddr = "127.0.0.1:9090"
+	}
+	if c.Namespace == "" {
+		c.Namespace = "/messenger"
+	}
+	if c.Namespace[0] != '/' {
+		return fmt.Errorf("%w: namespace %q must start with /", ErrBadConfig, c.Namespace)
+	}
+	if c.NodeID == "" {
+		return ErrNoNodeID
+	}
+	if c.TLSCert != "" || c.TLSKey != "" {
+		if c.TLSCert == "" || c.TLSKey == "" {
+			return fmt.Errorf("%w: TLS needs both a certificate and a key", ErrBadConfig)
+		}
+		if c.IO == IOEpoll {
+			return fmt.Errorf("%w: --io epoll cannot serve TLS; use --io goroutine", ErrBadConfig)
+		}
+		c.IO = IOGoroutine
+	}
+	if c.IO == "" {
+		c.IO = IOEpoll
+	}
+	if c.IO != IOEpoll && c.IO != IOGoroutine {
+		return fmt.Errorf("%w: io mode %q (want epoll or goroutine)", ErrBadConfig, c.IO)
+	}
+	def(&c.PingInterval, 25*time.Second)
+	def(&c.PingTimeout, 20*time.Second)
+	def(&c.UpgradeTimeout, 5*time.Second)
+	def(&c.ConnectTimeout, 10*time.Second)
+	def(&c.WriteTimeout, 10*time.Second)
+	def(&c.TypingExpiry, 6*time.Second)
+	def(&c.DrainPeriod, 20*time.Second)
+	def(&c.StatsInterval, 10*time.Second)
+	defInt(&c.OutboundQueueBytes, 1<<20)
+	defInt(&c.HistoryReplay, 100)
+	l := &c.Limits
+	defInt(&l.MaxUserConnections, 3)
+	defInt(&l.MaxConnections, 10000)
+	defInt(&l.Messages, 30)
+	defInt(&l.Reactions, 60)
+	defInt(&l.Typing, 120)
+	defInt(&l.Joins, 120)
+	defInt(&l.Connects, 60)
+	defInt(&l.ContentChars, 4000)
+	defInt(&l.Attachments, 10)
+	defInt(&l.AttachmentBytes, 1024)
+	defInt(&l.MaxFrame, 65536)
+	defInt(&l.ChatsPerConn, 200)
+	def(&l.Window, time.Minute)
+	if c.JWT.Alg == "" {
+		c.JWT.Alg = "HS256"
+	}
+	switch c.JWT.Alg {
+	case "HS256":
+		if len(c.JWT.Secret) == 0 {
+			return ErrNoJWTKey
+		}
+	case "RS256", "ES256":
+		if c.JWT.PublicKey == nil {
+			return ErrNoJWTKey
+		}
+	default:
+		return fmt.Errorf("%w: jwt alg %q (want HS256, RS256 or ES256)", ErrBadConfig, c.JWT.Alg)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Engines.Bus == nil || c.Engines.Presence == nil || c.Engines.Membership == nil ||
+		c.Engines.Limiter == nil || c.Engines.Lease == nil {
+		return fmt.Errorf("%w: every engine must be set", ErrBadConfig)
+	}
+	return nil
+}

@@ -1,0 +1,372 @@
+package node
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
+
+// conn is one upgraded WebSocket connection.
+//
+// Reading belongs to whoever the reader hands the connection to: one epoll
+// worker at a time (EPOLLONESHOT) or the connection's own goroutine. Fields
+// under "read side" are touched only there. Writing is a bounded queue with at
+// most one writer at a time (flushing), so frames are never interleaved.
+type conn struct {
+	id     uint64 // unique in this process; also the epoll generation tag
+	sid    string // Engine.IO session id
+	nc     net.Conn
+	rc     syscall.RawConn // nil for TLS connections
+	fd     int             // -1 unless registered with epoll
+	remote string
+	srv    *server
+	born   time.Time
+
+	// read side
+	partial []byte // pooled; holds an incomplete frame, nil otherwise
+	frag    []byte // a fragmented message being assembled
+	fragOp  ws.OpCode
+	discard int // binary attachment frames still to discard
+	sess    session
+
+	// heartbeat, read by the sweeper
+	pingSentAt   atomic.Int64 // unix nanos of the last ping sent (or of the open)
+	awaitingPong atomic.Bool
+
+	mu        sync.Mutex // guards the following
+	out       [][]byte   // queued frames, oldest first
+	spare     [][]byte   // the other queue slice, swapped in by the writer
+	outBytes  int
+	flushing  bool // a writer owns the connection's output
+	closing   bool // close once the queue is written (graceful close)
+	closed    bool
+	closeWhy  string
+	closeDone chan struct{}
+}
+
+// send queues a frame. The frame's bytes may be shared with other
+// connections and are never modified. It reports false when the connection is
+// closed or was just closed as a slow consumer.
+func (c *conn) send(frame []byte) bool {
+	c.mu.Lock()
+	if c.closed || c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if c.outBytes+len(frame) > c.srv.cfg.OutboundQueueBytes {
+		// Refuse further frames now; close off the caller's path, which may
+		// hold the hub's lock (close takes it).
+		c.closing = true
+		queued := c.outBytes
+		c.mu.Unlock()
+		c.srv.metrics.slowConsumers.Inc()
+		c.srv.stats.slowConsumers.Add(1)
+		c.srv.hotLog.Warn().Str("conn", c.sid).Str("user", c.sess.userID()).Int("queued_bytes", queued).
+			Msg("slow consumer disconnected")
+		go c.close(reasonSlowConsumer)
+		return false
+	}
+	c.out = append(c.out, frame)
+	c.outBytes += len(frame)
+	c.srv.metrics.outboundBytes.Add(float64(len(frame)))
+	start := !c.flushing
+	c.flushing = true
+	c.mu.Unlock()
+	if start {
+		c.srv.writers.schedule(c)
+	}
+	return true
+}
+
+// closeAfter queues a last frame (for example a close frame) and closes the
+// connection once everything queued before it is written.
+func (c *conn) closeAfter(frame []byte, reason string) {
+	c.mu.Lock()
+	if c.closed || c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing = true
+	c.closeWhy = reason
+	if frame != nil {
+		c.out = append(c.out, frame)
+		c.outBytes += len(frame)
+	}
+	start := !c.flushing
+	c.flushing = true
+	c.mu.Unlock()
+	if start {
+		c.srv.writers.schedule(c)
+	}
+	// A client that never drains must not keep the connection forever.
+	time.AfterFunc(c.srv.cfg.WriteTimeout, func() { c.close(reason) })
+}
+
+// flush writes what is queued. It is called by a writer with c.flushing set;
+// it returns with c.flushing cleared, or hands the connection to a blocking
+// writer goroutine when the socket cannot take more right now.
+func (c *conn) flush() {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.flushing = false
+			c.mu.Unlock()
+			return
+		}
+		if len(c.out) == 0 {
+			c.flushing = false
+			closing := c.closing
+			why := c.closeWhy
+			c.mu.Unlock()
+			if closing {
+				c.close(why)
+			}
+			return
+		}
+		batch := c.out
+		c.out = c.spare[:0]
+		c.spare = nil
+		c.mu.Unlock()
+
+		written, rest, err := c.writeBatch(batch)
+		c.srv.metrics.outboundBytes.Sub(float64(written))
+		if err != nil {
+			c.close(reasonWriteError)
+			return
+		}
+		if len(rest) > 0 {
+			// The socket buffer is full: finish in a goroutine that may block
+			// (bounded by WriteTimeout), so no pool writer is pinned.
+			c.mu.Lock()
+			c.outBytes -= written
+			c.mu.Unlock()
+			go c.flushBlocking(rest, batch)
+			return
+		}
+		c.recycle(batch, written)
+	}
+}
+
+// recycle returns a written batch slice for reuse and accounts its bytes.
+func (c *conn) recycle(batch [][]byte, written int) {
+	clear(batch)
+	c.mu.Lock()
+	c.outBytes -= written
+	if c.spare == nil {
+		c.spare = batch[:0]
+	}
+	c.mu.Unlock()
+}
+
+// writeBatch writes frames without blocking when the connection has a raw
+// fd (writev); rest holds what the socket did not take (first element
+// possibly a suffix of a frame). TLS connections write blocking (the caller
+// is then a goroutine of their own).
+func (c *conn) writeBatch(batch [][]byte) (written int, rest [][]byte, err error) {
+	if c.rc == nil {
+		return 0, batch, nil
+	}
+	rest = batch
+	for len(rest) > 0 {
+		iov := rest
+		if len(iov) > 1024 { // IOV_MAX
+			iov = iov[:1024]
+		}
+		var n int
+		var werr error
+		cerr := c.rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Writev(int(fd), iov)
+			return true
+		})
+		if cerr != nil {
+			return written, rest, cerr
+		}
+		if n > 0 {
+			written += n
+			rest = advance(rest, n)
+		}
+		if werr == unix.EINTR {
+			continue
+		}
+		if werr == unix.EAGAIN {
+			return written, rest, nil
+		}
+		if werr != nil {
+			return written, rest, werr
+		}
+	}
+	return written, nil, nil
+}
+
+// advance drops n written bytes from the front of bufs.
+func advance(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n >= len(bufs[0]) {
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+			continue
+		}
+		bufs[0] = bufs[0][n:]
+		n = 0
+	}
+	return bufs
+}
+
+// flushBlocking writes rest with a deadline, then resumes normal flushing.
+func (c *conn) flushBlocking(rest [][]byte, batch [][]byte) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	bufs := net.Buffers(rest)
+	n, err := bufs.WriteTo(c.nc)
+	_ = c.nc.SetWriteDeadline(time.Time{})
+	c.srv.metrics.outboundBytes.Sub(float64(n))
+	if err != nil {
+		c.close(reasonWriteError)
+		return
+	}
+	c.recycle(batch, int(n))
+	c.flush()
+}
+
+// close closes the connection once, for reason; safe from any goroutine.
+func (c *conn) close(reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed = true
+	queued := c.outBytes
+	c.out, c.spare, c.outBytes = nil, nil, 0
+	c.mu.Unlock()
+	c.srv.metrics.outboundBytes.Sub(float64(queued))
+	// Remove from epoll before closing: the fd number is reused at once.
+	c.srv.reader.remove(c)
+	_ = c.nc.Close()
+	c.srv.onClosed(c, reason)
+	close(c.closeDone)
+}
+
+// isClosed reports whether close has run.
+func (c *conn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Disconnect reasons, logged and used as metric labels.
+const (
+	reasonClientClose   = "client_close"
+	reasonClientGone    = "client_gone"
+	reasonReadError     = "read_error"
+	reasonWriteError    = "write_error"
+	reasonProtocol      = "protocol_error"
+	reasonFrameTooLarge = "frame_too_large"
+	reasonPingTimeout   = "ping_timeout"
+	reasonSlowConsumer  = "slow_consumer"
+	reasonAuthExpired   = "auth_expired"
+	reasonConnectTimout = "connect_timeout"
+	reasonRefused       = "refused"
+	reasonUnavailable   = "unavailable"
+	reasonDraining      = "draining"
+	reasonNamespace     = "invalid_namespace"
+	reasonShutdown      = "shutdown"
+)
+
+// onData parses and handles every complete frame at the front of b and
+// returns how many bytes it consumed. It is called by the read side only.
+// b is the reader's buffer and is reused after return: nothing may keep it.
+func (c *conn) onData(b []byte) (consumed int, reason string) {
+	maxFrame := c.srv.cfg.Limits.MaxFrame
+	for consumed < len(b) {
+		h, hlen, ok, err := parseFrameHeader(b[consumed:], maxFrame)
+		if err != nil {
+			if err == errFrameTooLarge {
+				c.closeAfter(closeFrame(ws.StatusMessageTooBig, "frame too large"), reasonFrameTooLarge)
+				return len(b), reasonFrameTooLarge
+			}
+			c.closeAfter(closeFrame(ws.StatusProtocolError, "protocol error"), reasonProtocol)
+			return len(b), reasonProtocol
+		}
+		if !ok || int64(len(b)-consumed-hlen) < h.Length {
+			return consumed, "" // incomplete: keep for the next read
+		}
+		payload := b[consumed+hlen : consumed+hlen+int(h.Length)]
+		consumed += hlen + int(h.Length)
+		ws.Cipher(payload, h.Mask, 0)
+		if why := c.onFrame(h, payload); why != "" {
+			return len(b), why
+		}
+	}
+	return consumed, ""
+}
+
+// onFrame handles one unmasked frame (RFC 6455 5.4-5.6).
+func (c *conn) onFrame(h ws.Header, payload []byte) (reason string) {
+	switch h.OpCode {
+	case ws.OpPing:
+		c.send(appendFrame(nil, ws.OpPong, payload))
+		return ""
+	case ws.OpPong:
+		return ""
+	case ws.OpClose:
+		c.closeAfter(closeFrame(ws.StatusNormalClosure, ""), reasonClientClose)
+		return reasonClientClose
+	case ws.OpContinuation:
+		if c.frag == nil {
+			c.closeAfter(closeFrame(ws.StatusProtocolError, "unexpected continuation"), reasonProtocol)
+			return reasonProtocol
+		}
+		if len(c.frag)+len(payload) > c.srv.cfg.Limits.MaxFrame {
+			c.frag = nil
+			c.closeAfter(closeFrame(ws.StatusMessageTooBig, "message too large"), reasonFrameTooLarge)
+			return reasonFrameTooLarge
+		}
+		c.frag = append(c.frag, payload...)
+		if !h.Fin {
+			return ""
+		}
+		msg, op := c.frag, c.fragOp
+		c.frag = nil
+		return c.onMessage(op, msg)
+	case ws.OpText, ws.OpBinary:
+		if c.frag != nil {
+			c.closeAfter(closeFrame(ws.StatusProtocolError, "expected continuation"), reasonProtocol)
+			return reasonProtocol
+		}
+		if !h.Fin {
+			c.frag = append(make([]byte, 0, len(payload)*2), payload...)
+			c.fragOp = h.OpCode
+			return ""
+		}
+		return c.onMessage(h.OpCode, payload)
+	}
+	c.closeAfter(closeFrame(ws.StatusProtocolError, "bad opcode"), reasonProtocol)
+	return reasonProtocol
+}
+
+// onMessage handles one complete WebSocket message.
+func (c *conn) onMessage(op ws.OpCode, msg []byte) (reason string) {
+	if op == ws.OpBinary {
+		// Attachments of a refused binary packet are discarded; any other
+		// binary message is a protocol error (Engine.IO v4 over WebSocket
+		// sends binary only as attachments).
+		if c.discard > 0 {
+			c.discard--
+			return ""
+		}
+		return c.protocolError("unexpected binary frame")
+	}
+	return c.sess.onText(c, msg)
+}
+
+// protocolError closes the connection for a malformed packet.
+func (c *conn) protocolError(what string) string {
+	c.srv.hotLog.Warn().Str("conn", c.sid).Str("user", c.sess.userID()).Str("error", what).Msg("protocol error")
+	c.closeAfter(closeFrame(ws.StatusProtocolError, what), reasonProtocol)
+	return reasonProtocol
+}

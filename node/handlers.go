@@ -1,0 +1,692 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/limits"
+	"github.com/anchat/realtime/socketio"
+)
+
+// Client and server event names of PROTOCOL.md section 2.
+const (
+	evJoinChat       = "join_chat"
+	evLeaveChat      = "leave_chat"
+	evSendMessage    = "send_message"
+	evEditMessage    = "edit_message"
+	evDeleteMessage  = "delete_message"
+	evTypingStart    = "typing_start"
+	evTypingStop     = "typing_stop"
+	evAddReaction    = "add_reaction"
+	evRemoveReaction = "remove_reaction"
+
+	evNewMessage      = "new_message"
+	evMessageSent     = "message_sent"
+	evMessageEdited   = "message_edited"
+	evMessageDeleted  = "message_deleted"
+	evUserTyping      = "user_typing"
+	evReactionUpdated = "reaction_updated"
+	evChatJoined      = "chat_joined"
+	evChatLeft        = "chat_left"
+	evError           = "error"
+)
+
+// Error codes of PROTOCOL.md section 2.
+const (
+	codeInvalidPayload = "INVALID_PAYLOAD"
+	codeTooLarge       = "TOO_LARGE"
+	codeNotMember      = "NOT_MEMBER"
+	codeNotJoined      = "NOT_JOINED"
+	codeForbidden      = "FORBIDDEN"
+	codeNotFound       = "NOT_FOUND"
+	codeInternal       = "INTERNAL"
+)
+
+// eventError is a refused event, carrying its wire code.
+type eventError struct {
+	Code         string `json:"code"`
+	Message      string `json:"message"`
+	RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
+}
+
+func (e *eventError) Error() string { return e.Code + ": " + e.Message }
+
+func errInvalid(format string, args ...any) *eventError {
+	return &eventError{Code: codeInvalidPayload, Message: fmt.Sprintf(format, args...)}
+}
+
+func errTooLarge(format string, args ...any) *eventError {
+	return &eventError{Code: codeTooLarge, Message: fmt.Sprintf(format, args...)}
+}
+
+// request is one client event being handled.
+type request struct {
+	c      *conn
+	ns     nsMask
+	ackID  int64 // -1: no ack callback
+	event  string
+	chatID string
+	tempID string
+}
+
+// ok answers a successful event: the ack gets {"ok":true, ...fields of v}.
+func (r *request) ok(v any) {
+	if r.ackID < 0 {
+		return
+	}
+	body, err := json.Marshal(v)
+	if err != nil || len(body) < 2 || body[0] != '{' {
+		body = []byte("{}")
+	}
+	payload := make([]byte, 0, len(body)+12)
+	payload = append(payload, `{"ok":true`...)
+	if len(body) > 2 {
+		payload = append(payload, ',')
+		payload = append(payload, body[1:]...)
+	} else {
+		payload = append(payload, '}')
+	}
+	r.ack(payload)
+}
+
+func (r *request) ack(payload []byte) {
+	nsp := r.c.srv.nsName(r.ns)
+	r.c.send(textFrame(func(dst []byte) []byte { return socketio.AppendAck(dst, nsp, r.ackID, payload) }))
+}
+
+// fail answers a refused event: through the ack when there is one, else as
+// an "error" event naming the event.
+func (r *request) fail(e *eventError) {
+	srv := r.c.srv
+	if e.Code == codeRateLimited {
+		srv.metrics.rateLimited.WithLabelValues(r.event).Inc()
+		srv.stats.rateLimited.Add(1)
+	}
+	srv.metrics.eventErrors.WithLabelValues(r.event, e.Code).Inc()
+	if r.ackID >= 0 {
+		payload, _ := json.Marshal(struct {
+			OK    bool        `json:"ok"`
+			Error *eventError `json:"error"`
+		}{false, e})
+		r.ack(payload)
+		return
+	}
+	payload, _ := json.Marshal(struct {
+		Event        string `json:"event"`
+		Code         string `json:"code"`
+		Message      string `json:"message"`
+		TempID       string `json:"tempId,omitempty"`
+		ChatID       string `json:"chatId,omitempty"`
+		RetryAfterMs int64  `json:"retryAfterMs,omitempty"`
+	}{r.event, e.Code, e.Message, r.tempID, r.chatID, e.RetryAfterMs})
+	r.c.emit(r.ns, evError, payload)
+}
+
+// emit queues one event to this connection in namespace ns.
+func (c *conn) emit(ns nsMask, event string, data []byte) {
+	nsp := c.srv.nsName(ns)
+	c.send(textFrame(func(dst []byte) []byte { return socketio.AppendEvent(dst, nsp, -1, event, data) }))
+	c.srv.metrics.eventsOut.WithLabelValues(event).Inc()
+}
+
+func (c *conn) emitJSON(ns nsMask, event string, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		c.srv.log.Error().Err(err).Str("event", event).Msg("encode event")
+		return
+	}
+	c.emit(ns, event, data)
+}
+
+type handler func(srv *server, r *request, arg []byte) *eventError
+
+var handlers = map[string]handler{
+	evJoinChat:       handleJoin,
+	evLeaveChat:      handleLeave,
+	evSendMessage:    handleSend,
+	evEditMessage:    handleEdit,
+	evDeleteMessage:  handleDelete,
+	evTypingStart:    handleTyping,
+	evTypingStop:     handleTyping,
+	evAddReaction:    handleReaction,
+	evRemoveReaction: handleReaction,
+}
+
+// dispatch handles one client EVENT on the read side.
+func (srv *server) dispatch(c *conn, ns nsMask, ackID int64, name []byte, arg []byte) {
+	h, known := handlers[string(name)]
+	event := string(name)
+	if !known {
+		event = "unknown"
+	}
+	srv.metrics.eventsIn.WithLabelValues(event).Inc()
+	if event == evSendMessage {
+		srv.stats.messagesIn.Add(1)
+	}
+	r := &request{c: c, ns: ns, ackID: ackID, event: string(name)}
+	if !known {
+		r.fail(errInvalid("unknown event %q", truncate(string(name), 64)))
+		return
+	}
+	if e := h(srv, r, arg); e != nil {
+		r.fail(e)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// decode unmarshals an event argument into v; any malformation is
+// INVALID_PAYLOAD, never a closed connection.
+func decode(arg []byte, v any) *eventError {
+	if len(arg) == 0 || arg[0] != '{' {
+		return errInvalid("payload must be an object")
+	}
+	if err := json.Unmarshal(arg, v); err != nil {
+		return errInvalid("malformed payload: %v", err)
+	}
+	return nil
+}
+
+const maxIDLen = 128
+
+// validID accepts ids of 1..128 characters without whitespace, control
+// characters or braces (braces would break Redis hash tags).
+func validID(s string) bool {
+	if s == "" || len(s) > maxIDLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f || r == '{' || r == '}' {
+			return false
+		}
+	}
+	return true
+}
+
+func checkChat(r *request, chatID string) *eventError {
+	if !validID(chatID) {
+		return errInvalid("chatId must be a string of 1 to %d characters without spaces or braces", maxIDLen)
+	}
+	r.chatID = chatID
+	return nil
+}
+
+func checkJoined(r *request) *eventError {
+	if !r.c.joined(r.chatID) {
+		return &eventError{Code: codeNotJoined, Message: "join the chat first"}
+	}
+	return nil
+}
+
+// engineCtx bounds one engine call.
+func (srv *server) engineCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), srv.engineTimeout())
+}
+
+func (srv *server) engineTimeout() time.Duration { return 2 * time.Second }
+
+// engineError maps an engine failure to a wire error.
+func (srv *server) engineError(r *request, op string, err error) *eventError {
+	switch {
+	case errors.Is(err, bus.ErrNotFound):
+		return &eventError{Code: codeNotFound, Message: "message not found"}
+	case errors.Is(err, bus.ErrForbidden):
+		return &eventError{Code: codeForbidden, Message: "only the author may do this"}
+	case isUnavailable(err):
+		srv.hotLog.Warn().Err(err).Str("op", op).Msg("engine unavailable")
+		return &eventError{Code: codeUnavailable, Message: "the service is temporarily unavailable; the action was not performed and may be retried"}
+	}
+	srv.log.Error().Err(err).Str("op", op).Str("user", r.c.sess.userID()).Msg("engine error")
+	return &eventError{Code: codeInternal, Message: "internal error"}
+}
+
+// rateLimit counts one action of the user against its per-minute limit.
+func (srv *server) rateLimit(r *request, action string, n int) *eventError {
+	ctx, cancel := srv.engineCtx()
+	defer cancel()
+	res, err := srv.cfg.Engines.Limiter.Allow(ctx, action+":"+r.c.sess.userID(),
+		limits.Limit{Policy: limits.Window, N: n, Window: srv.cfg.Limits.Window})
+	if err != nil {
+		return srv.engineError(r, "rate limit", err)
+	}
+	if !res.Allowed {
+		ms := res.RetryAfter.Milliseconds()
+		if ms < 1 {
+			ms = 1
+		}
+		return &eventError{Code: codeRateLimited, Message: "too many " + action + " actions; retry later", RetryAfterMs: ms}
+	}
+	return nil
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// join_chat
+
+type joinPayload struct {
+	ChatID      string  `json:"chatId"`
+	LastEventID *string `json:"lastEventId"`
+}
+
+type missedEvent struct {
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data"`
+}
+
+type chatJoined struct {
+	ChatID    string        `json:"chatId"`
+	Recovered bool          `json:"recovered"`
+	Missed    []missedEvent `json:"missed"`
+}
+
+func handleJoin(srv *server, r *request, arg []byte) *eventError {
+	var p joinPayload
+	if e := decode(arg, &p); e != nil {
+		return e
+	}
+	if e := checkChat(r, p.ChatID); e != nil {
+		return e
+	}
+	if p.LastEventID != nil && (*p.LastEventID == "" || len(*p.LastEventID) > 64) {
+		return errInvalid("lastEventId must be a non-empty event id")
+	}
+	if !r.c.joined(p.ChatID) && r.c.joinedCount() >= srv.cfg.Limits.ChatsPerConn {
+		return errTooLarge("at most %d chats per connection", srv.cfg.Limits.ChatsPerConn)
+	}
+	if e := srv.rateLimit(r, "join", srv.cfg.Limits.Joins); e != nil {
+		return e
+	}
+	ctx, cancel := srv.engineCtx()
+	defer cancel()
+	if !srv.cfg.Dev {
+		ok, err := srv.cfg.Engines.Membership.IsMember(ctx, p.ChatID, r.c.sess.userID())
+		if err != nil {
+			return srv.engineError(r, "membership", err)
+		}
+		if !ok {
+			return &eventError{Code: codeNotMember, Message: "not a member of this chat"}
+		}
+	}
+	if err := srv.hub.joinChat(ctx, r.c, p.ChatID, r.ns); err != nil {
+		return srv.engineError(r, "subscribe", err)
+	}
+	res := chatJoined{ChatID: p.ChatID, Recovered: true, Missed: []missedEvent{}}
+	if p.LastEventID != nil {
+		limit := srv.cfg.HistoryReplay
+		events, recovered, err := srv.cfg.Engines.Bus.Since(ctx, p.ChatID, *p.LastEventID, limit+1)
+		if err != nil {
+			return srv.engineError(r, "history", err)
+		}
+		if len(events) > limit { // more were missed than we replay
+			events = events[len(events)-limit:]
+			recovered = false
+		}
+		res.Recovered = recovered
+		for _, ev := range events {
+			res.Missed = append(res.Missed, missedEvent{Event: ev.Event, Data: spliceEventID(ev.EventID, ev.Data)})
+		}
+	}
+	r.c.emitJSON(r.ns, evChatJoined, res)
+	r.ok(res)
+	return nil
+}
+
+// leave_chat
+
+type chatPayload struct {
+	ChatID string `json:"chatId"`
+}
+
+func handleLeave(srv *server, r *request, arg []byte) *eventError {
+	var p chatPayload
+	if e := decode(arg, &p); e != nil {
+		return e
+	}
+	if e := checkChat(r, p.ChatID); e != nil {
+		return e
+	}
+	if e := checkJoined(r); e != nil {
+		return e
+	}
+	if e := srv.rateLimit(r, "join", srv.cfg.Limits.Joins); e != nil {
+		return e
+	}
+	srv.hub.leaveChat(r.c, p.ChatID, nsRoot|nsChat)
+	res := chatPayload{ChatID: p.ChatID}
+	r.c.emitJSON(r.ns, evChatLeft, res)
+	r.ok(res)
+	return nil
+}
+
+// send_message
+
+type attachment struct {
+	URL      string `json:"url"`
+	Name     string `json:"name,omitempty"`
+	MimeType string `json:"mimeType,omitempty"`
+	Size     *int64 `json:"size,omitempty"`
+}
+
+type sendPayload struct {
+	ChatID      string            `json:"chatId"`
+	Content     *string           `json:"content"`
+	MessageType string            `json:"messageType"`
+	TempID      *string           `json:"tempId"`
+	Attachments []json.RawMessage `json:"attachments"`
+	ReplyTo     *string           `json:"replyTo"`
+}
+
+// newMessage is the new_message payload without eventId and messageId (the
+// bus adds messageId at append time; eventId is spliced in at delivery).
+type newMessage struct {
+	ChatID      string       `json:"chatId"`
+	SenderID    string       `json:"senderId"`
+	SenderName  string       `json:"senderName,omitempty"`
+	Content     string       `json:"content"`
+	MessageType string       `json:"messageType"`
+	Attachments []attachment `json:"attachments"`
+	ReplyTo     string       `json:"replyTo,omitempty"`
+	TempID      string       `json:"tempId,omitempty"`
+	CreatedAt   string       `json:"createdAt"`
+}
+
+type messageSent struct {
+	TempID    string `json:"tempId"`
+	MessageID string `json:"messageId"`
+	EventID   string `json:"eventId"`
+	ChatID    string `json:"chatId"`
+	CreatedAt string `json:"createdAt"`
+}
+
+var clientMessageTypes = map[string]bool{"TEXT": true, "IMAGE": true, "FILE": true, "AUDIO": true, "VIDEO": true}
+
+// validateMessage checks a message's content, type and attachments against
+// section 3's limits. allowSystem admits SYSTEM (server API only).
+func (srv *server) validateMessage(content *string, messageType string, rawAtt []json.RawMessage, allowSystem bool) ([]attachment, *eventError) {
+	if content == nil {
+		return nil, errInvalid("content is required")
+	}
+	if !utf8.ValidString(*content) {
+		return nil, errInvalid("content must be valid UTF-8")
+	}
+	if n := utf8.RuneCountInString(*content); n > srv.cfg.Limits.ContentChars {
+		return nil, errTooLarge("content has %d characters; the limit is %d", n, srv.cfg.Limits.ContentChars)
+	}
+	if !clientMessageTypes[messageType] && !(allowSystem && messageType == "SYSTEM") {
+		if messageType == "SYSTEM" {
+			return nil, errInvalid("clients may not send SYSTEM messages")
+		}
+		return nil, errInvalid("messageType must be one of TEXT, IMAGE, FILE, AUDIO, VIDEO")
+	}
+	if len(rawAtt) > srv.cfg.Limits.Attachments {
+		return nil, errTooLarge("%d attachments; the limit is %d", len(rawAtt), srv.cfg.Limits.Attachments)
+	}
+	atts := make([]attachment, 0, len(rawAtt))
+	for i, raw := range rawAtt {
+		if len(raw) > srv.cfg.Limits.AttachmentBytes {
+			return nil, errTooLarge("attachment %d has %d bytes of JSON; the limit is %d", i, len(raw), srv.cfg.Limits.AttachmentBytes)
+		}
+		var a attachment
+		if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &a) != nil {
+			return nil, errInvalid("attachment %d must be an object {url, name?, mimeType?, size?}", i)
+		}
+		if a.URL == "" {
+			return nil, errInvalid("attachment %d has no url", i)
+		}
+		if a.Size != nil && *a.Size < 0 {
+			return nil, errInvalid("attachment %d has a negative size", i)
+		}
+		atts = append(atts, a)
+	}
+	if *content == "" && len(atts) == 0 {
+		return nil, errInvalid("a message needs content or attachments")
+	}
+	return atts, nil
+}
+
+func handleSend(srv *server, r *request, arg []byte) *eventError {
+	var p sendPayload
+	if e := decode(arg, &p); e != nil {
+		return e
+	}
+	if p.TempID != nil {
+		if len(*p.TempID) > maxIDLen {
+			return errInvalid("tempId is longer than %d characters", maxIDLen)
+		}
+		r.tempID = *p.TempID
+	}
+	if e := checkChat(r, p.ChatID); e != nil {
+		return e
+	}
+	atts, e := srv.validateMessage(p.Content, p.MessageType, p.Attachments, false)
+	if e != nil {
+		return e
+	}
+	replyTo := ""
+	if p.ReplyTo != nil {
+		if !validID(*p.ReplyTo) {
+			return errInvalid("replyTo must be a message id")
+		}
+		replyTo = *p.ReplyTo
+	}
+	if e := checkJoined(r); e != nil {
+		return e
+	}
+	if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
+		return e
+	}
+	id := r.c.sess.who.Load()
+	msg := newMessage{
+		ChatID: p.ChatID, SenderID: id.userID, SenderName: id.name, Content: *p.Content,
+		MessageType: p.MessageType, Attachments: atts, ReplyTo: replyTo, TempID: r.tempID,
+		CreatedAt: timestamp(srv.cfg.Now()),
+	}
+	res, err := srv.appendMessage(msg, id.userID)
+	if err != nil {
+		return srv.engineError(r, "append", err)
+	}
+	sent := messageSent{TempID: r.tempID, MessageID: res.MessageID, EventID: res.EventID, ChatID: p.ChatID, CreatedAt: msg.CreatedAt}
+	r.c.emitJSON(r.ns, evMessageSent, sent)
+	r.ok(sent)
+	return nil
+}
+
+// appendMessage stores and publishes a new message (clients and server API).
+func (srv *server) appendMessage(msg newMessage, senderID string) (bus.Result, error) {
+	data, err := json.Marshal(msg)
+	if err != nil {
+		return bus.Result{}, err
+	}
+	ctx, cancel := srv.engineCtx()
+	defer cancel()
+	return srv.cfg.Engines.Bus.Append(ctx, msg.ChatID, bus.Op{Kind: bus.OpSend, UserID: senderID, Event: evNewMessage, Data: data})
+}
+
+// edit_message, delete_message
+
+type editPayload struct {
+	ChatID    string  `json:"chatId"`
+	MessageID string  `json:"messageId"`
+	Content   *string `json:"content"`
+}
+
+type messageEdited struct {
+	ChatID    string `json:"chatId"`
+	MessageID string `json:"messageId"`
+	Content   string `json:"content"`
+	EditedAt  string `json:"editedAt"`
+	EditorID  string `json:"editorId"`
+}
+
+type messageDeleted struct {
+	ChatID    string `json:"chatId"`
+	MessageID string `json:"messageId"`
+	DeletedAt string `json:"deletedAt"`
+	DeletedBy string `json:"deletedBy"`
+}
+
+type opResult struct {
+	ChatID    string `json:"chatId"`
+	MessageID string `json:"messageId"`
+	EventID   string `json:"eventId,omitempty"`
+	Changed   *bool  `json:"changed,omitempty"`
+}
+
+func handleEdit(srv *server, r *request, arg []byte) *eventError {
+	var p editPayload
+	if e := decode(arg, &p); e != nil {
+		return e
+	}
+	if e := checkChat(r, p.ChatID); e != nil {
+		return e
+	}
+	if !validID(p.MessageID) {
+		return errInvalid("messageId must be a message id")
+	}
+	if p.Content == nil || *p.Content == "" {
+		return errInvalid("content is required")
+	}
+	if n := utf8.RuneCountInString(*p.Content); n > srv.cfg.Limits.ContentChars {
+		return errTooLarge("content has %d characters; the limit is %d", n, srv.cfg.Limits.ContentChars)
+	}
+	if e := checkJoined(r); e != nil {
+		return e
+	}
+	if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
+		return e
+	}
+	user := r.c.sess.userID()
+	data, _ := json.Marshal(messageEdited{ChatID: p.ChatID, MessageID: p.MessageID, Content: *p.Content,
+		EditedAt: timestamp(srv.cfg.Now()), EditorID: user})
+	return srv.appendOp(r, bus.Op{Kind: bus.OpEdit, UserID: user, MessageID: p.MessageID, Event: evMessageEdited, Data: data})
+}
+
+type messageRef struct {
+	ChatID    string `json:"chatId"`
+	MessageID string `json:"messageId"`
+}
+
+func handleDelete(srv *server, r *request, arg []byte) *eventError {
+	var p messageRef
+	if e := decode(arg, &p); e != nil {
+		return e
+	}
+	if e := checkChat(r, p.ChatID); e != nil {
+		return e
+	}
+	if !validID(p.MessageID) {
+		return errInvalid("messageId must be a message id")
+	}
+	if e := checkJoined(r); e != nil {
+		return e
+	}
+	if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
+		return e
+	}
+	user := r.c.sess.userID()
+	data, _ := json.Marshal(messageDeleted{ChatID: p.ChatID, MessageID: p.MessageID,
+		DeletedAt: timestamp(srv.cfg.Now()), DeletedBy: user})
+	return srv.appendOp(r, bus.Op{Kind: bus.OpDelete, UserID: user, MessageID: p.MessageID, Event: evMessageDeleted, Data: data})
+}
+
+func (srv *server) appendOp(r *request, op bus.Op) *eventError {
+	ctx, cancel := srv.engineCtx()
+	defer cancel()
+	res, err := srv.cfg.Engines.Bus.Append(ctx, r.chatID, op)
+	if err != nil {
+		return srv.engineError(r, "append", err)
+	}
+	changed := res.Changed
+	out := opResult{ChatID: r.chatID, MessageID: op.MessageID, EventID: res.EventID}
+	if op.Kind == bus.OpReactAdd || op.Kind == bus.OpReactRemove {
+		out.Changed = &changed
+	}
+	r.ok(out)
+	return nil
+}
+
+// typing_start, typing_stop
+
+func handleTyping(srv *server, r *request, arg []byte) *eventError {
+	var p chatPayload
+	if e := decode(arg, &p); e != nil {
+		return e
+	}
+	if e := checkChat(r, p.ChatID); e != nil {
+		return e
+	}
+	if e := checkJoined(r); e != nil {
+		return e
+	}
+	if e := srv.rateLimit(r, "typing", srv.cfg.Limits.Typing); e != nil {
+		return e
+	}
+	data, _ := json.Marshal(typingEvent{ChatID: p.ChatID, UserID: r.c.sess.userID(), IsTyping: r.event == evTypingStart})
+	ctx, cancel := srv.engineCtx()
+	defer cancel()
+	if err := srv.cfg.Engines.Bus.Publish(ctx, bus.Chat(p.ChatID), evUserTyping, data); err != nil {
+		return srv.engineError(r, "publish", err)
+	}
+	r.ok(chatPayload{ChatID: p.ChatID})
+	return nil
+}
+
+// add_reaction, remove_reaction
+
+type reactionPayload struct {
+	ChatID    string `json:"chatId"`
+	MessageID string `json:"messageId"`
+	Emoji     string `json:"emoji"`
+}
+
+type reactionUpdated struct {
+	ChatID    string `json:"chatId"`
+	MessageID string `json:"messageId"`
+	UserID    string `json:"userId"`
+	Emoji     string `json:"emoji"`
+	Action    string `json:"action"`
+}
+
+const maxEmojiBytes = 64
+
+func handleReaction(srv *server, r *request, arg []byte) *eventError {
+	var p reactionPayload
+	if e := decode(arg, &p); e != nil {
+		return e
+	}
+	if e := checkChat(r, p.ChatID); e != nil {
+		return e
+	}
+	if !validID(p.MessageID) {
+		return errInvalid("messageId must be a message id")
+	}
+	if p.Emoji == "" || len(p.Emoji) > maxEmojiBytes || !utf8.ValidString(p.Emoji) {
+		return errInvalid("emoji must be a string of 1 to %d bytes", maxEmojiBytes)
+	}
+	if e := checkJoined(r); e != nil {
+		return e
+	}
+	if e := srv.rateLimit(r, "reaction", srv.cfg.Limits.Reactions); e != nil {
+		return e
+	}
+	user := r.c.sess.userID()
+	kind, action := bus.OpReactAdd, "added"
+	if r.event == evRemoveReaction {
+		kind, action = bus.OpReactRemove, "removed"
+	}
+	data, _ := json.Marshal(reactionUpdated{ChatID: p.ChatID, MessageID: p.MessageID, UserID: user, Emoji: p.Emoji, Action: action})
+	return srv.appendOp(r, bus.Op{Kind: kind, UserID: user, MessageID: p.MessageID, Emoji: p.Emoji, Event: evReactionUpdated, Data: data})
+}
+
+var _ = strconv.Itoa

@@ -1,0 +1,370 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/lease"
+	"github.com/anchat/realtime/limits"
+	"github.com/anchat/realtime/membership"
+	"github.com/anchat/realtime/presence"
+	"github.com/anchat/realtime/socketio"
+)
+
+// connReader is how a connection's input is read: the epoll loop with a
+// worker pool, or one goroutine per connection.
+type connReader interface {
+	add(c *conn) error
+	remove(c *conn)
+	close()
+}
+
+type server struct {
+	cfg      *Config
+	log      zerolog.Logger // never sampled
+	hotLog   zerolog.Logger // sampled warnings from hot paths
+	verifier *verifier
+	hub      *hub
+	metrics  *metrics
+	writers  *writerPool
+	reader   connReader
+	presence presenceSlots
+	tlsConf  *tls.Config
+
+	ready    chan struct{}
+	ln       net.Listener
+	adminLn  net.Listener
+	admin    *http.Server
+	draining atomic.Bool
+	stopping atomic.Bool
+	nextID   atomic.Uint64
+
+	connsMu sync.Mutex // guards conns
+	conns   map[uint64]*conn
+	pending atomic.Int64 // upgrades in progress (count against the node cap)
+
+	addrs struct {
+		mu          sync.Mutex
+		main, admin net.Addr
+	}
+
+	engineDown atomic.Bool // last engine check failed (readiness)
+	stats      statCounters
+}
+
+func newServer(cfg *Config) (*server, error) {
+	srv := &server{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		ready: make(chan struct{}),
+		conns: make(map[uint64]*conn),
+	}
+	srv.hotLog = cfg.Logger.Sample(zerolog.LevelSampler{
+		WarnSampler: &zerolog.BurstSampler{Burst: 20, Period: time.Second},
+	})
+	srv.verifier = newVerifier(cfg.JWT, cfg.Now)
+	srv.hub = newHub(srv)
+	srv.metrics = newMetrics(srv)
+	srv.writers = newWriterPool(cfg.Workers)
+	srv.presence = presenceSlots{srv: srv}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("node: load TLS key pair: %w", err)
+		}
+		srv.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if cfg.IO == IOEpoll {
+		r, err := newEpollReader(srv, cfg.Workers)
+		if err != nil {
+			return nil, err
+		}
+		srv.reader = r
+	} else {
+		srv.reader = goroutineReader{srv: srv}
+	}
+	if err := cfg.Engines.Bus.Start(srv.hub.deliver); err != nil {
+		srv.reader.close()
+		return nil, fmt.Errorf("node: start bus: %w", err)
+	}
+	return srv, nil
+}
+
+func (srv *server) addr() net.Addr {
+	srv.addrs.mu.Lock()
+	defer srv.addrs.mu.Unlock()
+	return srv.addrs.main
+}
+
+func (srv *server) adminAddr() net.Addr {
+	srv.addrs.mu.Lock()
+	defer srv.addrs.mu.Unlock()
+	return srv.addrs.admin
+}
+
+// newID returns a random URL-safe id (Engine.IO and Socket.IO sids).
+func (srv *server) newID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (srv *server) run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", srv.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("node: listen on %s: %w", srv.cfg.Addr, err)
+	}
+	adminLn, err := net.Listen("tcp", srv.cfg.AdminAddr)
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("node: listen on admin address %s: %w", srv.cfg.AdminAddr, err)
+	}
+	srv.ln, srv.adminLn = ln, adminLn
+	srv.addrs.mu.Lock()
+	srv.addrs.main, srv.addrs.admin = ln.Addr(), adminLn.Addr()
+	srv.addrs.mu.Unlock()
+	srv.admin = &http.Server{Handler: srv.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+
+	var wg sync.WaitGroup
+	loopCtx, stopLoops := context.WithCancel(context.Background())
+	defer stopLoops()
+	wg.Add(4)
+	go func() { defer wg.Done(); srv.acceptLoop(ln) }()
+	go func() { defer wg.Done(); _ = srv.admin.Serve(adminLn) }()
+	go func() { defer wg.Done(); srv.sweepLoop(loopCtx) }()
+	go func() { defer wg.Done(); srv.maintenanceLoop(loopCtx) }()
+	srv.log.Info().Str("addr", ln.Addr().String()).Str("admin_addr", adminLn.Addr().String()).
+		Str("namespace", srv.cfg.Namespace).Str("io", string(srv.cfg.IO)).Bool("dev", srv.cfg.Dev).Msg("node listening")
+	close(srv.ready)
+
+	<-ctx.Done()
+	srv.drain()
+
+	srv.stopping.Store(true)
+	_ = ln.Close()
+	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = srv.admin.Shutdown(shutCtx)
+	cancel()
+	stopLoops()
+	wg.Wait()
+	srv.closeAll(reasonShutdown)
+	srv.reader.close()
+	srv.writers.close()
+	if err := srv.cfg.Engines.Presence.Close(); err != nil {
+		srv.log.Warn().Err(err).Msg("presence close")
+	}
+	if err := srv.cfg.Engines.Bus.Close(); err != nil {
+		srv.log.Warn().Err(err).Msg("bus close")
+	}
+	srv.log.Info().Msg("node stopped")
+	return nil
+}
+
+// register adds an upgraded connection to the registry.
+func (srv *server) register(c *conn) {
+	srv.connsMu.Lock()
+	srv.conns[c.id] = c
+	srv.connsMu.Unlock()
+	srv.metrics.connections.Inc()
+}
+
+// snapshot returns the registered connections.
+func (srv *server) snapshot() []*conn {
+	srv.connsMu.Lock()
+	defer srv.connsMu.Unlock()
+	out := make([]*conn, 0, len(srv.conns))
+	for _, c := range srv.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (srv *server) connCount() int {
+	srv.connsMu.Lock()
+	defer srv.connsMu.Unlock()
+	return len(srv.conns)
+}
+
+// onClosed runs once per connection after its socket is closed.
+func (srv *server) onClosed(c *conn, reason string) {
+	srv.connsMu.Lock()
+	_, registered := srv.conns[c.id]
+	delete(srv.conns, c.id)
+	srv.connsMu.Unlock()
+	if registered {
+		srv.metrics.connections.Dec()
+	}
+	srv.hub.removeConn(c)
+	if c.sess.slot {
+		srv.presence.release(c)
+	}
+	srv.metrics.disconnects.WithLabelValues(reason).Inc()
+	id := c.sess.who.Load()
+	if id != nil {
+		srv.metrics.connected.Dec()
+		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote).Str("reason", reason).
+			Dur("duration", time.Since(c.born)).Msg("disconnected")
+	} else {
+		srv.log.Debug().Str("conn", c.sid).Str("remote", c.remote).Str("reason", reason).Msg("closed before connecting")
+	}
+}
+
+// closeAll closes every connection at once.
+func (srv *server) closeAll(reason string) {
+	for _, c := range srv.snapshot() {
+		c.close(reason)
+	}
+}
+
+// presenceSlots wraps the presence engine for the per-user cap.
+type presenceSlots struct{ srv *server }
+
+func (p presenceSlots) acquire(c *conn, userID string) (bool, error) {
+	ctx, cancel := p.srv.engineCtx()
+	defer cancel()
+	return p.srv.cfg.Engines.Presence.Acquire(ctx, userID, c.sid, p.srv.cfg.Limits.MaxUserConnections)
+}
+
+func (p presenceSlots) release(c *conn) {
+	ctx, cancel := p.srv.engineCtx()
+	defer cancel()
+	if err := p.srv.cfg.Engines.Presence.Release(ctx, c.sess.userID(), c.sid); err != nil {
+		// The entry expires by itself when this node stops refreshing it.
+		p.srv.log.Warn().Err(err).Str("user", c.sess.userID()).Str("conn", c.sid).Msg("presence release failed")
+	}
+}
+
+// isUnavailable reports whether err means an engine could not be reached.
+func isUnavailable(err error) bool {
+	return errors.Is(err, bus.ErrUnavailable) || errors.Is(err, presence.ErrUnavailable) ||
+		errors.Is(err, membership.ErrUnavailable) || errors.Is(err, limits.ErrUnavailable) ||
+		errors.Is(err, lease.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// sweepLoop drives heartbeats, connect timeouts, token expiry and typing
+// expiry for every connection from one goroutine: no timer per connection.
+func (srv *server) sweepLoop(ctx context.Context) {
+	tick := min(srv.cfg.PingInterval, srv.cfg.PingTimeout) / 10
+	tick = max(tick, 5*time.Millisecond)
+	tick = min(tick, time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			srv.sweep(srv.cfg.Now())
+		}
+	}
+}
+
+var pingFrame = textFrame(func(dst []byte) []byte { return append(dst, '2') })
+
+func (srv *server) sweep(now time.Time) {
+	nowNs := now.UnixNano()
+	interval, timeout := srv.cfg.PingInterval.Nanoseconds(), srv.cfg.PingTimeout.Nanoseconds()
+	for _, c := range srv.snapshot() {
+		sent := c.pingSentAt.Load()
+		if c.awaitingPong.Load() {
+			if nowNs-sent > timeout {
+				c.close(reasonPingTimeout)
+				continue
+			}
+		} else if nowNs-sent >= interval {
+			c.pingSentAt.Store(nowNs)
+			c.awaitingPong.Store(true)
+			c.send(pingFrame)
+		}
+		id := c.sess.who.Load()
+		if id == nil {
+			if now.Sub(c.born) > srv.cfg.ConnectTimeout {
+				c.close(reasonConnectTimout)
+			}
+			continue
+		}
+		if !now.Before(id.expires) {
+			srv.expire(c)
+		}
+	}
+	srv.hub.expireTyping(now)
+}
+
+// expire ends a connection whose token expired: an AUTH_EXPIRED error, a
+// Socket.IO DISCONNECT per namespace, then the transport is closed.
+func (srv *server) expire(c *conn) {
+	c.sess.mu.Lock()
+	nsps := c.sess.nsps
+	c.sess.mu.Unlock()
+	payload := []byte(`{"code":"AUTH_EXPIRED","message":"the token expired; reconnect with a fresh one"}`)
+	for _, ns := range []nsMask{nsChat, nsRoot} {
+		if nsps&ns == 0 {
+			continue
+		}
+		c.emit(ns, evError, payload)
+		nsp := srv.nsName(ns)
+		c.send(textFrame(func(dst []byte) []byte { return socketio.AppendDisconnect(dst, nsp) }))
+	}
+	c.closeAfter(closeFrame(1000, codeAuthExpired), reasonAuthExpired)
+}
+
+// maintenanceLoop refreshes presence, reports chats, checks the engine and
+// logs the stats line.
+func (srv *server) maintenanceLoop(ctx context.Context) {
+	refresh := time.NewTicker(5 * time.Second)
+	defer refresh.Stop()
+	var statsC <-chan time.Time
+	if srv.cfg.StatsInterval > 0 {
+		st := time.NewTicker(srv.cfg.StatsInterval)
+		defer st.Stop()
+		statsC = st.C
+	}
+	health := time.NewTicker(time.Second)
+	defer health.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-health.C:
+			srv.checkEngine()
+		case <-refresh.C:
+			c, cancel := srv.engineCtx()
+			if err := srv.cfg.Engines.Presence.Refresh(c); err != nil {
+				srv.log.Warn().Err(err).Msg("presence refresh failed")
+			}
+			if err := srv.cfg.Engines.Presence.SetChats(c, srv.hub.chatIDs()); err != nil {
+				srv.log.Warn().Err(err).Msg("presence chat report failed")
+			}
+			cancel()
+		case <-statsC:
+			srv.logStats()
+		}
+	}
+}
+
+// checkEngine updates readiness from the engine's ping.
+func (srv *server) checkEngine() {
+	if srv.cfg.Engines.Ping == nil {
+		return
+	}
+	err := srv.cfg.Engines.Ping()
+	was := srv.engineDown.Swap(err != nil)
+	switch {
+	case err != nil && !was:
+		srv.log.Error().Err(err).Msg("engine unreachable; not ready")
+	case err == nil && was:
+		srv.log.Info().Msg("engine reachable again; ready")
+	}
+}
