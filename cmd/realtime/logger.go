@@ -1,0 +1,44 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// logTimeFormat is RFC 3339 with milliseconds (DESIGN.md "Observability").
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func init() {
+	// Set once at start-up, before any logger exists.
+	zerolog.TimeFieldFormat = logTimeFormat
+	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
+}
+
+// parseLevel accepts zerolog's level names.
+func parseLevel(s string) (zerolog.Level, error) {
+	switch strings.ToLower(s) {
+	case "trace", "debug", "info", "warn", "error":
+		return zerolog.ParseLevel(strings.ToLower(s))
+	case "warning":
+		return zerolog.WarnLevel, nil
+	}
+	return zerolog.NoLevel, fmt.Errorf("unknown log level %q (want trace, debug, info, warn or error)", s)
+}
+
+// newLogger builds the process logger: JSON (or console) lines on w, each
+// with time, level, message and node. It is not sampled: the node samples its
+// own hot-path warnings and never errors.
+func newLogger(w io.Writer, format, level, nodeID string) (zerolog.Logger, error) {
+	lvl, err := parseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), err
+	}
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Str("node", nodeID).Logger(), nil
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/anchat/realtime/node"
+)
+
+// cmdServe implements `realtime serve`: resolve the configuration, build the
+// engines and the node, run it until the first SIGTERM/SIGINT (then it
+// drains), and exit at once on a second one.
+func (a *app) cmdServe(ctx context.Context, args []string) int {
+	var o serveOptions
+	f := serveFlags(&o)
+	if code, done := a.parseFlags(f, args); done {
+		return code
+	}
+	r, err := resolve(&o, f, a.getenv, a.hostname)
+	if err != nil {
+		return a.usageError("serve", err.Error())
+	}
+	log, err := newLogger(a.stdout, r.logFormat, o.LogLevel, o.NodeID)
+	if err != nil {
+		return a.usageError("serve", err.Error())
+	}
+	engines, closeEngines, err := buildEngines(&o, o.NodeID)
+	if err != nil {
+		return a.usageError("serve", err.Error())
+	}
+	defer closeEngines()
+	r.cfg.Engines = engines
+	r.cfg.Logger = log
+	if o.RTMURL != "" {
+		// TODO(rtm): start the RTM bridge (rtm package) with o.RTMURL and
+		// o.RTMLeaseTTL on engines.Lease once it exists.
+		log.Warn().Str("rtm_url", o.RTMURL).Msg("--rtm-url is set but this build has no RTM bridge yet; ignoring it")
+	}
+	if r.apiKey.value == "" {
+		log.Warn().Msg("server API disabled: no API key (set REALTIME_API_KEY or --api-key-file)")
+	}
+
+	n, err := node.New(r.cfg)
+	if err != nil {
+		return a.usageError("serve", err.Error())
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopSignals := a.handleSignals(ctx, cancel, log)
+	defer stopSignals()
+
+	log.Info().Str("version", version).Str("addr", o.Addr).Str("admin_addr", o.AdminAddr).
+		Str("namespace", o.Namespace).Str("io", string(r.cfg.IO)).Bool("dev", o.Dev).
+		Str("engine", "memory").Msg("starting")
+	errc := make(chan error, 1)
+	go func() { errc <- n.Run(ctx) }()
+	select {
+	case <-n.Ready():
+		if o.Dev {
+			a.printDevSnippet(a.stderr, r, n.Addr(), n.AdminAddr(), o.Namespace)
+		}
+		err = <-errc
+	case err = <-errc:
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("node stopped with an error")
+		return exitFailure
+	}
+	log.Info().Msg("stopped")
+	return exitOK
+}
+
+// handleSignals cancels the run on the first SIGTERM or SIGINT (the node
+// drains) and exits the process with code 1 on a second one. The returned
+// function stops listening.
+func (a *app) handleSignals(ctx context.Context, cancel context.CancelFunc, log zerolog.Logger) func() {
+	sigs := a.signals
+	var stop func()
+	if sigs == nil {
+		ch := make(chan os.Signal, 2)
+		signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+		sigs = ch
+		stop = func() { signal.Stop(ch) }
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			log.Info().Str("signal", s.String()).Msg("shutting down: draining connections (send the signal again to exit at once)")
+			cancel()
+		case <-ctx.Done():
+			return
+		case <-done:
+			return
+		}
+		select {
+		case s := <-sigs:
+			log.Warn().Str("signal", s.String()).Msg("second signal: exiting at once")
+			a.exit(exitFailure)
+		case <-done:
+		}
+	}()
+	return func() {
+		close(done)
+		if stop != nil {
+			stop()
+		}
+	}
+}
+
+// printDevSnippet prints what a developer pastes to try the node: a token for
+// alice, the socket.io-client line, and curl commands for the server API.
+// Secrets given by the operator are referred to, not printed.
+func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, admin net.Addr, namespace string) {
+	scheme := "http"
+	if r.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	base := scheme + "://" + loopbackHostPort(addr)
+	adminBase := "http://" + loopbackHostPort(admin)
+
+	var b strings.Builder
+	b.WriteString("\n=== realtime dev mode: open chat membership ===\n")
+	if len(r.cfg.JWT.Secret) == 0 {
+		fmt.Fprintf(&b, "JWT algorithm %s: mint tokens with your private key (no snippet token).\n", r.cfg.JWT.Alg)
+	} else {
+		tok, err := mintToken(r.cfg.JWT.Secret, tokenSpec{
+			User: "alice", Name: "Alice", TTL: 24 * time.Hour,
+			Issuer: r.cfg.JWT.Issuer, Audience: r.cfg.JWT.Audience,
+		}, a.now())
+		if err != nil {
+			fmt.Fprintf(&b, "could not mint a token: %v\n", err)
+		} else {
+			fmt.Fprintf(&b, "JWT secret: %s\n\nToken for user alice (valid 24 h; more with `realtime token --dev --user bob`):\n  %s\n\n", describeSecret(r.jwtSecret, devJWTSecret), tok)
+			fmt.Fprintf(&b, "socket.io-client v4:\n  import { io } from 'socket.io-client';\n")
+			fmt.Fprintf(&b, "  const socket = io('%s%s', { transports: ['websocket'], auth: { token: '%s' } });\n", base, namespace, tok)
+			b.WriteString("  socket.on('connect', () => socket.emit('join_chat', { chatId: 'general' }, console.log));\n")
+			b.WriteString("  socket.on('new_message', console.log);\n")
+			b.WriteString("  socket.emit('send_message', { chatId: 'general', content: 'hello', messageType: 'TEXT', tempId: 't1' }, console.log);\n\n")
+		}
+	}
+	if r.apiKey.value != "" {
+		key := r.apiKey.value
+		if r.apiKey.source != "--dev default" {
+			key = "$REALTIME_API_KEY"
+		}
+		fmt.Fprintf(&b, "Server API (key: %s):\n", describeSecret(r.apiKey, devAPIKey))
+		fmt.Fprintf(&b, "  curl -s -H \"Authorization: Bearer %s\" %s/api/stats\n", key, adminBase)
+		fmt.Fprintf(&b, "  curl -s -X POST -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' \\\n", key)
+		fmt.Fprintf(&b, "    -d '{\"senderId\":\"bob\",\"content\":\"hi alice\",\"messageType\":\"TEXT\"}' %s/api/chats/general/messages\n", adminBase)
+	}
+	b.WriteString("===\n\n")
+	_, _ = io.WriteString(w, b.String())
+}
+
+// describeSecret says where a secret came from without printing an
+// operator-provided value.
+func describeSecret(s secret, devDefault string) string {
+	if s.source == "--dev default" {
+		return strconv.Quote(devDefault)
+	}
+	return "from " + s.source
+}
+
+// loopbackHostPort turns a listener address into one a local client can dial:
+// an unspecified host (":8080", "0.0.0.0", "::") becomes 127.0.0.1.
+func loopbackHostPort(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
