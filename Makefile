@@ -1,0 +1,63 @@
+# realtime: build, test and measure.
+#
+#   make test    everything CI runs (installs what it needs on a fresh Debian machine)
+#   make build   bin/realtime (and bin/bench, bin/rtmsim when their commands exist)
+#   make fuzz    every fuzz target for $(FUZZTIME) each
+#   make bench   Go benchmarks with allocations
+#   make lint    gofmt check and go vet
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+FUZZTIME ?= 60s
+# apt-get through sudo when not root (CI and fresh machines run as root).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: all build test deps fuzz bench lint clean
+
+all: build
+
+build:
+	@mkdir -p bin
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/realtime ./cmd/realtime
+	@for c in bench rtmsim; do \
+		if compgen -G "cmd/$$c/*.go" >/dev/null; then \
+			echo "$(GO) build -o bin/$$c ./cmd/$$c"; $(GO) build -ldflags '$(LDFLAGS)' -o bin/$$c ./cmd/$$c; \
+		fi; \
+	done
+
+# deps installs what the tests need: redis-server (engine and cluster tests
+# start their own on free ports), node and npm, and the e2e package's
+# socket.io-client (pinned by e2e/package-lock.json).
+deps:
+	@command -v redis-server >/dev/null || { $(APT) update && $(APT) install -y redis-server; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT) update && $(APT) install -y nodejs npm; }
+	@[ -d e2e/node_modules/socket.io-client ] || (cd e2e && npm ci --no-audit --no-fund)
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -count=1 -timeout 14m ./...
+	@# HELM_TEST: the chart's offline checks, when the script exists.
+	@if [ -f scripts/helm-test.sh ]; then bash scripts/helm-test.sh; fi
+
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' "$$pkg" | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run x -bench . -benchmem ./...
+
+lint:
+	@unformatted=$$(gofmt -l $$(find . -name '*.go' -not -path './e2e/node_modules/*' -not -path './.git/*')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
