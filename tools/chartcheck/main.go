@@ -10,11 +10,17 @@
 //
 //	helm template rt helm/realtime -f values.yaml | go run ./tools/chartcheck
 //
+// With -schema and -readme it instead checks that the README documents every
+// value the chart's values.schema.json declares:
+//
+//	go run ./tools/chartcheck -schema helm/realtime/values.schema.json -readme helm/realtime/README.md
+//
 // It exits 1 and lists every problem when any is found. It is its own module so
 // that the node's module does not depend on k8s.io/api.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +29,33 @@ import (
 )
 
 func main() {
+	schema := flag.String("schema", "", "values.schema.json whose values -readme must document")
+	readme := flag.String("readme", "", "README.md that documents the values of -schema")
+	flag.Parse()
+	if *schema != "" || *readme != "" {
+		os.Exit(runDocs(*schema, *readme, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Stdin, os.Stdout, os.Stderr))
+}
+
+func runDocs(schema, readme string, stdout, stderr io.Writer) int {
+	if schema == "" || readme == "" {
+		fmt.Fprintln(stderr, "chartcheck: -schema and -readme go together")
+		return 2
+	}
+	missing, err := undocumented(schema, readme)
+	if err != nil {
+		fmt.Fprintln(stderr, "chartcheck:", err)
+		return 1
+	}
+	for _, path := range missing {
+		fmt.Fprintf(stderr, "chartcheck: %s does not document `%s`\n", readme, path)
+	}
+	if len(missing) > 0 {
+		return 1
+	}
+	fmt.Fprintf(stdout, "chartcheck: %s documents every value of %s\n", readme, schema)
+	return 0
 }
 
 func run(in io.Reader, stdout, stderr io.Writer) int {
