@@ -1,0 +1,124 @@
+package membership
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Interface guard.
+var _ Store = (*Redis)(nil)
+
+// DefaultPrefix is the key prefix used when RedisConfig.Prefix is empty.
+const DefaultPrefix = "rt"
+
+// RedisConfig configures [NewRedis]. The zero value works.
+type RedisConfig struct {
+	// Prefix starts every key, so clusters can share a Redis. Default "rt".
+	// It must not contain '{' or '}' (those would break the hash tags).
+	Prefix string
+}
+
+// Redis is the cluster [Store]: one set per chat, "<prefix>:{chat:<id>}:members".
+// Every call is one command, so one round trip.
+type Redis struct {
+	client redis.UniversalClient
+	prefix string
+}
+
+// NewRedis returns a store on client. It does no I/O.
+func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
+	if client == nil {
+		return nil, errors.New("membership: nil redis client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("membership: prefix %q must not contain '{' or '}'", cfg.Prefix)
+	}
+	return &Redis{client: client, prefix: cfg.Prefix}, nil
+}
+
+// key returns the Redis key of chatID's member set.
+func (r *Redis) key(chatID string) string {
+	return r.prefix + ":{chat:" + chatID + "}:members"
+}
+
+// Add implements [Store] with SADD.
+func (r *Redis) Add(ctx context.Context, chatID, userID string) (bool, error) {
+	n, err := r.client.SAdd(ctx, r.key(chatID), userID).Result()
+	if err != nil {
+		return false, wrapErr("add", err)
+	}
+	return n == 1, nil
+}
+
+// Remove implements [Store] with SREM.
+func (r *Redis) Remove(ctx context.Context, chatID, userID string) (bool, error) {
+	n, err := r.client.SRem(ctx, r.key(chatID), userID).Result()
+	if err != nil {
+		return false, wrapErr("remove", err)
+	}
+	return n == 1, nil
+}
+
+// IsMember implements [Store] with SISMEMBER.
+func (r *Redis) IsMember(ctx context.Context, chatID, userID string) (bool, error) {
+	ok, err := r.client.SIsMember(ctx, r.key(chatID), userID).Result()
+	if err != nil {
+		return false, wrapErr("is member", err)
+	}
+	return ok, nil
+}
+
+// Members implements [Store] with SMEMBERS, sorted here. An unknown chat
+// yields an empty, non-nil slice.
+func (r *Redis) Members(ctx context.Context, chatID string) ([]string, error) {
+	out, err := r.client.SMembers(ctx, r.key(chatID)).Result()
+	if err != nil {
+		return nil, wrapErr("members", err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// wrapErr adds context to a Redis error; connection, timeout and "server not
+// ready" errors also match [ErrUnavailable].
+func wrapErr(op string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("membership: %s: %w: %w", op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("membership: %s: %w", op, err)
+}
+
+// unavailable reports whether err means Redis could not serve the call (as
+// opposed to a reply that rejects it, such as WRONGTYPE).
+func unavailable(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		// Network errors, timeouts, pool timeouts, a closed client, context
+		// errors: no usable reply.
+		return true
+	}
+	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
+	for _, p := range unavailablePrefixes {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// unavailablePrefixes are server replies that mean "not now" rather than "no".
+var unavailablePrefixes = []string{
+	"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY",
+	"NOREPLICAS", "OOM", "max number of clients",
+}
