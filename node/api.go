@@ -44,6 +44,8 @@ func (srv *server) adminHandler() http.Handler {
 	api("POST /api/chats/{chatId}/messages", srv.apiPostMessage)
 	api("POST /api/users/{userId}/events", srv.apiUserEvent)
 	api("GET /api/stats", srv.apiStats)
+	api("PUT /api/rtm/profiles/{profileId}", srv.apiPutProfile)
+	api("DELETE /api/rtm/profiles/{profileId}", srv.apiDeleteProfile)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		apiError(w, http.StatusNotFound, "NOT_FOUND", "no route for "+r.Method+" "+r.URL.Path)
 	})
@@ -236,9 +238,61 @@ func (srv *server) apiStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	chats, users := srv.hub.counts()
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"cluster": map[string]int{"nodes": st.Nodes, "connections": st.Connections, "users": st.Users, "chats": st.Chats},
 		"node": map[string]any{"id": srv.cfg.NodeID, "connections": srv.connCount(), "users": users, "chats": chats,
 			"goroutines": runtime.NumGoroutine(), "ready": srv.isReady(), "draining": srv.draining.Load()},
-	})
+	}
+	if srv.cfg.RTM != nil {
+		rs, err := srv.cfg.RTM.Stats(r.Context())
+		if err != nil {
+			apiEngineError(w, err)
+			return
+		}
+		out["rtm"] = rs
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (srv *server) rtmEnabled(w http.ResponseWriter) bool {
+	if srv.cfg.RTM == nil {
+		apiError(w, http.StatusServiceUnavailable, "RTM_DISABLED", "the RTM bridge is not configured (--rtm-url)")
+		return false
+	}
+	return true
+}
+
+func (srv *server) apiPutProfile(w http.ResponseWriter, r *http.Request) {
+	ids, ok := pathIDs(w, r, "profileId")
+	if !ok || !srv.rtmEnabled(w) {
+		return
+	}
+	var p struct {
+		Session json.RawMessage `json:"session"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody)).Decode(&p); err != nil || len(p.Session) == 0 || p.Session[0] != '{' {
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "body must be {\"session\": {\"cookies\": ...}}")
+		return
+	}
+	if err := srv.cfg.RTM.PutProfile(r.Context(), ids[0], p.Session); err != nil {
+		if isUnavailable(err) {
+			apiEngineError(w, err)
+			return
+		}
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"profileId": ids[0], "stored": true})
+}
+
+func (srv *server) apiDeleteProfile(w http.ResponseWriter, r *http.Request) {
+	ids, ok := pathIDs(w, r, "profileId")
+	if !ok || !srv.rtmEnabled(w) {
+		return
+	}
+	if err := srv.cfg.RTM.DeleteProfile(r.Context(), ids[0]); err != nil {
+		apiEngineError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"profileId": ids[0], "deleted": true})
 }

@@ -107,7 +107,9 @@ type Config struct {
 
 	Limits  Limits
 	Engines Engines
-	Logger  zerolog.Logger
+	// RTM is the RTM bridge; nil disables the RTM routes and events.
+	RTM    RTM
+	Logger zerolog.Logger
 	// Now is the clock (time.Now); tests may drive it.
 	Now func() time.Time
 }

@@ -309,8 +309,15 @@ func (h *hub) deliver(d bus.Delivery) {
 		h.toSet(h.users[d.Channel.ID], d.Event, d.Data)
 		h.mu.RUnlock()
 	case bus.KindProfile:
+		if h.srv.cfg.RTM == nil {
+			return
+		}
+		event, data, ok := h.srv.cfg.RTM.Accept(d)
+		if !ok {
+			return
+		}
 		h.mu.RLock()
-		h.toSet(h.profiles[d.Channel.ID], d.Event, d.Data)
+		h.toSet(h.profiles[d.Channel.ID], event, data)
 		h.mu.RUnlock()
 	}
 }

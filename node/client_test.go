@@ -1,0 +1,244 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/anchat/realtime/socketio"
+)
+
+// testClient is a minimal Engine.IO v4 / Socket.IO v5 client over a real
+// WebSocket, for the node's own tests. It answers pings automatically.
+type testClient struct {
+	t    testing.TB
+	nc   net.Conn
+	br   *bufio.Reader
+	nsp  string
+	in   chan packet
+	done chan struct{}
+	// closeCode is the WebSocket close code received, if any.
+	closeCode ws.StatusCode
+	ackSeq    int64
+	noPong    bool
+}
+
+// packet is one received Socket.IO packet (or engine-level marker).
+type packet struct {
+	engine byte
+	typ    socketio.PacketType
+	nsp    string
+	id     int64
+	event  string
+	data   json.RawMessage // arg0 for events, the payload for others
+	raw    string
+}
+
+func dialRaw(tb testing.TB, addr, query string, header map[string]string) (net.Conn, *bufio.Reader, error) {
+	tb.Helper()
+	d := ws.Dialer{Timeout: 5 * time.Second}
+	if len(header) > 0 {
+		h := make(ws.HandshakeHeaderHTTP)
+		for k, v := range header {
+			h[k] = []string{v}
+		}
+		d.Header = h
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	nc, br, _, err := d.Dial(ctx, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket"+query)
+	return nc, br, err
+}
+
+// connectClient opens a WebSocket, reads the open packet and connects nsp
+// with token (empty: no auth payload). It does not wait for the answer.
+func newClient(tb testing.TB, addr, nsp, token string) *testClient {
+	tb.Helper()
+	nc, br, err := dialRaw(tb, addr, "", nil)
+	if err != nil {
+		tb.Fatalf("dial: %v", err)
+	}
+	c := &testClient{t: tb, nc: nc, br: br, nsp: nsp, in: make(chan packet, 4096), done: make(chan struct{})}
+	tb.Cleanup(func() { _ = nc.Close() })
+	go c.readLoop()
+	open := c.next(5 * time.Second)
+	if open.engine != socketio.EngineOpen {
+		tb.Fatalf("first packet %q is not an open packet", open.raw)
+	}
+	var auth []byte
+	if token != "" {
+		auth, _ = json.Marshal(map[string]string{"token": token})
+	}
+	c.write(string(socketio.AppendClientConnect([]byte{'4'}, nsp, auth)))
+	return c
+}
+
+// connect opens a client and requires a successful CONNECT.
+func connect(tb testing.TB, addr, token string) *testClient {
+	tb.Helper()
+	c := newClient(tb, addr, "/messenger", token)
+	p := c.nextPacket(5 * time.Second)
+	if p.typ != socketio.Connect {
+		tb.Fatalf("expected CONNECT reply, got %q", p.raw)
+	}
+	return c
+}
+
+func (c *testClient) write(s string) {
+	if err := wsutil.WriteClientText(c.nc, []byte(s)); err != nil {
+		c.t.Logf("write: %v", err)
+	}
+}
+
+func (c *testClient) readLoop() {
+	defer close(c.done)
+	for {
+		msgs, err := wsutil.ReadServerMessage(c.br, nil)
+		if err != nil {
+			var ce wsutil.ClosedError
+			if as(err, &ce) {
+				c.closeCode = ce.Code
+			}
+			return
+		}
+		for _, m := range msgs {
+			if m.OpCode != ws.OpText {
+				continue
+			}
+			s := string(m.Payload)
+			if s == "2" {
+				if !c.noPong {
+					c.write("3")
+				}
+				continue
+			}
+			p := packet{engine: s[0], raw: s, id: -1}
+			if s[0] == socketio.EngineMessage {
+				sp, err := socketio.ParsePacket(m.Payload[1:])
+				if err != nil {
+					c.t.Errorf("client: bad packet %q: %v", s, err)
+					continue
+				}
+				p.typ, p.nsp, p.id = sp.Type, string(sp.Namespace), sp.ID
+				p.data = append(json.RawMessage(nil), sp.Data...)
+				if sp.Type == socketio.Event {
+					name, arg, _, err := socketio.ParseEvent(sp.Data)
+					if err == nil {
+						p.event = string(name)
+						p.data = append(json.RawMessage(nil), arg...)
+					}
+				}
+				if sp.Type == socketio.Ack {
+					// unwrap the one-element array
+					var arr []json.RawMessage
+					if json.Unmarshal(sp.Data, &arr) == nil && len(arr) > 0 {
+						p.data = arr[0]
+					}
+				}
+			}
+			select {
+			case c.in <- p:
+			default:
+				c.t.Errorf("client: inbox full")
+			}
+		}
+	}
+}
+
+func as(err error, target *wsutil.ClosedError) bool {
+	ce, ok := err.(wsutil.ClosedError)
+	if ok {
+		*target = ce
+	}
+	return ok
+}
+
+// next returns the next packet of any kind or fails after d.
+func (c *testClient) next(d time.Duration) packet {
+	c.t.Helper()
+	select {
+	case p := <-c.in:
+		return p
+	case <-c.done:
+		select {
+		case p := <-c.in:
+			return p
+		default:
+		}
+		c.t.Fatalf("connection closed while waiting (close code %d)", c.closeCode)
+	case <-time.After(d):
+		c.t.Fatalf("no packet within %v", d)
+	}
+	return packet{}
+}
+
+func (c *testClient) nextPacket(d time.Duration) packet {
+	c.t.Helper()
+	for {
+		p := c.next(d)
+		if p.engine == socketio.EngineMessage {
+			return p
+		}
+	}
+}
+
+// waitEvent returns the next event named name, skipping others.
+func (c *testClient) waitEvent(name string, d time.Duration) packet {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		p := c.nextPacket(time.Until(deadline))
+		if p.typ == socketio.Event && p.event == name {
+			return p
+		}
+	}
+}
+
+// emit sends an event; with ack it returns the ack's payload.
+func (c *testClient) emit(event string, data any, ack bool) json.RawMessage {
+	c.t.Helper()
+	b, _ := json.Marshal(data)
+	id := int64(-1)
+	if ack {
+		id = c.ackSeq
+		c.ackSeq++
+	}
+	c.write(string(socketio.AppendEvent([]byte{'4'}, c.nsp, id, event, b)))
+	if !ack {
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p := c.nextPacket(time.Until(deadline))
+		if p.typ == socketio.Ack && p.id == id {
+			return p.data
+		}
+	}
+}
+
+// expectClosed waits for the server to close the connection.
+func (c *testClient) expectClosed(d time.Duration) {
+	c.t.Helper()
+	select {
+	case <-c.done:
+	case <-time.After(d):
+		c.t.Fatalf("connection still open after %v", d)
+	}
+}
+
+func mustJSON(tb testing.TB, raw json.RawMessage, v any) {
+	tb.Helper()
+	if err := json.Unmarshal(raw, v); err != nil {
+		tb.Fatalf("decode %s: %v", raw, err)
+	}
+}
+
+func (p packet) String() string { return fmt.Sprintf("%q", strings.TrimSpace(p.raw)) }

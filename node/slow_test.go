@@ -1,0 +1,102 @@
+package node
+
+import (
+	"context"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+)
+
+// dialTinyBuffer connects with a 4 KiB receive buffer so a client that stops
+// reading backs up into the node quickly.
+func dialTinyBuffer(tb testing.TB, addr string) *testClient {
+	tb.Helper()
+	d := ws.Dialer{Timeout: 5 * time.Second, NetDial: func(ctx context.Context, network, a string) (net.Conn, error) {
+		nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			_ = rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
+			return serr
+		}}
+		return nd.DialContext(ctx, network, a)
+	}}
+	nc, br, _, err := d.Dial(context.Background(), "ws://"+addr+"/socket.io/?EIO=4&transport=websocket")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = nc.Close() })
+	return &testClient{t: tb, nc: nc, br: br, nsp: "/messenger"}
+}
+
+// TestSlowConsumerDisconnected floods a chat while one member stops reading:
+// that member is disconnected as a slow consumer, the others receive every
+// message, and the node's queued bytes never exceed the per-connection bound.
+func TestSlowConsumerDisconnected(t *testing.T) {
+	const queueLimit = 64 << 10
+	n := startNode(t, func(c *Config) {
+		c.OutboundQueueBytes = queueLimit
+		c.Limits.Messages = 1 << 20
+		c.Limits.Joins = 1 << 20
+	})
+	addr := n.Addr().String()
+
+	stuck := dialTinyBuffer(t, addr)
+	if _, err := wsutilReadText(stuck); err != nil {
+		t.Fatal(err)
+	}
+	stuck.write(`40/messenger,{"token":"` + token(t, "stuck", time.Hour, nil) + `"}`)
+	if msg, err := wsutilReadText(stuck); err != nil || !strings.HasPrefix(msg, "40/messenger") {
+		t.Fatalf("stuck connect: %q %v", msg, err)
+	}
+	stuck.write(`42/messenger,0["join_chat",{"chatId":"flood"}]`)
+	for {
+		msg, err := wsutilReadText(stuck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(msg, "43/messenger,0") {
+			break
+		}
+	}
+	// From here on the stuck client reads nothing.
+
+	readers := []*testClient{
+		connect(t, addr, token(t, "r1", time.Hour, nil)),
+		connect(t, addr, token(t, "r2", time.Hour, nil)),
+	}
+	for _, r := range readers {
+		r.emit("join_chat", map[string]string{"chatId": "flood"}, true)
+	}
+
+	const messages = 1500
+	content := strings.Repeat("m", 3000)
+	maxQueued := 0.0
+	for i := range messages {
+		msg := newMessage{ChatID: "flood", SenderID: "server", Content: content, MessageType: "TEXT", CreatedAt: timestamp(time.Now())}
+		if _, err := n.srv.appendMessage(msg, "server"); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 0 {
+			maxQueued = max(maxQueued, gaugeValue(n.srv.metrics.outboundBytes))
+		}
+	}
+	for _, r := range readers {
+		for i := range messages {
+			p := r.waitEvent("new_message", 10*time.Second)
+			_ = p
+			_ = i
+		}
+	}
+	if got := counterValue(n.srv.metrics.slowConsumers); got != 1 {
+		t.Fatalf("slow consumer disconnects = %v, want 1", got)
+	}
+	// Three connections can never hold more than three queues' worth.
+	if maxQueued > 3*queueLimit {
+		t.Fatalf("queued %v bytes, more than 3 × %d", maxQueued, queueLimit)
+	}
+	t.Logf("max queued bytes observed: %.0f", maxQueued)
+}
