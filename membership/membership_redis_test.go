@@ -63,7 +63,7 @@ func TestRedisBadPrefix(t *testing.T) {
 
 func TestRedisUnavailable(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
 	t.Cleanup(func() { _ = c.Close() })
 	r := newRedis(t, c, redistest.Prefix(t))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)

@@ -1,0 +1,138 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/lease"
+	"github.com/anchat/realtime/lease/leasetest"
+)
+
+func TestRedis(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	leasetest.Run(t, func(t *testing.T, _ func() time.Time) lease.Lease {
+		return newRedis(t, c, redistest.Prefix(t))
+	}, leasetest.Options{ServerClock: true})
+}
+
+func newRedis(t testing.TB, c redis.UniversalClient, prefix string) *lease.Redis {
+	t.Helper()
+	r, err := lease.NewRedis(c, lease.RedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestRedisKeyLayout(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := t.Context()
+	l := newRedis(t, c, "")
+	term, ok, err := l.TryAcquire(ctx, "rtm", "node-a", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("TryAcquire: ok=%v err=%v", ok, err)
+	}
+	if v := c.Get(ctx, "rt:{lease:rtm}").Val(); v != "node-a|1" || term.Fencing != 1 {
+		t.Fatalf("lease value %q, fencing %d; want node-a|1, 1", v, term.Fencing)
+	}
+	if v := c.Get(ctx, "rt:{lease:rtm}:fencing").Val(); v != "1" {
+		t.Fatalf("fencing counter %q, want 1", v)
+	}
+	if ttl := c.PTTL(ctx, "rt:{lease:rtm}").Val(); ttl <= 0 || ttl > time.Minute {
+		t.Fatalf("lease PTTL %v, want (0, 1m]", ttl)
+	}
+	if ttl := c.PTTL(ctx, "rt:{lease:rtm}:fencing").Val(); ttl != -1 {
+		t.Fatalf("fencing PTTL %v, want none (-1)", ttl)
+	}
+}
+
+// countHook counts round trips: one per command or pipeline sent.
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+func TestRedisOneRoundTripPerCall(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := t.Context()
+	l := newRedis(t, c, redistest.Prefix(t))
+	// Warm up: the first run of each script loads it (EVALSHA, then EVAL).
+	a, _, _ := l.TryAcquire(ctx, "warm", "a", time.Second)
+	_, _ = l.Renew(ctx, "warm", a, time.Second)
+	_ = l.Release(ctx, "warm", a)
+
+	h := &countHook{}
+	c.AddHook(h)
+	calls := []struct {
+		name string
+		call func() error
+	}{
+		{"TryAcquire", func() error { _, _, err := l.TryAcquire(ctx, "rtm", "a", time.Second); return err }},
+		{"TryAcquire refused", func() error { _, _, err := l.TryAcquire(ctx, "rtm", "b", time.Second); return err }},
+		{"Renew", func() error {
+			_, err := l.Renew(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}, time.Second)
+			return err
+		}},
+		{"Holder", func() error { _, _, err := l.Holder(ctx, "rtm"); return err }},
+		{"Release", func() error { return l.Release(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}) }},
+	}
+	for _, c := range calls {
+		before := h.n.Load()
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n := h.n.Load() - before; n != 1 {
+			t.Errorf("%s: %d round trips, want 1", c.name, n)
+		}
+	}
+}
+
+func TestRedisUnavailable(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = c.Close() })
+	l := newRedis(t, c, redistest.Prefix(t))
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	term, ok, err := l.TryAcquire(ctx, "rtm", "a", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("TryAcquire: ok=%v err=%v", ok, err)
+	}
+	s.Kill()
+	calls := map[string]func() error{
+		"TryAcquire": func() error { _, _, err := l.TryAcquire(ctx, "rtm", "a", time.Minute); return err },
+		"Renew":      func() error { _, err := l.Renew(ctx, "rtm", term, time.Minute); return err },
+		"Release":    func() error { return l.Release(ctx, "rtm", term) },
+		"Holder":     func() error { _, _, err := l.Holder(ctx, "rtm"); return err },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, lease.ErrUnavailable) {
+			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
+		}
+	}
+}
+
+func TestRedisBadConfig(t *testing.T) {
+	if _, err := lease.NewRedis(nil, lease.RedisConfig{}); err == nil {
+		t.Fatal("nil client accepted")
+	}
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	if _, err := lease.NewRedis(c, lease.RedisConfig{Prefix: "x}"}); err == nil {
+		t.Fatal("prefix with '}' accepted")
+	}
+}
