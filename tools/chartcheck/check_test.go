@@ -129,7 +129,7 @@ spec:
 
 func TestGoodManifest(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run(strings.NewReader(good), &out, &errOut); code != 0 {
+	if code := run(strings.NewReader(good), &out, &errOut, nil); code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
 	}
 	want := "chartcheck: 6 objects OK (1 ConfigMap, 1 Deployment, 1 PodDisruptionBudget, 1 Secret, 1 Service, 1 ServiceMonitor)\n"
@@ -196,7 +196,7 @@ func TestBadManifests(t *testing.T) {
 			}
 			in := strings.Replace(good, tt.old, tt.new, 1)
 			var out, errOut bytes.Buffer
-			if code := run(strings.NewReader(in), &out, &errOut); code != 1 {
+			if code := run(strings.NewReader(in), &out, &errOut, nil); code != 1 {
 				t.Fatalf("exit %d, want 1; stdout: %s", code, out.String())
 			}
 			if !strings.Contains(errOut.String(), tt.want) {
@@ -208,7 +208,7 @@ func TestBadManifests(t *testing.T) {
 
 func TestEmptyInputFails(t *testing.T) {
 	var out, errOut bytes.Buffer
-	if code := run(strings.NewReader("---\n# nothing\n---\n"), &out, &errOut); code != 1 {
+	if code := run(strings.NewReader("---\n# nothing\n---\n"), &out, &errOut, nil); code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
 	if !strings.Contains(errOut.String(), "no documents") {
@@ -219,8 +219,50 @@ func TestEmptyInputFails(t *testing.T) {
 func TestErrorsNameTheTemplate(t *testing.T) {
 	in := strings.Replace(good, "  replicas: 2", "  replicas: two", 1)
 	var out, errOut bytes.Buffer
-	run(strings.NewReader(in), &out, &errOut)
+	run(strings.NewReader(in), &out, &errOut, nil)
 	if !strings.Contains(errOut.String(), "realtime/templates/deployment.yaml:") {
 		t.Errorf("error does not name the source template:\n%s", errOut.String())
+	}
+}
+
+func TestKnownEnv(t *testing.T) {
+	help := `
+  --drain-period duration
+    	on SIGTERM, close connections (default 20s, env REALTIME_DRAIN_PERIOD)
+  --api-key-file string
+    	file holding the server API key (env REALTIME_API_KEY_FILE)
+  (else REALTIME_API_KEY; no key disables the API)
+  --redis-url string (env REALTIME_REDIS_URL)`
+	known := envNamesIn(help)
+	for _, name := range []string{"REALTIME_DRAIN_PERIOD", "REALTIME_API_KEY_FILE", "REALTIME_API_KEY", "REALTIME_REDIS_URL"} {
+		if !known[name] {
+			t.Errorf("envNamesIn misses %s", name)
+		}
+	}
+	if len(known) != 4 {
+		t.Errorf("envNamesIn = %v, want 4 names", known)
+	}
+
+	var out, errOut bytes.Buffer
+	if code := run(strings.NewReader(good), &out, &errOut, known); code != 1 {
+		t.Fatalf("exit %d, want 1 (REALTIME_HOST is not a node variable)", code)
+	}
+	if !strings.Contains(errOut.String(), "REALTIME_HOST is not a variable realtime reads") {
+		t.Errorf("stderr:\n%s", errOut.String())
+	}
+
+	known["REALTIME_HOST"] = true
+	out.Reset()
+	errOut.Reset()
+	if code := run(strings.NewReader(good), &out, &errOut, known); code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
+	}
+
+	misspelt := strings.Replace(good, "name: REALTIME_API_KEY\n", "name: REALTIME_APIKEY\n", 1)
+	out.Reset()
+	errOut.Reset()
+	if code := run(strings.NewReader(misspelt), &out, &errOut, known); code != 1 ||
+		!strings.Contains(errOut.String(), `container "realtime": REALTIME_APIKEY is not a variable realtime reads`) {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut.String())
 	}
 }

@@ -10,6 +10,10 @@
 //
 //	helm template rt helm/realtime -f values.yaml | go run ./tools/chartcheck
 //
+// With -env-names FILE (for example the output of `realtime help serve`), every
+// REALTIME_* variable the manifests set must be named in FILE: the node ignores
+// variables it does not know, so a misspelt one would be lost silently.
+//
 // With -schema and -readme it instead checks that the README documents every
 // value the chart's values.schema.json declares:
 //
@@ -24,6 +28,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -31,12 +36,36 @@ import (
 func main() {
 	schema := flag.String("schema", "", "values.schema.json whose values -readme must document")
 	readme := flag.String("readme", "", "README.md that documents the values of -schema")
+	envNames := flag.String("env-names", "", "file naming every REALTIME_* variable the node reads (e.g. `realtime help serve` output)")
 	flag.Parse()
 	if *schema != "" || *readme != "" {
 		os.Exit(runDocs(*schema, *readme, os.Stdout, os.Stderr))
 	}
-	os.Exit(run(os.Stdin, os.Stdout, os.Stderr))
+	var known map[string]bool
+	if *envNames != "" {
+		text, err := os.ReadFile(*envNames)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "chartcheck:", err)
+			os.Exit(2)
+		}
+		if known = envNamesIn(string(text)); len(known) == 0 {
+			fmt.Fprintf(os.Stderr, "chartcheck: %s names no REALTIME_* variable\n", *envNames)
+			os.Exit(2)
+		}
+	}
+	os.Exit(run(os.Stdin, os.Stdout, os.Stderr, known))
 }
+
+// envNamesIn returns the REALTIME_* names that appear in text.
+func envNamesIn(text string) map[string]bool {
+	known := map[string]bool{}
+	for _, name := range envNameRE.FindAllString(text, -1) {
+		known[name] = true
+	}
+	return known
+}
+
+var envNameRE = regexp.MustCompile(`\bREALTIME_[A-Z0-9_]+\b`)
 
 func runDocs(schema, readme string, stdout, stderr io.Writer) int {
 	if schema == "" || readme == "" {
@@ -58,8 +87,10 @@ func runDocs(schema, readme string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func run(in io.Reader, stdout, stderr io.Writer) int {
-	docs, errs := check(in)
+// run checks the stream on in; knownEnv, when not nil, lists the REALTIME_*
+// variables the node reads.
+func run(in io.Reader, stdout, stderr io.Writer, knownEnv map[string]bool) int {
+	docs, errs := check(in, knownEnv)
 	for _, err := range errs {
 		fmt.Fprintln(stderr, "chartcheck:", err)
 	}
@@ -73,7 +104,7 @@ func run(in io.Reader, stdout, stderr io.Writer) int {
 
 // check decodes the stream and, when every document decoded, lints it (the
 // cross-object rules would only echo a document that failed to decode).
-func check(in io.Reader) ([]doc, []error) {
+func check(in io.Reader, knownEnv map[string]bool) ([]doc, []error) {
 	docs, errs := decodeStream(in)
 	switch {
 	case len(errs) > 0:
@@ -81,7 +112,7 @@ func check(in io.Reader) ([]doc, []error) {
 	case len(docs) == 0:
 		return nil, []error{fmt.Errorf("no documents on input")}
 	}
-	return docs, lint(docs)
+	return docs, lint(docs, knownEnv)
 }
 
 func summary(docs []doc) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -62,11 +63,17 @@ func newManifest(docs []doc) *manifest {
 	return m
 }
 
+// envPrefix starts every variable the node reads; it ignores unknown ones, so a
+// misspelt name is a setting silently lost.
+const envPrefix = "REALTIME_"
+
 // lint runs the sanity rules over a decoded stream: every workload container is
 // probed and locked down, references between objects resolve, and selectors
 // select something. Secrets may come from outside the chart (existingSecret),
-// so a Secret that is not in the stream is not an error; a ConfigMap is.
-func lint(docs []doc) []error {
+// so a Secret that is not in the stream is not an error; a ConfigMap is. When
+// knownEnv is not nil, every REALTIME_* name in a ConfigMap or a container's
+// env must be in it.
+func lint(docs []doc, knownEnv map[string]bool) []error {
 	m := newManifest(docs)
 	var errs []error
 	fail := func(d doc, format string, args ...any) {
@@ -84,12 +91,25 @@ func lint(docs []doc) []error {
 
 	for _, w := range m.workloads {
 		m.lintWorkload(w, fail)
+		for _, c := range w.template.Spec.Containers {
+			for _, e := range c.Env {
+				if knownEnv != nil && strings.HasPrefix(e.Name, envPrefix) && !knownEnv[e.Name] {
+					fail(w.doc, "container %q: %s is not a variable realtime reads", c.Name, e.Name)
+				}
+			}
+		}
 	}
 	for _, d := range docs {
 		switch o := d.obj.(type) {
 		case *appsv1.StatefulSet:
 			if _, ok := m.services[o.Spec.ServiceName]; !ok {
 				fail(d, "serviceName %q is not a Service in the chart", o.Spec.ServiceName)
+			}
+		case *corev1.ConfigMap:
+			for k := range o.Data {
+				if knownEnv != nil && strings.HasPrefix(k, envPrefix) && !knownEnv[k] {
+					fail(d, "%s is not a variable realtime reads", k)
+				}
 			}
 		case *corev1.Service:
 			m.lintService(d, o, fail)
