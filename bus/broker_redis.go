@@ -1,0 +1,803 @@
+package bus
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+)
+
+// Redis layout. Every key and channel starts with the configured prefix and
+// hash-tags its chat, user or profile, so one chat's keys share a Redis
+// Cluster slot (and its Lua script touches one slot only):
+//
+//	rt:{chat:c1}            chat channel (pub/sub)
+//	rt:{chat:c1}:h          history stream, ids are eventIds; fields e (event), d (data)
+//	rt:{chat:c1}:m:<msgid>  message hash: a (author), x (deleted); expires HistoryTTL after the send
+//	rt:{chat:c1}:r:<msgid>  reactions set of "<user>\n<emoji>"; expires with its message
+//	rt:{user:u1}            user channel
+//	rt:{profile:p1}         RTM profile channel
+//
+// Every published message is an envelope, split at its first three newlines:
+//
+//	<eventId>\n<previous eventId>\n<event>\n<data>
+//
+// Ephemeral events have empty ids. The previous id (the stream's last entry
+// before this one, empty if none) lets a subscriber notice an event it missed.
+
+//go:embed lua/append.lua
+var appendLua string
+
+var appendScript = redis.NewScript(appendLua)
+
+// RedisConfig configures [NewRedis]. The zero value works.
+type RedisConfig struct {
+	// Prefix starts every key and channel, so clusters can share a Redis.
+	// Default "rt". It must not contain '{', '}' or a newline.
+	Prefix string
+	// HistorySize is how many events each chat's stream retains (exactly:
+	// trimmed with MAXLEN, not MAXLEN ~). Default 1000.
+	HistorySize int
+	// HistoryTTL expires a chat's stream when nothing was appended for this
+	// long, and a message's metadata this long after it was sent: an older
+	// message can no longer be edited, deleted or reacted to. Default 24h.
+	HistoryTTL time.Duration
+	// PubSubShards is the number of pub/sub connections; a channel always
+	// uses the same one (by hash of its name). Default 4.
+	PubSubShards int
+	// Logger receives reconnect and repair events. Zero value: disabled.
+	Logger zerolog.Logger
+}
+
+// Redis is the cluster [Broker]: a capped stream per chat, appended and
+// published in one Lua script; subscriptions spread over a fixed set of
+// pub/sub connections; after a pub/sub reconnect each subscribed chat's gap is
+// read back from its stream and delivered in order, at most once.
+//
+// Deliveries of one shard (pub/sub connection) come from one goroutine, so a
+// chat's deliveries are ordered; different shards call the handler
+// concurrently.
+type Redis struct {
+	client  redis.UniversalClient
+	prefix  string
+	size    int
+	ttl     time.Duration
+	nshards int
+	log     zerolog.Logger
+
+	mu      sync.Mutex // guards the following fields
+	started bool
+	closed  bool
+	shards  []*shard
+
+	closeCh chan struct{} // closed by Close
+	wg      sync.WaitGroup
+}
+
+var _ Broker = (*Redis)(nil)
+
+// NewRedis returns a Redis broker using client, which the caller owns (Close
+// does not close it). It does no I/O.
+func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
+	if client == nil {
+		return nil, errors.New("bus: nil redis client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "rt"
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}\n") {
+		return nil, fmt.Errorf("bus: prefix %q must not contain '{', '}' or a newline", cfg.Prefix)
+	}
+	switch {
+	case cfg.HistorySize < 0:
+		return nil, errors.New("bus: history size must not be negative")
+	case cfg.HistorySize == 0:
+		cfg.HistorySize = DefaultHistorySize
+	}
+	switch {
+	case cfg.HistoryTTL < 0:
+		return nil, errors.New("bus: history ttl must not be negative")
+	case cfg.HistoryTTL == 0:
+		cfg.HistoryTTL = DefaultHistoryTTL
+	case cfg.HistoryTTL < time.Millisecond:
+		return nil, errors.New("bus: history ttl must be at least 1ms")
+	}
+	switch {
+	case cfg.PubSubShards < 0:
+		return nil, errors.New("bus: pub/sub shards must not be negative")
+	case cfg.PubSubShards == 0:
+		cfg.PubSubShards = 4
+	}
+	return &Redis{
+		client:  client,
+		prefix:  cfg.Prefix,
+		size:    cfg.HistorySize,
+		ttl:     cfg.HistoryTTL,
+		nshards: cfg.PubSubShards,
+		log:     cfg.Logger.With().Str("component", "bus").Logger(),
+		closeCh: make(chan struct{}),
+	}, nil
+}
+
+// chatTag is "<prefix>:{chat:<id>}", the chat channel and the start of its keys.
+func (r *Redis) chatTag(chatID string) string { return r.prefix + ":{chat:" + chatID + "}" }
+
+func (r *Redis) streamKey(chatID string) string { return r.chatTag(chatID) + ":h" }
+
+// channelName is ch's Redis pub/sub channel.
+func (r *Redis) channelName(ch Channel) string {
+	switch ch.Kind {
+	case KindChat:
+		return r.chatTag(ch.ID)
+	case KindUser:
+		return r.prefix + ":{user:" + ch.ID + "}"
+	case KindProfile:
+		return r.prefix + ":{profile:" + ch.ID + "}"
+	}
+	return ""
+}
+
+// unavailable wraps a Redis failure so that errors.Is matches both
+// ErrUnavailable and the cause (a context error, for instance).
+func unavailable(op string, err error) error {
+	return fmt.Errorf("bus: %s: %w: %w", op, ErrUnavailable, err)
+}
+
+func (r *Redis) isClosed() bool {
+	select {
+	case <-r.closeCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// Start creates the pub/sub connections (lazily dialled) and their goroutines.
+func (r *Redis) Start(h Handler) error {
+	if h == nil {
+		return errors.New("bus: nil handler")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	if r.started {
+		return errors.New("bus: already started")
+	}
+	r.started = true
+	r.shards = make([]*shard, r.nshards)
+	for i := range r.shards {
+		sh := &shard{
+			r:          r,
+			idx:        i,
+			h:          h,
+			log:        r.log.With().Int("shard", i).Logger(),
+			chans:      make(map[string]*subState),
+			waiters:    make(map[string]chan struct{}),
+			repairQ:    make(map[*subState]struct{}),
+			repairWake: make(chan struct{}, 1),
+			repaired:   make(chan repairResult),
+		}
+		sh.ps = r.client.Subscribe(context.Background()) // no channels: no I/O yet
+		sh.msgs = sh.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
+		r.shards[i] = sh
+		r.wg.Add(2)
+		go sh.read()
+		go sh.repairLoop()
+	}
+	return nil
+}
+
+// shardFor returns the shard of a channel name.
+func (r *Redis) shardFor(name string) (*shard, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	if !r.started {
+		return nil, errNotStarted
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	return r.shards[h.Sum32()%uint32(len(r.shards))], nil
+}
+
+// Subscribe subscribes to ch's Redis channel and waits for Redis's
+// confirmation. For a chat it first reads the stream's last id: deliveries
+// (and repairs) start after it.
+func (r *Redis) Subscribe(ctx context.Context, ch Channel) error {
+	name := r.channelName(ch)
+	if name == "" {
+		return fmt.Errorf("bus: subscribe: unknown channel kind %d", ch.Kind)
+	}
+	sh, err := r.shardFor(name)
+	if err != nil {
+		return err
+	}
+	return sh.subscribe(ctx, ch, name)
+}
+
+// Unsubscribe drops the interest in ch. It succeeds even when Redis is
+// unreachable: the channel is forgotten at once and not resubscribed when the
+// connection comes back.
+func (r *Redis) Unsubscribe(ctx context.Context, ch Channel) error {
+	name := r.channelName(ch)
+	if name == "" {
+		return nil
+	}
+	sh, err := r.shardFor(name)
+	if err != nil {
+		return err
+	}
+	sh.unsubscribe(ctx, name)
+	return nil
+}
+
+// Publish sends an ephemeral event (one PUBLISH).
+func (r *Redis) Publish(ctx context.Context, ch Channel, event string, data json.RawMessage) error {
+	if r.isClosed() {
+		return ErrClosed
+	}
+	name := r.channelName(ch)
+	if name == "" {
+		return fmt.Errorf("bus: publish: unknown channel kind %d", ch.Kind)
+	}
+	if strings.IndexByte(event, '\n') >= 0 {
+		return errors.New("bus: publish: event name contains a newline")
+	}
+	payload := make([]byte, 0, 3+len(event)+len(data))
+	payload = append(payload, '\n', '\n')
+	payload = append(payload, event...)
+	payload = append(payload, '\n')
+	payload = append(payload, data...)
+	if err := r.client.Publish(ctx, name, payload).Err(); err != nil {
+		return unavailable("publish", err)
+	}
+	return nil
+}
+
+var modes = [...]string{OpSend: "s", OpEdit: "e", OpDelete: "d", OpReactAdd: "a", OpReactRemove: "r"}
+
+// Append runs the append script: checks, stream XADD (exact MAXLEN), TTLs,
+// message and reaction updates and PUBLISH, in one round trip.
+func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error) {
+	if r.isClosed() {
+		return Result{}, ErrClosed
+	}
+	if op.Kind < OpSend || op.Kind > OpReactRemove {
+		return Result{}, fmt.Errorf("bus: append: unknown op kind %d", op.Kind)
+	}
+	if strings.IndexByte(op.Event, '\n') >= 0 {
+		return Result{}, errors.New("bus: append: event name contains a newline")
+	}
+	tag := r.chatTag(chatID)
+	var keys []string
+	data, sep := []byte(op.Data), ""
+	if op.Kind == OpSend {
+		keys = []string{tag + ":h", tag + ":m:"}
+		if len(data) == 0 {
+			data = []byte("{}")
+		}
+		body, empty, ok := splitObject(data)
+		if !ok {
+			return Result{}, fmt.Errorf("bus: append: %w", errNotObject)
+		}
+		data = body
+		if !empty {
+			sep = ","
+		}
+	} else {
+		if !ValidID(op.MessageID) {
+			return Result{}, fmt.Errorf("bus: append: %w", ErrNotFound)
+		}
+		keys = []string{tag + ":h", tag + ":m:" + op.MessageID, tag + ":r:" + op.MessageID}
+	}
+	res, err := appendScript.Run(ctx, r.client, keys,
+		modes[op.Kind], r.size, r.ttl.Milliseconds(), tag, op.Event, data, sep,
+		op.UserID, op.MessageID, op.Emoji).StringSlice()
+	if err != nil {
+		return Result{}, unavailable("append", err)
+	}
+	if len(res) == 0 {
+		return Result{}, errors.New("bus: append: empty script reply")
+	}
+	switch res[0] {
+	case "ok":
+		if len(res) < 2 {
+			return Result{}, errors.New("bus: append: short script reply")
+		}
+		msgID := op.MessageID
+		if op.Kind == OpSend {
+			msgID = res[1]
+		}
+		return Result{EventID: res[1], MessageID: msgID, Changed: true}, nil
+	case "same":
+		return Result{MessageID: op.MessageID}, nil
+	case "notfound":
+		return Result{}, fmt.Errorf("bus: append: %w", ErrNotFound)
+	case "forbidden":
+		return Result{}, fmt.Errorf("bus: append: %w", ErrForbidden)
+	}
+	return Result{}, fmt.Errorf("bus: append: unexpected script reply %q", res[0])
+}
+
+// Since reads the stream in one round trip: for a well-formed id a pipeline of
+// XRANGE - + COUNT 1 (the oldest retained id, to decide recovered) and
+// XRANGE (id + COUNT limit; for a malformed one XREVRANGE + - COUNT limit.
+// Semantics as [Memory.Since].
+func (r *Redis) Since(ctx context.Context, chatID, afterEventID string, limit int) ([]Event, bool, error) {
+	if r.isClosed() {
+		return nil, false, ErrClosed
+	}
+	if limit <= 0 {
+		limit = r.size
+	}
+	key := r.streamKey(chatID)
+	if !ValidID(afterEventID) {
+		msgs, err := r.client.XRevRangeN(ctx, key, "+", "-", int64(limit)).Result()
+		if err != nil {
+			return nil, false, unavailable("since", err)
+		}
+		events := toEvents(msgs)
+		for i, j := 0, len(events)-1; i < j; i, j = i+1, j-1 {
+			events[i], events[j] = events[j], events[i]
+		}
+		return events, false, nil
+	}
+	var first, rest *redis.XMessageSliceCmd
+	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		first = p.XRangeN(ctx, key, "-", "+", 1)
+		rest = p.XRangeN(ctx, key, "("+afterEventID, "+", int64(limit))
+		return nil
+	})
+	if err != nil {
+		return nil, false, unavailable("since", err)
+	}
+	head := first.Val()
+	if len(head) == 0 {
+		return nil, false, nil
+	}
+	return toEvents(rest.Val()), CompareIDs(afterEventID, head[0].ID) >= 0, nil
+}
+
+func toEvents(msgs []redis.XMessage) []Event {
+	if len(msgs) == 0 {
+		return nil
+	}
+	events := make([]Event, len(msgs))
+	for i, m := range msgs {
+		events[i] = streamEvent(m)
+	}
+	return events
+}
+
+func streamEvent(m redis.XMessage) Event {
+	ev, _ := m.Values["e"].(string)
+	d, _ := m.Values["d"].(string)
+	e := Event{EventID: m.ID, Event: ev}
+	if d != "" {
+		e.Data = json.RawMessage(d)
+	}
+	return e
+}
+
+// Close stops the pub/sub goroutines and waits for them; after it returns the
+// handler is not called. It does not close the Redis client. Idempotent; must
+// not be called from the handler.
+func (r *Redis) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	close(r.closeCh)
+	shards := r.shards
+	r.mu.Unlock()
+	for _, sh := range shards {
+		_ = sh.ps.Close() // closes sh.msgs once go-redis's reader stops
+	}
+	r.wg.Wait()
+	return nil
+}
+
+// ---- pub/sub shards ----
+
+// maxRepairTake bounds how many chats one repair pipeline reads.
+const maxRepairTake = 128
+
+// shard is one pub/sub connection: the channels mapped to it, a reader
+// goroutine that drains go-redis's channel and calls the handler, and a
+// repair goroutine that reads gaps back from the streams.
+type shard struct {
+	r    *Redis
+	idx  int
+	h    Handler
+	log  zerolog.Logger
+	ps   *redis.PubSub
+	msgs <-chan any // ps.ChannelWithSubscriptions
+
+	repairWake chan struct{}     // cap 1: repairQ is not empty
+	repaired   chan repairResult // repair goroutine -> reader
+
+	subMu sync.Mutex // serializes subscribe/unsubscribe on this shard
+
+	mu      sync.Mutex               // guards the following fields and subState's chat fields
+	chans   map[string]*subState     // subscribed channels by Redis name
+	waiters map[string]chan struct{} // subscribe calls awaiting Redis's confirmation
+	repairQ map[*subState]struct{}   // chats waiting for the repair goroutine
+}
+
+// subState is one subscribed channel.
+type subState struct {
+	name   string
+	ch     Channel
+	stream string // chat only
+
+	// Chat de-duplication and repair state, guarded by shard.mu.
+	last      string      // last delivered eventId (at first: the stream's last id at subscribe)
+	repairing bool        // a repair is queued or running; live events wait in buf
+	again     bool        // a repair was requested while one was running
+	buf       []liveEvent // live events received during the repair
+	overflow  bool        // buf was full and dropped events: read the stream again
+}
+
+type liveEvent struct {
+	id, prev, event string
+	data            json.RawMessage
+}
+
+type repairResult struct {
+	st     *subState
+	events []Event
+}
+
+func (sh *shard) subscribe(ctx context.Context, ch Channel, name string) error {
+	sh.subMu.Lock()
+	defer sh.subMu.Unlock()
+	sh.mu.Lock()
+	_, ok := sh.chans[name]
+	sh.mu.Unlock()
+	if ok {
+		return nil
+	}
+	st := &subState{name: name, ch: ch}
+	if ch.Kind == KindChat {
+		st.stream = sh.r.streamKey(ch.ID)
+		top, err := sh.r.client.XRevRangeN(ctx, st.stream, "+", "-", 1).Result()
+		if err != nil {
+			return unavailable("subscribe", err)
+		}
+		st.last = "0-0"
+		if len(top) > 0 {
+			st.last = top[0].ID
+		}
+	}
+	wait := make(chan struct{})
+	sh.mu.Lock()
+	sh.chans[name] = st
+	sh.waiters[name] = wait
+	sh.mu.Unlock()
+	if err := sh.ps.Subscribe(ctx, name); err != nil {
+		sh.rollback(name)
+		return unavailable("subscribe", err)
+	}
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		sh.rollback(name)
+		return unavailable("subscribe", ctx.Err())
+	case <-sh.r.closeCh:
+		return ErrClosed
+	}
+}
+
+// rollback forgets a subscription that was not confirmed. subMu must be held.
+func (sh *shard) rollback(name string) {
+	sh.forget(name)
+	// go-redis keeps the channel in its set even when SUBSCRIBE failed, and
+	// would subscribe it on reconnect: remove it.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = sh.ps.Unsubscribe(ctx, name)
+}
+
+// forget drops name's state.
+func (sh *shard) forget(name string) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if st := sh.chans[name]; st != nil {
+		delete(sh.repairQ, st)
+		delete(sh.chans, name)
+	}
+	delete(sh.waiters, name)
+}
+
+func (sh *shard) unsubscribe(ctx context.Context, name string) {
+	sh.subMu.Lock()
+	defer sh.subMu.Unlock()
+	sh.mu.Lock()
+	_, ok := sh.chans[name]
+	sh.mu.Unlock()
+	if !ok {
+		return
+	}
+	sh.forget(name)
+	// go-redis removes name from its set before writing UNSUBSCRIBE; if the
+	// write fails, the connection is replaced without it.
+	if err := sh.ps.Unsubscribe(ctx, name); err != nil {
+		sh.log.Debug().Err(err).Str("channel", name).Msg("unsubscribe not sent; dropped locally")
+	}
+}
+
+// read drains go-redis's channel until it is closed (by Close), handling
+// subscription confirmations, messages and repair results, and calls the
+// handler outside the lock.
+func (sh *shard) read() {
+	defer sh.r.wg.Done()
+	var out []Delivery
+	for {
+		out = out[:0]
+		select {
+		case m, ok := <-sh.msgs:
+			if !ok {
+				return
+			}
+			if sh.r.isClosed() {
+				continue // keep draining so go-redis's reader can stop
+			}
+			switch m := m.(type) {
+			case *redis.Message:
+				out = sh.onMessage(m, out)
+			case *redis.Subscription:
+				sh.onSubscription(m)
+			}
+		case res := <-sh.repaired:
+			out = sh.onRepaired(res, out)
+		}
+		for i := range out {
+			if sh.r.isClosed() {
+				break
+			}
+			sh.h(out[i])
+			out[i] = Delivery{}
+		}
+	}
+}
+
+func (sh *shard) onSubscription(m *redis.Subscription) {
+	if m.Kind != "subscribe" {
+		return
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if w, ok := sh.waiters[m.Channel]; ok {
+		close(w)
+		delete(sh.waiters, m.Channel)
+		return
+	}
+	st := sh.chans[m.Channel]
+	if st == nil {
+		return
+	}
+	// Confirmation of a subscription we already had: go-redis reconnected and
+	// resubscribed. Whatever was published in between is lost to pub/sub.
+	if st.ch.Kind != KindChat {
+		sh.log.Info().Str("channel", m.Channel).Msg("resubscribed; ephemeral events in between are lost")
+		return
+	}
+	sh.log.Info().Str("channel", m.Channel).Str("after", st.last).Msg("resubscribed; repairing gap from history")
+	sh.startRepair(st)
+}
+
+// startRepair queues st for the repair goroutine. Lock must be held.
+func (sh *shard) startRepair(st *subState) {
+	if st.repairing {
+		st.again = true
+		return
+	}
+	st.repairing = true
+	sh.repairQ[st] = struct{}{}
+	select {
+	case sh.repairWake <- struct{}{}:
+	default:
+	}
+}
+
+func (sh *shard) onMessage(m *redis.Message, out []Delivery) []Delivery {
+	id, prev, event, data, ok := parseEnvelope(m.Payload)
+	if !ok {
+		sh.log.Warn().Str("channel", m.Channel).Msg("malformed envelope dropped")
+		return out
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := sh.chans[m.Channel]
+	if st == nil {
+		return out // unsubscribed, or not confirmed yet: in flight
+	}
+	if id == "" || st.ch.Kind != KindChat {
+		return append(out, Delivery{Channel: st.ch, EventID: id, Event: event, Data: data})
+	}
+	return sh.onChatEvent(st, liveEvent{id: id, prev: prev, event: event, data: data}, out)
+}
+
+// onChatEvent delivers a chat's live event at most once and in order: it is
+// dropped if not after the last delivered one, and held back (while the gap is
+// read from the stream) if its predecessor was not delivered. Lock must be held.
+func (sh *shard) onChatEvent(st *subState, ev liveEvent, out []Delivery) []Delivery {
+	if st.repairing {
+		if len(st.buf) >= sh.r.size {
+			st.buf = st.buf[:0]
+			st.overflow = true // everything dropped is in the stream: read it again
+		} else if !st.overflow {
+			st.buf = append(st.buf, ev)
+		}
+		return out
+	}
+	if CompareIDs(ev.id, st.last) <= 0 {
+		return out
+	}
+	if ev.prev != "" && CompareIDs(ev.prev, st.last) > 0 {
+		sh.log.Info().Str("channel", st.name).Str("after", st.last).Str("prev", ev.prev).Msg("gap before live event; repairing from history")
+		st.buf = append(st.buf, ev)
+		sh.startRepair(st)
+		return out
+	}
+	st.last = ev.id
+	return append(out, Delivery{Channel: st.ch, EventID: ev.id, Event: ev.event, Data: ev.data})
+}
+
+// onRepaired delivers what a repair read from the stream, then the live events
+// held back meanwhile, through the same de-duplicating path.
+func (sh *shard) onRepaired(res repairResult, out []Delivery) []Delivery {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	st := res.st
+	if sh.chans[st.name] != st {
+		return out // unsubscribed meanwhile
+	}
+	n := 0
+	for _, e := range res.events {
+		if CompareIDs(e.EventID, st.last) > 0 {
+			st.last = e.EventID
+			out = append(out, Delivery{Channel: st.ch, EventID: e.EventID, Event: e.Event, Data: e.Data})
+			n++
+		}
+	}
+	sh.log.Info().Str("channel", st.name).Int("events", n).Msg("gap repaired")
+	if st.again || st.overflow {
+		// Another reconnect, or too many live events, during the read: read again.
+		st.again = false
+		if st.overflow {
+			st.overflow = false
+			st.buf = st.buf[:0]
+		}
+		sh.repairQ[st] = struct{}{}
+		select {
+		case sh.repairWake <- struct{}{}:
+		default:
+		}
+		return out
+	}
+	st.repairing = false
+	buf := st.buf
+	st.buf = nil
+	for _, ev := range buf {
+		out = sh.onChatEvent(st, ev, out)
+	}
+	return out
+}
+
+type repairJob struct {
+	st   *subState
+	from string
+	cmd  *redis.XMessageSliceCmd
+}
+
+// repairLoop reads the gaps of queued chats from their streams, up to
+// maxRepairTake chats per pipeline, retrying with backoff while Redis fails.
+func (sh *shard) repairLoop() {
+	defer sh.r.wg.Done()
+	backoff := 50 * time.Millisecond
+	var jobs []repairJob
+	for {
+		select {
+		case <-sh.r.closeCh:
+			return
+		case <-sh.repairWake:
+		}
+		for {
+			jobs = sh.takeRepairs(jobs[:0])
+			if len(jobs) == 0 {
+				break
+			}
+			err := sh.fetch(jobs)
+			if err != nil {
+				sh.log.Warn().Err(err).Int("chats", len(jobs)).Dur("retry_in", backoff).Msg("gap repair failed")
+				sh.requeue(jobs)
+				select {
+				case <-sh.r.closeCh:
+					return
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 2*time.Second)
+				continue
+			}
+			backoff = 50 * time.Millisecond
+			for _, j := range jobs {
+				select {
+				case sh.repaired <- repairResult{st: j.st, events: toEvents(j.cmd.Val())}:
+				case <-sh.r.closeCh:
+					return
+				}
+			}
+			clear(jobs)
+		}
+	}
+}
+
+// takeRepairs moves up to maxRepairTake queued chats into jobs, noting where
+// each one's gap starts.
+func (sh *shard) takeRepairs(jobs []repairJob) []repairJob {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for st := range sh.repairQ {
+		if len(jobs) == maxRepairTake {
+			break
+		}
+		delete(sh.repairQ, st)
+		jobs = append(jobs, repairJob{st: st, from: st.last})
+	}
+	return jobs
+}
+
+func (sh *shard) requeue(jobs []repairJob) {
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for _, j := range jobs {
+		if sh.chans[j.st.name] == j.st {
+			sh.repairQ[j.st] = struct{}{}
+		}
+	}
+}
+
+func (sh *shard) fetch(jobs []repairJob) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := sh.r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range jobs {
+			// The stream holds at most size entries: one read gets the whole gap.
+			jobs[i].cmd = p.XRangeN(ctx, jobs[i].st.stream, "("+jobs[i].from, "+", int64(sh.r.size))
+		}
+		return nil
+	})
+	return err
+}
+
+// parseEnvelope splits "<eventId>\n<prevId>\n<event>\n<data>".
+func parseEnvelope(s string) (id, prev, event string, data json.RawMessage, ok bool) {
+	var parts [3]string
+	for i := range parts {
+		n := strings.IndexByte(s, '\n')
+		if n < 0 {
+			return "", "", "", nil, false
+		}
+		parts[i], s = s[:n], s[n+1:]
+	}
+	if s != "" {
+		data = json.RawMessage(s)
+	}
+	return parts[0], parts[1], parts[2], data, true
+}

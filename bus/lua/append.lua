@@ -1,0 +1,66 @@
+-- Performs one chat operation and publishes its event, atomically (bus.Redis.Append).
+--
+-- KEYS[1] stream  <prefix>:{chat:<id>}:h
+-- KEYS[2] meta    <prefix>:{chat:<id>}:m:<msgid>  (for send: the prefix <...>:m: only;
+--                 the message id is the new event id, known here only)
+-- KEYS[3] reacts  <prefix>:{chat:<id>}:r:<msgid>  (not for send)
+-- ARGV: mode (s send, e edit, d delete, a react add, r react remove), maxlen,
+--       ttl (ms), channel, event, data, sep, user, msgid, emoji.
+--       For send, data is the payload after its opening brace and sep is "," or
+--       "" (empty object), so the messageId field can be spliced in front.
+-- Returns {"ok", eventId}, {"same"} (reaction unchanged), {"notfound"} or {"forbidden"}.
+-- Publishes "<eventId>\n<previous eventId or empty>\n<event>\n<data>" on channel.
+
+local stream, mode = KEYS[1], ARGV[1]
+local maxlen, ttl = ARGV[2], ARGV[3]
+local channel, event, data = ARGV[4], ARGV[5], ARGV[6]
+local user = ARGV[8]
+
+if mode ~= 's' then
+  local msgid = ARGV[9]
+  local meta = redis.call('HMGET', KEYS[2], 'a', 'x')
+  -- unknown, expired or deleted; or its new_message event was trimmed away
+  if not meta[1] or meta[2] then return {'notfound'} end
+  if #redis.call('XRANGE', stream, msgid, msgid) == 0 then return {'notfound'} end
+  if mode == 'e' or mode == 'd' then
+    if meta[1] ~= user then return {'forbidden'} end
+    if mode == 'd' then redis.call('HSET', KEYS[2], 'x', '1') end
+  else
+    local member = user .. '\n' .. ARGV[10]
+    if mode == 'a' then
+      if redis.call('SADD', KEYS[3], member) == 0 then return {'same'} end
+      -- reactions expire with their message
+      local pttl = redis.call('PTTL', KEYS[2])
+      if pttl > 0 then redis.call('PEXPIRE', KEYS[3], pttl) end
+    else
+      if redis.call('SREM', KEYS[3], member) == 0 then return {'same'} end
+    end
+  end
+end
+
+-- The new id follows the rule of XADD *: now-0, or the previous id's
+-- millisecond with the next sequence when the clock has not moved past it.
+-- It is computed here because send needs it inside the payload.
+local prev, pms, pseq = '', -1, -1
+local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)
+if top[1] then
+  prev = top[1][1]
+  local a, b = string.match(prev, '^(%d+)-(%d+)$')
+  pms, pseq = tonumber(a), tonumber(b)
+end
+local t = redis.call('TIME')
+local ms, seq = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 0
+if ms <= pms then ms, seq = pms, pseq + 1 end
+local id = string.format('%.0f-%.0f', ms, seq)
+
+if mode == 's' then
+  data = '{"messageId":"' .. id .. '"' .. ARGV[7] .. data
+  local mkey = KEYS[2] .. id
+  redis.call('HSET', mkey, 'a', user)
+  redis.call('PEXPIRE', mkey, ttl)
+end
+
+redis.call('XADD', stream, 'MAXLEN', maxlen, id, 'e', event, 'd', data)
+redis.call('PEXPIRE', stream, ttl)
+redis.call('PUBLISH', channel, id .. '\n' .. prev .. '\n' .. event .. '\n' .. data)
+return {'ok', id}
