@@ -1,0 +1,163 @@
+package limits
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-redis/redis_rate/v10"
+	"github.com/redis/go-redis/v9"
+)
+
+// Interface guard.
+var _ Limiter = (*Redis)(nil)
+
+// DefaultPrefix is the key prefix used when RedisConfig.Prefix is empty.
+const DefaultPrefix = "rt"
+
+var (
+	//go:embed lua/window.lua
+	windowLua    string
+	windowScript = redis.NewScript(windowLua)
+)
+
+// RedisConfig configures [NewRedis]. The zero value works.
+type RedisConfig struct {
+	// Prefix starts every key, so clusters can share a Redis. Default "rt".
+	// It must not contain '{' or '}' (those would break the hash tags).
+	Prefix string
+	// Now is the clock of the [Window] policy; default time.Now. Each node
+	// passes its own time to the script, so the nodes' clocks are assumed
+	// NTP-synced: a skew of s between two nodes only shifts their events by
+	// s within the window. [GCRA] ignores it (redis_rate reads the Redis
+	// server's clock).
+	Now Clock
+}
+
+// Redis is the cluster [Limiter]; every check is one round trip (EVALSHA,
+// or EVAL once after a script flush).
+//
+//   - [Window]: a Lua script over a sorted set per key,
+//     "<prefix>:{lim:<key>}", scores in microseconds of the caller's clock,
+//     members unique per event (a random per-limiter nonce and a counter).
+//     The set expires a window after its last accepted event.
+//   - [GCRA]: go-redis/redis_rate with Rate = Burst = N and Period = Window, on
+//     the key "rate:<prefix>:{lim:<key>}:gcra" (redis_rate adds its own
+//     "rate:" in front). It reads the Redis server's clock.
+type Redis struct {
+	client redis.UniversalClient
+	prefix string
+	now    Clock
+	gcra   *redis_rate.Limiter
+	nonce  string        // distinguishes this limiter's members from other nodes'
+	seq    atomic.Uint64 // makes members unique within this limiter
+}
+
+// NewRedis returns a limiter on client. It does no I/O.
+func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
+	if client == nil {
+		return nil, errors.New("limits: nil redis client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("limits: prefix %q must not contain '{' or '}'", cfg.Prefix)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return &Redis{
+		client: client,
+		prefix: cfg.Prefix,
+		now:    cfg.Now,
+		gcra:   redis_rate.NewLimiter(client),
+		nonce:  hex.EncodeToString(b[:]),
+	}, nil
+}
+
+func (r *Redis) key(key string) string { return r.prefix + ":{lim:" + key + "}" }
+
+// Allow implements [Limiter].
+func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) {
+	if err := l.Validate(); err != nil {
+		return Result{}, err
+	}
+	if l.Policy == GCRA {
+		return r.allowGCRA(ctx, key, l)
+	}
+	return r.allowWindow(ctx, key, l)
+}
+
+func (r *Redis) allowWindow(ctx context.Context, key string, l Limit) (Result, error) {
+	now := r.now().UnixMicro()
+	window := max(l.Window.Microseconds(), 1)
+	var buf [48]byte
+	member := strconv.AppendUint(append(append(buf[:0], r.nonce...), ':'), r.seq.Add(1), 10)
+	v, err := windowScript.Run(ctx, r.client, []string{r.key(key)},
+		now, now-window, window, l.N, member).Int64Slice()
+	if err != nil {
+		return Result{}, wrapErr("allow", err)
+	}
+	if len(v) != 3 {
+		return Result{}, fmt.Errorf("limits: allow: unexpected reply %v", v)
+	}
+	if v[0] == 1 {
+		return Result{Allowed: true, Remaining: int(v[1])}, nil
+	}
+	return Result{RetryAfter: time.Duration(v[2]) * time.Microsecond}, nil
+}
+
+func (r *Redis) allowGCRA(ctx context.Context, key string, l Limit) (Result, error) {
+	res, err := r.gcra.Allow(ctx, r.key(key)+":gcra", redis_rate.Limit{Rate: l.N, Burst: l.N, Period: l.Window})
+	if err != nil {
+		return Result{}, wrapErr("allow", err)
+	}
+	if res.Allowed > 0 {
+		return Result{Allowed: true, Remaining: res.Remaining}, nil
+	}
+	// redis_rate reports -1 when allowed; when refused RetryAfter is positive.
+	return Result{RetryAfter: max(res.RetryAfter, time.Nanosecond)}, nil
+}
+
+// wrapErr adds context to a Redis error; connection, timeout and "server not
+// ready" errors also match [ErrUnavailable].
+func wrapErr(op string, err error) error {
+	if unavailable(err) {
+		return fmt.Errorf("limits: %s: %w: %w", op, ErrUnavailable, err)
+	}
+	return fmt.Errorf("limits: %s: %w", op, err)
+}
+
+// unavailable reports whether err means Redis could not serve the call (as
+// opposed to a reply that rejects it, such as WRONGTYPE).
+func unavailable(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		// Network errors, timeouts, pool timeouts, a closed client, context
+		// errors: no usable reply.
+		return true
+	}
+	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
+	for _, p := range unavailablePrefixes {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// unavailablePrefixes are server replies that mean "not now" rather than "no".
+var unavailablePrefixes = []string{
+	"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY",
+	"NOREPLICAS", "OOM", "max number of clients",
+}
