@@ -87,7 +87,6 @@ func TestRedisKeyLayout(t *testing.T) {
 	}
 }
 
-
 // countHook counts round trips: one per command or pipeline sent.
 type countHook struct{ n atomic.Int64 }
 
