@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,13 +17,11 @@ import (
 // namespaces, transports.
 
 func TestConnectEmitAck(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t, "--dev")
 	n.RunJS(t, "connect_ack.mjs", map[string]string{"TOKEN": Token(t, "alice")})
 }
 
 func TestConnectErrorCodes(t *testing.T) {
-	t.Parallel()
 	const iss, aud = "e2e-issuer", "e2e-audience"
 	n := StartNode(t, "--jwt-issuer", iss, "--jwt-audience", aud)
 	good := func(c jwt.MapClaims) { c["iss"], c["aud"] = iss, aud }
@@ -56,33 +56,28 @@ func TestConnectErrorCodes(t *testing.T) {
 }
 
 func TestTokenExpiresOnLiveConnection(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t, "--dev")
 	n.RunJS(t, "auth_expiry.mjs", map[string]string{
-		"TOKEN": Token(t, "erin", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(2 * time.Second).Unix() }),
+		"TOKEN": Token(t, "erin", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(4 * time.Second).Unix() }),
 	})
 }
 
 func TestClientSurvivesShortPingIntervals(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t, "--dev", "--ping-interval", "300ms", "--ping-timeout", "300ms")
 	n.RunJS(t, "ping_alive.mjs", map[string]string{"TOKEN": Token(t, "alice")})
 }
 
 func TestSilentClientIsDropped(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t, "--dev", "--ping-interval", "300ms", "--ping-timeout", "300ms")
 	n.RunJS(t, "ping_dropped.mjs", map[string]string{"TOKEN": Token(t, "alice")})
 }
 
 func TestOversizedFrameClosesConnection(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t, "--dev", "--max-frame", "4096", "--max-content", "100")
 	n.RunJS(t, "oversize.mjs", map[string]string{"TOKEN": Token(t, "alice")})
 }
 
 func TestSecondNamespaceOnSameManager(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t, "--dev", "--max-user-connections", "1")
 	n.RunJS(t, "namespaces.mjs", map[string]string{"TOKEN": Token(t, "alice")})
 }
@@ -90,7 +85,6 @@ func TestSecondNamespaceOnSameManager(t *testing.T) {
 // TestPollingRefused: HTTP long-polling is not offered; the answer says how to
 // configure the client.
 func TestPollingRefused(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		req, err := http.NewRequest(method, n.URL+"/socket.io/?EIO=4&transport=polling&t=abc", strings.NewReader(""))
@@ -122,7 +116,6 @@ func TestPollingRefused(t *testing.T) {
 
 // TestAdminEndpoints: health, readiness and metrics on the admin port.
 func TestAdminEndpoints(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t)
 	for path, want := range map[string]string{
 		"/healthz": "",
@@ -139,4 +132,92 @@ func TestAdminEndpoints(t *testing.T) {
 			t.Errorf("GET %s: %d %.200s", path, resp.StatusCode, body)
 		}
 	}
+}
+
+// upgrade sends a raw WebSocket upgrade for the Engine.IO endpoint and
+// returns the status, and for a refusal its content type and body. An
+// accepted connection stays open until the test ends.
+func upgrade(t *testing.T, addr string) (code int, contentType, body string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n" +
+		"Host: " + addr + "\r\n" +
+		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the upgrade response: %v", err)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		return resp.StatusCode, "", ""
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	t.Logf("upgrade refused: %d %s %s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
+}
+
+// checkRefusal asserts a refusal's JSON body { error: { code, message, retryAfterMs? } }.
+func checkRefusal(t *testing.T, contentType, body, code string, retry bool) {
+	t.Helper()
+	if !strings.Contains(contentType, "application/json") {
+		t.Errorf("refusal content-type %q, want application/json (PROTOCOL.md: a JSON body)", contentType)
+	}
+	var v struct {
+		Error struct {
+			Code         string   `json:"code"`
+			Message      string   `json:"message"`
+			RetryAfterMs *float64 `json:"retryAfterMs"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &v); err != nil {
+		t.Fatalf("refusal body is not JSON: %v: %s", err, body)
+	}
+	if v.Error.Code != code || v.Error.Message == "" {
+		t.Errorf("refusal %s, want code %s with a message", body, code)
+	}
+	if retry && (v.Error.RetryAfterMs == nil || *v.Error.RetryAfterMs <= 0) {
+		t.Errorf("refusal %s, want a positive retryAfterMs", body)
+	}
+}
+
+// TestNodeFullAnswers503: past --max-connections an upgrade gets 503 NODE_FULL
+// (socket.io-client then retries with backoff, possibly on another node).
+func TestNodeFullAnswers503(t *testing.T) {
+	n := StartNode(t, "--max-connections", "2")
+	for i := 0; i < 2; i++ {
+		if code, _, body := upgrade(t, n.Addr); code != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade %d: %d %s, want 101", i+1, code, body)
+		}
+	}
+	code, ct, body := upgrade(t, n.Addr)
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("third upgrade: %d, want 503", code)
+	}
+	checkRefusal(t, ct, body, "NODE_FULL", false)
+}
+
+// TestConnectAttemptsRateLimited: past --limit-connects attempts per address an
+// upgrade gets 429 RATE_LIMITED with retryAfterMs.
+func TestConnectAttemptsRateLimited(t *testing.T) {
+	n := StartNode(t, "--limit-connects", "3")
+	for i := 0; i < 3; i++ {
+		if code, _, body := upgrade(t, n.Addr); code != http.StatusSwitchingProtocols {
+			t.Fatalf("attempt %d: %d %s, want 101", i+1, code, body)
+		}
+	}
+	code, ct, body := upgrade(t, n.Addr)
+	if code != http.StatusTooManyRequests {
+		t.Fatalf("fourth attempt: %d, want 429", code)
+	}
+	checkRefusal(t, ct, body, "RATE_LIMITED", true)
 }

@@ -20,37 +20,31 @@ func users(t *testing.T) map[string]string {
 }
 
 func TestTwoUsersExchangeMessages(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t)
 	n.RunJS(t, "chat.mjs", users(t))
 }
 
 func TestJoinWithoutMembershipIsNotMember(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t)
 	n.RunJS(t, "not_member.mjs", users(t))
 }
 
 func TestEditDeleteOthersMessageForbidden(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t)
 	n.RunJS(t, "edit_delete.mjs", users(t))
 }
 
 func TestTypingStartExpiresAsStop(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t, "--typing-expiry", "1s")
 	n.RunJS(t, "typing.mjs", users(t))
 }
 
 func TestDuplicateReactionFansOutNothing(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t)
 	n.RunJS(t, "reactions.mjs", users(t))
 }
 
 func TestMessageRateLimit(t *testing.T) {
-	t.Parallel()
 	const limit = 30 // the default: the 31st message inside the minute is refused
 	n := StartNode(t, "--limit-messages", strconv.Itoa(limit))
 	env := users(t)
@@ -59,13 +53,11 @@ func TestMessageRateLimit(t *testing.T) {
 }
 
 func TestReconnectWithLastEventIDGetsWhatItMissed(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t, "--history-size", "5")
 	n.RunJS(t, "recovery.mjs", users(t))
 }
 
 func TestServerAPI(t *testing.T) {
-	t.Parallel()
 	n := StartNode(t)
 	n.RunJS(t, "server_api.mjs", users(t))
 }

@@ -4,14 +4,14 @@ import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { URL, env, main, log, waitFor, connected, disconnected } from './lib.mjs';
 
-const token = env('TOKEN'); // expires about 2 s after it was minted
+const token = env('TOKEN'); // expires about 4 s after it was minted
 
 main(async () => {
   const socket = io(URL + '/messenger', { transports: ['websocket'], auth: { token } });
   await connected(socket);
   log('connected', socket.id);
-  const errP = waitFor(socket, 'error', 6000);
-  const discP = disconnected(socket, 7000);
+  const errP = waitFor(socket, 'error', 8000);
+  const discP = disconnected(socket, 9000);
   const e = await errP;
   log('error event', e);
   assert.equal(e.code, 'AUTH_EXPIRED');

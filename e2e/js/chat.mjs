@@ -32,15 +32,17 @@ main(async () => {
   const bobSent = record(bob, 'message_sent');
 
   // alice → chat
+  const bobGotA1 = waitFor(bob, 'new_message', 3000, (m) => m.tempId === 'a-1');
   const a1 = assertOK(await ack(alice, 'send_message', { chatId: 'c1', content: 'hi bob', messageType: 'TEXT', tempId: 'a-1' }), 'alice send');
-  await waitFor(bob, 'new_message', 3000, (m) => m.tempId === 'a-1');
+  await bobGotA1;
   // bob → chat, replying, with an attachment reference
   const att = [{ url: 'https://files.example.com/f/1.png', name: '1.png', mimeType: 'image/png', size: 1234 }];
+  const aliceGotB1 = waitFor(alice, 'new_message', 3000, (m) => m.tempId === 'b-1');
   const b1 = assertOK(
     await ack(bob, 'send_message', { chatId: 'c1', content: 'hi alice', messageType: 'IMAGE', tempId: 'b-1', attachments: att, replyTo: a1.messageId }),
     'bob send',
   );
-  await waitFor(alice, 'new_message', 3000, (m) => m.tempId === 'b-1');
+  await aliceGotB1;
   await sleep(300); // anything duplicated would have arrived by now
 
   log('alice new_message', aliceNew);

@@ -39,7 +39,7 @@ main(async () => {
     details && details.context ? `close code ${details.context.code}` : '');
   assert.equal(reason, 'transport close', 'the server closed the transport');
   assert.ok(pongsDropped >= 1, 'at least one pong was withheld');
-  assert.ok(after < 3000, `dropped after ${after} ms; want within about pingInterval + pingTimeout`);
+  assert.ok(after < 5000, `dropped after ${after} ms; want within about pingInterval + pingTimeout (600 ms) plus scheduling slack`);
 
   // socket.io-client reconnects by itself on a dropped transport; the new
   // engine answers pings again and stays.

@@ -41,8 +41,9 @@ main(async () => {
   assert.equal(bobR.length, 2);
 
   // Another user's same emoji is a change.
+  const u3P = waitFor(bob, 'reaction_updated', 3000, (u) => u.userId === 'alice');
   assertOK(await ack(alice, 'add_reaction', r), "alice's own 👍");
-  const u3 = await waitFor(bob, 'reaction_updated', 3000, (u) => u.userId === 'alice');
+  const u3 = await u3P;
   log('reaction_updated', u3);
   assert.equal(u3.action, 'added');
   alice.disconnect();
