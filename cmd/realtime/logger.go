@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -16,6 +17,19 @@ func init() {
 	// Set once at start-up, before any logger exists.
 	zerolog.TimeFieldFormat = logTimeFormat
 	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
+}
+
+// colorful reports whether w is a terminal and NO_COLOR is unset.
+func colorful(w io.Writer) bool {
+	if _, ok := os.LookupEnv("NO_COLOR"); ok {
+		return false
+	}
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // parseLevel accepts zerolog's level names.
@@ -38,7 +52,7 @@ func newLogger(w io.Writer, format, level, nodeID string) (zerolog.Logger, error
 		return zerolog.Nop(), err
 	}
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !colorful(w)}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("node", nodeID).Logger(), nil
 }

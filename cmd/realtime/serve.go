@@ -145,9 +145,12 @@ func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, admin net.Addr, na
 			fmt.Fprintf(&b, "JWT secret: %s\n\nToken for user alice (valid 24 h; more with `realtime token --dev --user bob`):\n  %s\n\n", describeSecret(r.jwtSecret, devJWTSecret), tok)
 			fmt.Fprintf(&b, "socket.io-client v4:\n  import { io } from 'socket.io-client';\n")
 			fmt.Fprintf(&b, "  const socket = io('%s%s', { transports: ['websocket'], auth: { token: '%s' } });\n", base, namespace, tok)
-			b.WriteString("  socket.on('connect', () => socket.emit('join_chat', { chatId: 'general' }, console.log));\n")
-			b.WriteString("  socket.on('new_message', console.log);\n")
-			b.WriteString("  socket.emit('send_message', { chatId: 'general', content: 'hello', messageType: 'TEXT', tempId: 't1' }, console.log);\n\n")
+			b.WriteString("  socket.on('connect_error', (err) => console.log(err.message, err.data));\n")
+			b.WriteString("  socket.on('new_message', (m) => console.log('new_message', m));\n")
+			b.WriteString("  socket.on('connect', () => socket.emit('join_chat', { chatId: 'general' }, (res) => {\n")
+			b.WriteString("    console.log('joined', res);\n")
+			b.WriteString("    socket.emit('send_message', { chatId: 'general', content: 'hello', messageType: 'TEXT', tempId: 't1' }, console.log);\n")
+			b.WriteString("  }));\n\n")
 		}
 	}
 	if r.apiKey.value != "" {
