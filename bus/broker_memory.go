@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,8 +29,12 @@ const (
 	DefaultHistoryTTL  = 24 * time.Hour
 )
 
-// errNotStarted: Subscribe before Start.
-var errNotStarted = errors.New("bus: Start not called")
+var (
+	// errNotStarted: Subscribe before Start.
+	errNotStarted = errors.New("bus: Start not called")
+	// errEventName: event names travel in a newline-separated envelope.
+	errEventName = errors.New("bus: event name contains a newline")
+)
 
 // sweepEvery is how often (by the injected clock) Append drops expired chats.
 const sweepEvery = time.Minute
@@ -180,6 +185,9 @@ func (m *Memory) Unsubscribe(ctx context.Context, ch Channel) error {
 
 // Publish queues an ephemeral event for ch's subscriber (this node).
 func (m *Memory) Publish(ctx context.Context, ch Channel, event string, data json.RawMessage) error {
+	if strings.IndexByte(event, '\n') >= 0 {
+		return errEventName
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -192,6 +200,9 @@ func (m *Memory) Publish(ctx context.Context, ch Channel, event string, data jso
 // Append performs op on chatID's history and queues its event for delivery
 // before returning.
 func (m *Memory) Append(ctx context.Context, chatID string, op Op) (Result, error) {
+	if strings.IndexByte(op.Event, '\n') >= 0 {
+		return Result{}, errEventName
+	}
 	if op.Kind == OpSend {
 		if len(op.Data) == 0 {
 			op.Data = json.RawMessage("{}")

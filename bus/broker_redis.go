@@ -253,7 +253,7 @@ func (r *Redis) Publish(ctx context.Context, ch Channel, event string, data json
 		return fmt.Errorf("bus: publish: unknown channel kind %d", ch.Kind)
 	}
 	if strings.IndexByte(event, '\n') >= 0 {
-		return errors.New("bus: publish: event name contains a newline")
+		return errEventName
 	}
 	payload := make([]byte, 0, 3+len(event)+len(data))
 	payload = append(payload, '\n', '\n')
@@ -278,7 +278,7 @@ func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error
 		return Result{}, fmt.Errorf("bus: append: unknown op kind %d", op.Kind)
 	}
 	if strings.IndexByte(op.Event, '\n') >= 0 {
-		return Result{}, errors.New("bus: append: event name contains a newline")
+		return Result{}, errEventName
 	}
 	tag := r.chatTag(chatID)
 	var keys []string
