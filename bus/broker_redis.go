@@ -32,6 +32,14 @@ import (
 //
 // Ephemeral events have empty ids. The previous id (the stream's last entry
 // before this one, empty if none) lets a subscriber notice an event it missed.
+//
+// For a send the script builds the message key from the declared prefix
+// KEYS[2] and the new id (known only inside the script); it shares the chat's
+// hash tag, so it stays in the script's slot on Redis Cluster.
+//
+// Round trips: Append 1 (EVALSHA; EVAL once more if Redis lost the script),
+// Publish 1, Since 1 (a pipeline), Subscribe 2 (read the stream's head, then
+// SUBSCRIBE and wait for the confirmation), Unsubscribe 1 (not awaited).
 
 //go:embed lua/append.lua
 var appendLua string
@@ -593,11 +601,15 @@ func (sh *shard) onSubscription(m *redis.Subscription) {
 	}
 	// Confirmation of a subscription we already had: go-redis reconnected and
 	// resubscribed. Whatever was published in between is lost to pub/sub.
+	// Redis confirms a resubscription channel by channel, counting from 1.
+	if m.Count == 1 {
+		sh.log.Info().Msg("pub/sub resubscribed after reconnect; repairing chat gaps from history")
+	}
 	if st.ch.Kind != KindChat {
-		sh.log.Info().Str("channel", m.Channel).Msg("resubscribed; ephemeral events in between are lost")
+		sh.log.Debug().Str("channel", m.Channel).Msg("resubscribed; ephemeral events in between are lost")
 		return
 	}
-	sh.log.Info().Str("channel", m.Channel).Str("after", st.last).Msg("resubscribed; repairing gap from history")
+	sh.log.Debug().Str("channel", m.Channel).Str("after", st.last).Msg("resubscribed; repairing gap from history")
 	sh.startRepair(st)
 }
 
@@ -650,7 +662,7 @@ func (sh *shard) onChatEvent(st *subState, ev liveEvent, out []Delivery) []Deliv
 		return out
 	}
 	if ev.prev != "" && CompareIDs(ev.prev, st.last) > 0 {
-		sh.log.Info().Str("channel", st.name).Str("after", st.last).Str("prev", ev.prev).Msg("gap before live event; repairing from history")
+		sh.log.Info().Str("channel", st.name).Str("after", st.last).Str("prev", ev.prev).Msg("gap before a live event; repairing from history")
 		st.buf = append(st.buf, ev)
 		sh.startRepair(st)
 		return out
@@ -676,7 +688,7 @@ func (sh *shard) onRepaired(res repairResult, out []Delivery) []Delivery {
 			n++
 		}
 	}
-	sh.log.Info().Str("channel", st.name).Int("events", n).Msg("gap repaired")
+	sh.log.Debug().Str("channel", st.name).Int("events", n).Msg("gap repaired")
 	if st.again || st.overflow {
 		// Another reconnect, or too many live events, during the read: read again.
 		st.again = false
