@@ -7,7 +7,8 @@
 // [Memory] is the single-node implementation; the Redis one shares its contract
 // suite in presence/presencetest.
 //
-//	p := presence.NewMemory()
+//	p := presence.NewMemory() // or presence.NewRedis(client, presence.RedisConfig{NodeID: id})
+//	go presence.KeepAlive(ctx, p, 10*time.Second, logError)
 //	ok, err := p.Acquire(ctx, "alice", "conn-1", 3)
 //	defer p.Release(ctx, "alice", "conn-1")
 package presence
@@ -15,11 +16,16 @@ package presence
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 var (
-	// ErrUnavailable: the backing store cannot be reached; nothing was done.
+	// ErrUnavailable: the backing store cannot be reached (or did not answer
+	// in time, in which case the call may or may not have taken effect; an
+	// entry the node does not know it holds expires within the entry TTL).
 	ErrUnavailable = errors.New("presence: unavailable")
+	// ErrClosed: the Presence was closed.
+	ErrClosed = errors.New("presence: closed")
 )
 
 // Stats are cluster-wide figures.
@@ -33,19 +39,42 @@ type Stats struct {
 // Presence tracks connections cluster-wide.
 type Presence interface {
 	// Acquire records connID for userID if the user holds fewer than max
-	// connections cluster-wide, atomically. ok is false when the cap is reached.
+	// connections cluster-wide, atomically. ok is false when the cap is reached
+	// (always when max <= 0). Acquiring an entry already held succeeds without
+	// taking another slot.
 	Acquire(ctx context.Context, userID, connID string, max int) (ok bool, err error)
 	// Release removes the entry at once, freeing the slot. Releasing an unknown
 	// entry is not an error.
 	Release(ctx context.Context, userID, connID string) error
 	// SetChats replaces the set of chats this node has local members in (used
-	// for the cluster-wide chat count).
+	// for the cluster-wide chat count). Call it when that set changes
+	// (debounced); each call rewrites the whole set.
 	SetChats(ctx context.Context, chatIDs []string) error
 	// Refresh extends the liveness of this node's entries; the node calls it
 	// periodically (more often than the entry TTL).
 	Refresh(ctx context.Context) error
 	// Stats returns cluster-wide figures.
 	Stats(ctx context.Context) (Stats, error)
-	// Close removes this node's entries where possible and stops. Idempotent.
+	// Close removes this node's entries where possible and stops; later calls
+	// return ErrClosed (Release returns nil). Idempotent.
 	Close() error
+}
+
+// KeepAlive calls p.Refresh every interval until ctx is done, passing
+// failures to onError (nil: ignored). It blocks: run it in a goroutine the
+// caller owns and stops with ctx. The interval should be at most a third of
+// the entry TTL, so one failed refresh does not expire the node's entries.
+func KeepAlive(ctx context.Context, p Presence, interval time.Duration, onError func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := p.Refresh(ctx); err != nil && onError != nil && ctx.Err() == nil {
+				onError(err)
+			}
+		}
+	}
 }

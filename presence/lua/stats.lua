@@ -1,0 +1,15 @@
+-- Cluster-wide figures over the live nodes' bookkeeping sets.
+-- KEYS[1..n] conns sets, KEYS[n+1..2n] users sets, KEYS[2n+1..3n] chats
+-- sets, KEYS[3n+1] a scratch key; all share the {nodes} hash tag.
+-- ARGV[1] n
+-- Returns {connections, distinct users, distinct chats}.
+local n = tonumber(ARGV[1])
+local scratch = KEYS[3 * n + 1]
+local conns = 0
+for i = 1, n do
+  conns = conns + redis.call('SCARD', KEYS[i])
+end
+local users = redis.call('SUNIONSTORE', scratch, unpack(KEYS, n + 1, 2 * n))
+local chats = redis.call('SUNIONSTORE', scratch, unpack(KEYS, 2 * n + 1, 3 * n))
+redis.call('DEL', scratch)
+return {conns, users, chats}

@@ -1,0 +1,400 @@
+package presence_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/presence"
+	"github.com/anchat/realtime/presence/presencetest"
+)
+
+func TestRedis(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	presencetest.Run(t, func(t *testing.T) presence.Presence {
+		return newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "node-1"})
+	})
+}
+
+func newRedis(t testing.TB, c redis.UniversalClient, cfg presence.RedisConfig) *presence.Redis {
+	t.Helper()
+	r, err := presence.NewRedis(c, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func ctxFor(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func must[V any](t *testing.T) func(V, error) V {
+	return func(v V, err error) V {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// eventually polls cond every 20ms until it holds or within passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// A node that stops refreshing (crashed, no Close) stops counting against
+// caps within its entry TTL, and drops out of Stats.
+func TestRedisCrashedNodeExpires(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := ctxFor(t)
+	prefix := redistest.Prefix(t)
+	const ttl = time.Second
+	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttl})
+	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: ttl})
+	t.Cleanup(func() { _ = b.Close() })
+	acquired := time.Now()
+	for i := range 3 {
+		if !must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3)) {
+			t.Fatalf("node a: connection %d refused", i)
+		}
+	}
+	must[bool](t)(a.Acquire(ctx, "bob", "a9", 3))
+	if err := a.SetChats(ctx, []string{"general"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetChats(ctx, []string{"general", "random"}); err != nil {
+		t.Fatal(err)
+	}
+	if must[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
+		t.Fatal("node b: alice's fourth connection accepted")
+	}
+	must[bool](t)(b.Acquire(ctx, "bob", "b1", 3))
+	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 5, Users: 2, Chats: 2}) {
+		t.Fatalf("Stats with both nodes = %+v", st)
+	}
+
+	// Node a is gone: no Refresh, no Close. Node b keeps refreshing.
+	took := eventually(t, ttl+2*time.Second, "node b acquires alice's slot", func() bool {
+		if err := b.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return must[bool](t)(b.Acquire(ctx, "alice", "b0", 3))
+	})
+	if since := time.Since(acquired); since < ttl-50*time.Millisecond {
+		t.Fatalf("slot freed %v after node a's last write, before its TTL %v", since, ttl)
+	}
+	t.Logf("slot freed after %v of polling", took)
+	eventually(t, time.Second, "Stats drops node a", func() bool {
+		st := must[presence.Stats](t)(b.Stats(ctx))
+		return st == presence.Stats{Nodes: 1, Connections: 2, Users: 2, Chats: 2}
+	})
+	// b can take alice's remaining two slots, not a fourth.
+	for _, conn := range []string{"b2", "b3"} {
+		if !must[bool](t)(b.Acquire(ctx, "alice", conn, 3)) {
+			t.Fatalf("node b: %s refused", conn)
+		}
+	}
+	if must[bool](t)(b.Acquire(ctx, "alice", "b4", 3)) {
+		t.Fatal("node b: alice over the cap")
+	}
+}
+
+// Close frees the node's slots at once and removes it from Stats.
+func TestRedisCloseFreesAtOnce(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := ctxFor(t)
+	prefix := redistest.Prefix(t)
+	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a"})
+	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b"})
+	for i := range 3 {
+		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
+	}
+	if err := a.SetChats(ctx, []string{"general"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !must[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
+		t.Fatal("slot not freed by Close")
+	}
+	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 1, Users: 1}) {
+		t.Fatalf("Stats after a closed = %+v", st)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	keys := must[[]string](t)(c.Keys(ctx, prefix+":*").Result())
+	if slices.ContainsFunc(keys, func(k string) bool { return k != prefix+":{nodes}:live" }) {
+		t.Fatalf("keys left after both nodes closed: %q", keys)
+	}
+}
+
+// A node that stalled past its TTL restores its entries and bookkeeping on
+// its next Refresh.
+func TestRedisStalledNodeRestores(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := ctxFor(t)
+	prefix := redistest.Prefix(t)
+	const ttl = 300 * time.Millisecond
+	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttl})
+	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: 10 * time.Second})
+	must[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
+	if err := a.SetChats(ctx, []string{"general"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "node a expires", func() bool {
+		return must[presence.Stats](t)(b.Stats(ctx)).Nodes == 1
+	})
+	must[bool](t)(b.Acquire(ctx, "alice", "b0", 2))
+	if err := a.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 2, Users: 1, Chats: 1}) {
+		t.Fatalf("Stats after node a came back = %+v", st)
+	}
+	if must[bool](t)(b.Acquire(ctx, "alice", "b1", 2)) {
+		t.Fatal("alice over the cap after node a restored its entry")
+	}
+}
+
+// After Redis restarts empty, each node's next Refresh restores its state.
+func TestRedisRestartRestores(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := ctxFor(t)
+	prefix := redistest.Prefix(t)
+	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a"})
+	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b"})
+	for i := range 2 {
+		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
+	}
+	must[bool](t)(b.Acquire(ctx, "bob", "b0", 3))
+	if err := a.SetChats(ctx, []string{"general"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Restart()
+	if err := redistest.WaitReady(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*presence.Redis{a, b} {
+		if err := p.Refresh(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 3, Users: 2, Chats: 1}) {
+		t.Fatalf("Stats after restart = %+v", st)
+	}
+	must[bool](t)(b.Acquire(ctx, "alice", "b1", 3))
+	if must[bool](t)(b.Acquire(ctx, "alice", "b2", 3)) {
+		t.Fatal("alice over the cap: node a's entries were not restored")
+	}
+}
+
+func TestRedisKeyLayout(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := ctxFor(t)
+	p := newRedis(t, c, presence.RedisConfig{NodeID: "n1"})
+	must[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
+	if err := p.SetChats(ctx, []string{"general"}); err != nil {
+		t.Fatal(err)
+	}
+	must[presence.Stats](t)(p.Stats(ctx))
+	keys := must[[]string](t)(c.Keys(ctx, "*").Result())
+	slices.Sort(keys)
+	want := []string{
+		"rt:{nodes}:live", "rt:{nodes}:n1:alive", "rt:{nodes}:n1:chats",
+		"rt:{nodes}:n1:conns", "rt:{nodes}:n1:users", "rt:{user:alice}:conns",
+	}
+	if !slices.Equal(keys, want) {
+		t.Fatalf("keys = %q, want %q", keys, want)
+	}
+	if m := must[[]string](t)(c.ZRange(ctx, "rt:{user:alice}:conns", 0, -1).Result()); !slices.Equal(m, []string{"n1|c1"}) {
+		t.Fatalf("alice's entries = %q", m)
+	}
+	for _, k := range want[1:] {
+		if ttl := c.PTTL(ctx, k).Val(); ttl <= 0 || ttl > presence.DefaultEntryTTL {
+			t.Errorf("%s: PTTL %v, want (0, %v]", k, ttl, presence.DefaultEntryTTL)
+		}
+	}
+}
+
+// countHook counts round trips: one per command or pipeline sent.
+type countHook struct{ n atomic.Int64 }
+
+func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+func TestRedisRoundTrips(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := ctxFor(t)
+	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
+	t.Cleanup(func() { _ = p.Close() })
+	// Warm up: registers the node and loads the scripts.
+	must[bool](t)(p.Acquire(ctx, "warm", "w", 1))
+	must[bool](t)(p.Acquire(ctx, "warm", "w2", 1))
+	must[presence.Stats](t)(p.Stats(ctx))
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	h := &countHook{}
+	c.AddHook(h)
+	calls := []struct {
+		name string
+		want int64
+		call func() error
+	}{
+		{"Acquire", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
+		{"Acquire refused", 1, func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
+		{"Acquire after a refusal", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
+		{"Release", 1, func() error { return p.Release(ctx, "alice", "c1") }},
+		{"SetChats", 1, func() error { return p.SetChats(ctx, []string{"a", "b"}) }},
+		{"Refresh", 1, func() error { return p.Refresh(ctx) }},
+		{"Stats", 2, func() error { _, err := p.Stats(ctx); return err }},
+	}
+	for _, c := range calls {
+		before := h.n.Load()
+		if err := c.call(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n := h.n.Load() - before; n != c.want {
+			t.Errorf("%s: %d round trips, want %d", c.name, n, c.want)
+		}
+	}
+}
+
+// After SCRIPT FLUSH the scripts are sent again; nothing runs twice.
+func TestRedisScriptFlush(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := ctxFor(t)
+	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
+	must[bool](t)(p.Acquire(ctx, "alice", "c1", 2))
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !must[bool](t)(p.Acquire(ctx, "alice", "c2", 2)) {
+		t.Fatal("acquire after SCRIPT FLUSH refused")
+	}
+	if must[bool](t)(p.Acquire(ctx, "alice", "c3", 2)) {
+		t.Fatal("over the cap")
+	}
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := must[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 2, Users: 1}) {
+		t.Fatalf("Stats = %+v", st)
+	}
+}
+
+func TestRedisUnavailable(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := ctxFor(t)
+	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
+	must[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
+	s.Kill()
+	calls := map[string]func() error{
+		"Acquire":  func() error { _, err := p.Acquire(ctx, "alice", "c2", 3); return err },
+		"Release":  func() error { return p.Release(ctx, "alice", "c1") },
+		"SetChats": func() error { return p.SetChats(ctx, []string{"x"}) },
+		"Refresh":  func() error { return p.Refresh(ctx) },
+		"Stats":    func() error { _, err := p.Stats(ctx); return err },
+	}
+	for name, call := range calls {
+		if err := call(); !errors.Is(err, presence.ErrUnavailable) {
+			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
+		}
+	}
+	// Back up (empty): the node's state is rewritten, the failed calls'
+	// leftovers are undone.
+	s.Restart()
+	if err := redistest.WaitReady(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st := must[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Chats: 1}) {
+		t.Fatalf("Stats after recovery = %+v, want 1 node, 1 chat", st)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRedisBadConfig(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	for name, cfg := range map[string]presence.RedisConfig{
+		"no node ID":     {},
+		"node ID with |": {NodeID: "a|b"},
+		"node ID with {": {NodeID: "a{b"},
+		"prefix with }":  {NodeID: "a", Prefix: "x}"},
+		"TTL too short":  {NodeID: "a", EntryTTL: time.Millisecond},
+		"negative TTL":   {NodeID: "a", EntryTTL: -time.Second},
+	} {
+		if _, err := presence.NewRedis(c, cfg); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := presence.NewRedis(nil, presence.RedisConfig{NodeID: "a"}); err == nil {
+		t.Error("nil client accepted")
+	}
+}
+
+func BenchmarkRedisAcquireRelease(b *testing.B) {
+	s := redistest.Start(b, redistest.Options{})
+	c := s.Client()
+	ctx := context.Background()
+	p := newRedis(b, c, presence.RedisConfig{Prefix: redistest.Prefix(b), NodeID: "n1"})
+	b.Cleanup(func() { _ = p.Close() })
+	if _, err := p.Acquire(ctx, "warm", "w", 1); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		ok, err := p.Acquire(ctx, "alice", "conn-1", 3)
+		if err != nil || !ok {
+			b.Fatalf("Acquire: %v %v", ok, err)
+		}
+		if err := p.Release(ctx, "alice", "conn-1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
