@@ -507,14 +507,6 @@ func TestCommands(t *testing.T) {
 	}
 }
 
-func TestRedisNotYetSupported(t *testing.T) {
-	a, _, errb := testApp(env{"REALTIME_JWT_SECRET": "s"})
-	code := a.Run(context.Background(), []string{"serve", "--redis-url", "redis://127.0.0.1:1", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"})
-	if code != exitUsage || !strings.Contains(errb.String(), "Redis") {
-		t.Errorf("exit %d stderr %q", code, errb)
-	}
-}
-
 func TestLogger(t *testing.T) {
 	var buf bytes.Buffer
 	log, err := newLogger(&buf, "json", "info", "n1")

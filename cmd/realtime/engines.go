@@ -1,8 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
-	"io"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/lease"
@@ -12,38 +17,124 @@ import (
 	"github.com/anchat/realtime/presence"
 )
 
-// errRedisNotYet: the Redis engines are not wired into this build yet.
-var errRedisNotYet = errors.New("the Redis engines are not yet supported by this build (run without --redis-url / --redis-sentinel-* for the embedded memory engines)")
+// envRedisPassword is the Sentinel-managed master's password (a secret, so
+// environment only). With --redis-url the password belongs in the URL.
+const envRedisPassword = "REALTIME_REDIS_PASSWORD"
+
+// engines are the cluster-wide engines of one node and how to release them.
+type engines struct {
+	node.Engines
+	kind   string // "memory" or "redis"
+	target string // where Redis is, without credentials (for the log)
+	close  func()
+}
 
 // buildEngines returns the memory engines, or the Redis ones when a Redis
-// URL or Sentinel is configured, and a function that closes them after the
-// node has stopped.
-func buildEngines(o *serveOptions, nodeID string) (node.Engines, func(), error) {
+// URL or Sentinel is configured. close releases them after the node stopped.
+func buildEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv getenvFunc) (*engines, error) {
 	if o.RedisURL != "" || o.RedisSentinelMaster != "" {
-		// TODO(redis): wire bus.NewRedis, presence.NewRedis, membership.NewRedis,
-		// limits.NewRedis and lease.NewRedis on one go-redis client (URL or
-		// Sentinel failover client, key prefix o.RedisPrefix), with Engines.Ping
-		// a PING on that client for /readyz.
-		return node.Engines{}, nil, errRedisNotYet
+		return redisEngines(o, nodeID, log, getenv)
 	}
-	return memoryEngines(o, nodeID)
+	return memoryEngines(o), nil
 }
 
 // memoryEngines are the embedded single-node engines.
-func memoryEngines(o *serveOptions, nodeID string) (node.Engines, func(), error) {
+func memoryEngines(o *serveOptions) *engines {
 	b := bus.NewMemory(bus.MemoryConfig{HistorySize: o.HistorySize, HistoryTTL: o.HistoryTTL})
 	p := presence.NewMemory()
-	e := node.Engines{
-		Bus:        b,
-		Presence:   p,
-		Membership: membership.NewMemory(),
-		Limiter:    limits.NewMemory(nil),
-		Lease:      lease.NewMemory(nil),
+	return &engines{
+		Engines: node.Engines{
+			Bus:        b,
+			Presence:   p,
+			Membership: membership.NewMemory(),
+			Limiter:    limits.NewMemory(nil),
+			Lease:      lease.NewMemory(nil),
+		},
+		kind: "memory",
+		close: func() {
+			_ = b.Close()
+			_ = p.Close()
+		},
 	}
-	closeAll := func() {
-		for _, c := range []io.Closer{b, p} {
-			_ = c.Close()
+}
+
+// redisClient builds the go-redis client: from --redis-url, or a failover
+// client for --redis-sentinel-master / --redis-sentinel-addrs.
+func redisClient(o *serveOptions, getenv getenvFunc) (redis.UniversalClient, string, error) {
+	if o.RedisURL != "" {
+		opts, err := redis.ParseURL(o.RedisURL)
+		if err != nil {
+			return nil, "", fmt.Errorf("--redis-url: %v", err)
 		}
+		return redis.NewClient(opts), opts.Addr, nil
 	}
-	return e, closeAll, nil
+	addrs := splitList(o.RedisSentinelAddrs)
+	if len(addrs) == 0 {
+		return nil, "", errors.New("--redis-sentinel-addrs: no address")
+	}
+	password, _ := getenv(envRedisPassword)
+	c := redis.NewFailoverClient(&redis.FailoverOptions{
+		MasterName:    o.RedisSentinelMaster,
+		SentinelAddrs: addrs,
+		Password:      password,
+	})
+	return c, "sentinel " + o.RedisSentinelMaster + "@" + o.RedisSentinelAddrs, nil
+}
+
+// redisEngines are the cluster engines, all on one client and one key prefix.
+func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv getenvFunc) (*engines, error) {
+	client, target, err := redisClient(o, getenv)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*engines, error) {
+		_ = client.Close()
+		return nil, fmt.Errorf("%v (check --redis-prefix)", err)
+	}
+	b, err := bus.NewRedis(client, bus.RedisConfig{
+		Prefix:      o.RedisPrefix,
+		HistorySize: o.HistorySize,
+		HistoryTTL:  o.HistoryTTL,
+		Logger:      log.With().Str("component", "bus").Logger(),
+	})
+	if err != nil {
+		return fail(err)
+	}
+	p, err := presence.NewRedis(client, presence.RedisConfig{Prefix: o.RedisPrefix, NodeID: nodeID})
+	if err != nil {
+		return fail(err)
+	}
+	m, err := membership.NewRedis(client, membership.RedisConfig{Prefix: o.RedisPrefix})
+	if err != nil {
+		return fail(err)
+	}
+	l, err := limits.NewRedis(client, limits.RedisConfig{Prefix: o.RedisPrefix})
+	if err != nil {
+		return fail(err)
+	}
+	ls, err := lease.NewRedis(client, lease.RedisConfig{Prefix: o.RedisPrefix})
+	if err != nil {
+		return fail(err)
+	}
+	return &engines{
+		Engines: node.Engines{
+			Bus:        b,
+			Presence:   p,
+			Membership: m,
+			Limiter:    l,
+			Lease:      ls,
+			Ping: func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				return client.Ping(ctx).Err()
+			},
+		},
+		kind:   "redis",
+		target: target,
+		close: func() {
+			_ = b.Close()
+			_ = p.Close() // removes this node's presence entries
+			_ = client.Close()
+		},
+	}, nil
 }

@@ -34,12 +34,12 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 	if err != nil {
 		return a.usageError("serve", err.Error())
 	}
-	engines, closeEngines, err := buildEngines(&o, o.NodeID)
+	eng, err := buildEngines(&o, o.NodeID, log, a.getenv)
 	if err != nil {
 		return a.usageError("serve", err.Error())
 	}
-	defer closeEngines()
-	r.cfg.Engines = engines
+	defer eng.close()
+	r.cfg.Engines = eng.Engines
 	r.cfg.Logger = log
 	if o.RTMURL != "" {
 		// TODO(rtm): start the RTM bridge (rtm package) with o.RTMURL and
@@ -60,9 +60,12 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 	stopSignals := a.handleSignals(ctx, cancel, log)
 	defer stopSignals()
 
-	log.Info().Str("version", version).Str("addr", o.Addr).Str("admin_addr", o.AdminAddr).
-		Str("namespace", o.Namespace).Str("io", string(r.cfg.IO)).Bool("dev", o.Dev).
-		Str("engine", "memory").Msg("starting")
+	start := log.Info().Str("version", version).Str("addr", o.Addr).Str("admin_addr", o.AdminAddr).
+		Str("namespace", o.Namespace).Str("io", string(r.cfg.IO)).Bool("dev", o.Dev).Str("engine", eng.kind)
+	if eng.target != "" {
+		start = start.Str("redis", eng.target).Str("redis_prefix", o.RedisPrefix)
+	}
+	start.Msg("starting")
 	errc := make(chan error, 1)
 	go func() { errc <- n.Run(ctx) }()
 	select {

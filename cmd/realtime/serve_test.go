@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anchat/realtime/internal/redistest"
 )
 
 // lockedBuffer is a bytes.Buffer safe for the node's goroutines and the test.
@@ -129,4 +131,65 @@ func TestServeSecondSignalExitsAtOnce(t *testing.T) {
 		t.Fatal("exit not called within 10 s of a second signal")
 	}
 	<-done
+}
+
+// TestServeWithRedis wires the Redis engines: the node starts, writes its
+// presence under the prefix, and removes it after the drain.
+func TestServeWithRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefix := redistest.Prefix(t)
+	sigs, out, errb, _, done := startServe(t, env{"REALTIME_REDIS_URL": srv.URL()},
+		"--dev", "--log-format", "json", "--drain-period", "100ms", "--node-id", "n-redis", "--redis-prefix", prefix)
+	waitOutput(t, errb, "const socket", done)
+	if !strings.Contains(out.String(), `"engine":"redis"`) {
+		t.Errorf("start-up line does not say the Redis engine:\n%s", out)
+	}
+	c := srv.Client()
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second) // the first presence refresh
+	for {
+		keys, err := c.Keys(ctx, prefix+"*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) > 0 {
+			t.Logf("keys under %s: %v", prefix, keys)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no key under prefix %q within 20 s: the node does not use this Redis", prefix)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sigs <- syscall.SIGTERM
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d, want 0\n%s", code, out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return within 10 s of SIGTERM")
+	}
+	if n, err := c.Exists(ctx, prefix+":{nodes}:n-redis:alive").Result(); err != nil || n != 0 {
+		t.Errorf("the node's liveness key is still there after a clean stop (%d, %v)", n, err)
+	}
+}
+
+func TestServeRedisErrors(t *testing.T) {
+	for name, tc := range map[string]struct {
+		env  env
+		args []string
+		want string
+	}{
+		"bad url":    {env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-url", "http://x"}, "--redis-url"},
+		"bad prefix": {env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-url", "redis://127.0.0.1:1/0", "--redis-prefix", "a{b}"}, "prefix"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			a, _, errb := testApp(tc.env)
+			code := a.Run(context.Background(), append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, tc.args...))
+			if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("exit %d stderr %q, want exit 2 naming %s", code, errb, tc.want)
+			}
+		})
+	}
 }
