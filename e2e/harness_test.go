@@ -165,7 +165,7 @@ func startNode(t *testing.T, args []string) (*Node, error) {
 	n.Args = append([]string{"serve",
 		"--addr", n.Addr,
 		"--admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
-		"--node-id", "e2e-" + strings.ToLower(nodeIDClean.ReplaceAllString(t.Name(), "-")),
+		"--node-id", fmt.Sprintf("e2e-%s-%d", strings.ToLower(nodeIDClean.ReplaceAllString(t.Name(), "-")), port),
 		"--log-format", "json",
 		"--log-level", "debug",
 		"--drain-period", "200ms",
