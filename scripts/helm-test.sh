@@ -48,7 +48,7 @@ fail() {
 skip() {
 	skipped=$((skipped + 1))
 	printf 'skip  %s\n' "$1"
-	if [ -n "${2:-}" ]; then printf '%s\n' "$2" | head -5 | sed 's/^/      /'; fi
+	if [ -n "${2:-}" ]; then printf '%s\n' "$2" | grep -v '^go: downloading' | head -5 | sed 's/^/      /'; fi
 }
 summary() {
 	echo "helm-test: $((SECONDS - start))s"
