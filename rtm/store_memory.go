@@ -1,0 +1,139 @@
+package rtm
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"sync"
+	"time"
+)
+
+// Interface guard.
+var _ Store = (*MemoryStore)(nil)
+
+// MemoryStore is the single-node [Store]: everything lives in process
+// memory; seen keys expire by the injected clock.
+type MemoryStore struct {
+	now func() time.Time
+
+	mu        sync.Mutex // guards the following fields
+	version   int64
+	sessions  map[string]Session
+	states    map[string]State
+	seen      map[string]time.Time // key -> expiry
+	lastSweep time.Time
+	watchers  map[chan struct{}]struct{}
+}
+
+// NewMemoryStore returns an empty store reading time from now (nil: time.Now).
+func NewMemoryStore(now func() time.Time) *MemoryStore {
+	if now == nil {
+		now = time.Now
+	}
+	return &MemoryStore{
+		now:      now,
+		sessions: make(map[string]Session),
+		states:   make(map[string]State),
+		seen:     make(map[string]time.Time),
+		watchers: make(map[chan struct{}]struct{}),
+	}
+}
+
+// signal pokes every watcher. s.mu must be held.
+func (s *MemoryStore) signal() {
+	for c := range s.watchers {
+		poke(c)
+	}
+}
+
+// PutSession implements [Store].
+func (s *MemoryStore) PutSession(_ context.Context, profileID string, session json.RawMessage) error {
+	if err := checkProfileID(profileID); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version++
+	s.sessions[profileID] = Session{Version: s.version, Data: append(json.RawMessage(nil), session...)}
+	s.signal()
+	return nil
+}
+
+// DeleteSession implements [Store].
+func (s *MemoryStore) DeleteSession(_ context.Context, profileID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sessions, profileID)
+	delete(s.states, profileID)
+	s.signal()
+	return nil
+}
+
+// Sessions implements [Store].
+func (s *MemoryStore) Sessions(context.Context) (map[string]Session, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.sessions), nil
+}
+
+// SetState implements [Store].
+func (s *MemoryStore) SetState(_ context.Context, profileID string, state State) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.states[profileID] = state
+	return nil
+}
+
+// DeleteState implements [Store].
+func (s *MemoryStore) DeleteState(_ context.Context, profileID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.states, profileID)
+	return nil
+}
+
+// States implements [Store].
+func (s *MemoryStore) States(context.Context) (map[string]State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.states), nil
+}
+
+// MarkSeen implements [Store].
+func (s *MemoryStore) MarkSeen(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if now.Sub(s.lastSweep) >= time.Minute {
+		s.lastSweep = now
+		maps.DeleteFunc(s.seen, func(_ string, exp time.Time) bool { return !now.Before(exp) })
+	}
+	if exp, ok := s.seen[key]; ok && now.Before(exp) {
+		return false, nil
+	}
+	s.seen[key] = now.Add(ttl)
+	return true, nil
+}
+
+// Signal implements [Store].
+func (s *MemoryStore) Signal(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.signal()
+	return nil
+}
+
+// Watch implements [Store].
+func (s *MemoryStore) Watch(ctx context.Context) <-chan struct{} {
+	c := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.watchers[c] = struct{}{}
+	s.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.watchers, c)
+		close(c) // pokes happen under s.mu, so none can follow
+	})
+	return c
+}

@@ -1,0 +1,192 @@
+package rtm
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Interface guard.
+var _ Store = (*RedisStore)(nil)
+
+//go:embed lua/put.lua
+var putLua string
+
+var putScript = redis.NewScript(putLua)
+
+// RedisStoreConfig configures [NewRedisStore]. The zero value works.
+type RedisStoreConfig struct {
+	// Prefix starts every key and channel, so clusters can share a Redis.
+	// Default "rt". It must not contain '{' or '}'.
+	Prefix string
+}
+
+// RedisStore is the cluster [Store]. Keys, with the default prefix:
+//
+//	rt:{rtm}:profiles   hash  profile id -> {"version":N,"session":{...}}
+//	rt:{rtm}:version    INCR counter of session versions
+//	rt:{rtm}:state      hash  profile id -> state, written by the leader
+//	rt:{rtm}:changes    pub/sub channel: a profile id after each put or delete, "" for Signal
+//	rt:rtm:seen:<key>   "1" with EX ttl (SET NX): upstream ids already published
+//
+// The first four share a hash tag (one Redis Cluster slot); seen keys do not,
+// so they spread over the cluster. A put is one Lua script (INCR, HSET,
+// PUBLISH), a delete one MULTI/EXEC.
+type RedisStore struct {
+	client redis.UniversalClient
+
+	profiles, version, state, changes, seen string
+}
+
+// NewRedisStore returns a store on client, which the caller owns. It does
+// no I/O.
+func NewRedisStore(client redis.UniversalClient, cfg RedisStoreConfig) (*RedisStore, error) {
+	if client == nil {
+		return nil, errors.New("rtm: nil redis client")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "rt"
+	}
+	if strings.ContainsAny(cfg.Prefix, "{}") {
+		return nil, fmt.Errorf("rtm: prefix %q must not contain '{' or '}'", cfg.Prefix)
+	}
+	tag := cfg.Prefix + ":{rtm}:"
+	return &RedisStore{
+		client:   client,
+		profiles: tag + "profiles",
+		version:  tag + "version",
+		state:    tag + "state",
+		changes:  tag + "changes",
+		seen:     cfg.Prefix + ":rtm:seen:",
+	}, nil
+}
+
+// PutSession implements [Store].
+func (s *RedisStore) PutSession(ctx context.Context, profileID string, session json.RawMessage) error {
+	if err := checkProfileID(profileID); err != nil {
+		return err
+	}
+	if !json.Valid(session) {
+		return fmt.Errorf("%w: not valid JSON", ErrBadSession)
+	}
+	err := putScript.Run(ctx, s.client, []string{s.profiles, s.version}, profileID, []byte(session), s.changes).Err()
+	return wrapRedis("put session", err)
+}
+
+// DeleteSession implements [Store].
+func (s *RedisStore) DeleteSession(ctx context.Context, profileID string) error {
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, s.profiles, profileID)
+		p.HDel(ctx, s.state, profileID)
+		p.Publish(ctx, s.changes, profileID)
+		return nil
+	})
+	return wrapRedis("delete session", err)
+}
+
+// Sessions implements [Store]. Entries it cannot parse are skipped.
+func (s *RedisStore) Sessions(ctx context.Context) (map[string]Session, error) {
+	all, err := s.client.HGetAll(ctx, s.profiles).Result()
+	if err != nil {
+		return nil, wrapRedis("sessions", err)
+	}
+	out := make(map[string]Session, len(all))
+	for id, v := range all {
+		var e struct {
+			Version int64           `json:"version"`
+			Session json.RawMessage `json:"session"`
+		}
+		if json.Unmarshal([]byte(v), &e) != nil || len(e.Session) == 0 {
+			continue
+		}
+		out[id] = Session{Version: e.Version, Data: e.Session}
+	}
+	return out, nil
+}
+
+// SetState implements [Store].
+func (s *RedisStore) SetState(ctx context.Context, profileID string, state State) error {
+	return wrapRedis("set state", s.client.HSet(ctx, s.state, profileID, string(state)).Err())
+}
+
+// DeleteState implements [Store].
+func (s *RedisStore) DeleteState(ctx context.Context, profileID string) error {
+	return wrapRedis("delete state", s.client.HDel(ctx, s.state, profileID).Err())
+}
+
+// States implements [Store].
+func (s *RedisStore) States(ctx context.Context) (map[string]State, error) {
+	all, err := s.client.HGetAll(ctx, s.state).Result()
+	if err != nil {
+		return nil, wrapRedis("states", err)
+	}
+	out := make(map[string]State, len(all))
+	for id, v := range all {
+		out[id] = State(v)
+	}
+	return out, nil
+}
+
+// MarkSeen implements [Store] with one SET NX EX.
+func (s *RedisStore) MarkSeen(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+	ok, err := s.client.SetNX(ctx, s.seen+key, "1", ttl).Result()
+	if err != nil {
+		return false, wrapRedis("mark seen", err)
+	}
+	return ok, nil
+}
+
+// Signal implements [Store].
+func (s *RedisStore) Signal(ctx context.Context) error {
+	return wrapRedis("signal", s.client.Publish(ctx, s.changes, "").Err())
+}
+
+// Watch implements [Store]: a subscription to the changes channel. Every
+// (re)subscription confirmation also signals, since messages published
+// while the subscription was down are lost.
+func (s *RedisStore) Watch(ctx context.Context) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	ps := s.client.Subscribe(ctx, s.changes)
+	msgs := ps.ChannelWithSubscriptions(redis.WithChannelSize(16))
+	go func() {
+		defer close(out)
+		defer ps.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-msgs:
+				if !ok {
+					return
+				}
+				poke(out)
+			}
+		}
+	}()
+	return out
+}
+
+// wrapRedis adds context to a Redis error; connection, timeout and "not
+// now" errors also match [ErrUnavailable].
+func wrapRedis(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return fmt.Errorf("rtm: %s: %w: %w", op, ErrUnavailable, err)
+	}
+	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
+	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "max number of clients"} {
+		if strings.HasPrefix(msg, p) {
+			return fmt.Errorf("rtm: %s: %w: %w", op, ErrUnavailable, err)
+		}
+	}
+	return fmt.Errorf("rtm: %s: %w", op, err)
+}

@@ -1,0 +1,222 @@
+package rtm_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/rtm"
+)
+
+// fakeClock is the real clock plus an offset tests advance.
+type fakeClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// storeContract is the behaviour both stores share. advance moves the
+// store's clock (real sleep for Redis).
+func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(time.Duration))) {
+	t.Run("sessions", func(t *testing.T) {
+		s, _ := newStore(t)
+		ctx := t.Context()
+		if all, err := s.Sessions(ctx); err != nil || len(all) != 0 {
+			t.Fatalf("empty store: %v %v", all, err)
+		}
+		if err := s.PutSession(ctx, "p1", json.RawMessage(`{"cookies":{"a":"1"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutSession(ctx, "p2", json.RawMessage(`{"cookies":"b=2"}`)); err != nil {
+			t.Fatal(err)
+		}
+		all, err := s.Sessions(ctx)
+		if err != nil || len(all) != 2 || string(all["p1"].Data) != `{"cookies":{"a":"1"}}` || string(all["p2"].Data) != `{"cookies":"b=2"}` {
+			t.Fatalf("Sessions = %v, %v", all, err)
+		}
+		v1 := all["p1"].Version
+		if v1 <= 0 || all["p2"].Version <= v1 {
+			t.Fatalf("versions %d, %d: want increasing and positive", v1, all["p2"].Version)
+		}
+		// Replacing, even with the same data, takes a new version.
+		if err := s.PutSession(ctx, "p1", json.RawMessage(`{"cookies":{"a":"1"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		all, _ = s.Sessions(ctx)
+		if all["p1"].Version <= all["p2"].Version {
+			t.Fatalf("replaced p1 has version %d, not above %d", all["p1"].Version, all["p2"].Version)
+		}
+		if err := s.SetState(ctx, "p1", rtm.StateConnected); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteSession(ctx, "p1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteSession(ctx, "unknown"); err != nil {
+			t.Fatalf("deleting an unknown profile: %v", err)
+		}
+		all, _ = s.Sessions(ctx)
+		if _, ok := all["p1"]; ok || len(all) != 1 {
+			t.Fatalf("after delete: %v", all)
+		}
+		if st, _ := s.States(ctx); len(st) != 0 {
+			t.Fatalf("delete kept the state: %v", st)
+		}
+		if err := s.PutSession(ctx, "bad id", json.RawMessage(`{}`)); !errors.Is(err, rtm.ErrBadProfileID) {
+			t.Fatalf("bad id: %v", err)
+		}
+	})
+	t.Run("states", func(t *testing.T) {
+		s, _ := newStore(t)
+		ctx := t.Context()
+		for id, st := range map[string]rtm.State{"p1": rtm.StateConnected, "p2": rtm.StateReconnecting, "p3": rtm.StateSessionExpired} {
+			if err := s.SetState(ctx, id, st); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_ = s.SetState(ctx, "p2", rtm.StateConnected)
+		_ = s.DeleteState(ctx, "p3")
+		st, err := s.States(ctx)
+		if err != nil || len(st) != 2 || st["p1"] != rtm.StateConnected || st["p2"] != rtm.StateConnected {
+			t.Fatalf("States = %v, %v", st, err)
+		}
+	})
+	t.Run("seen", func(t *testing.T) {
+		s, advance := newStore(t)
+		ctx := t.Context()
+		ttl := 300 * time.Millisecond
+		for i, want := range []bool{true, false, false} {
+			first, err := s.MarkSeen(ctx, "1:p:e1", ttl)
+			if err != nil || first != want {
+				t.Fatalf("MarkSeen #%d = %v, %v; want %v", i, first, err, want)
+			}
+		}
+		if first, _ := s.MarkSeen(ctx, "1:p:e2", ttl); !first {
+			t.Fatal("another key reported seen")
+		}
+		advance(ttl + 100*time.Millisecond)
+		if first, _ := s.MarkSeen(ctx, "1:p:e1", ttl); !first {
+			t.Fatal("key still seen after its ttl")
+		}
+	})
+	t.Run("watch", func(t *testing.T) {
+		a, _ := newStore(t)
+		ctx, cancel := context.WithCancel(t.Context())
+		w := a.Watch(ctx)
+		// Redis: the subscription's confirmation signals once; drain it.
+		drain := func() {
+			for {
+				select {
+				case <-w:
+				case <-time.After(200 * time.Millisecond):
+					return
+				}
+			}
+		}
+		drain()
+		expect := func(what string, do func() error) {
+			t.Helper()
+			if err := do(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-w:
+			case <-time.After(2 * time.Second):
+				t.Fatalf("no signal after %s", what)
+			}
+			drain()
+		}
+		expect("put", func() error { return a.PutSession(ctx, "p1", json.RawMessage(`{"cookies":"a=1"}`)) })
+		expect("delete", func() error { return a.DeleteSession(ctx, "p1") })
+		expect("signal", func() error { return a.Signal(ctx) })
+		cancel()
+		select {
+		case _, ok := <-w:
+			for ok {
+				_, ok = <-w
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("watch channel not closed after ctx end")
+		}
+	})
+}
+
+func TestMemoryStore(t *testing.T) {
+	storeContract(t, func(t *testing.T) (rtm.Store, func(time.Duration)) {
+		c := &fakeClock{}
+		return rtm.NewMemoryStore(c.Now), c.Advance
+	})
+}
+
+func TestRedisStore(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	client := srv.Client()
+	storeContract(t, func(t *testing.T) (rtm.Store, func(time.Duration)) {
+		return newRedisStore(t, client, redistest.Prefix(t)), time.Sleep
+	})
+}
+
+func newRedisStore(t testing.TB, c redis.UniversalClient, prefix string) *rtm.RedisStore {
+	t.Helper()
+	s, err := rtm.NewRedisStore(c, rtm.RedisStoreConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestRedisStoreLayout(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client()
+	ctx := t.Context()
+	s := newRedisStore(t, c, "")
+	if err := s.PutSession(ctx, "p1", json.RawMessage(`{"cookies":"a=1"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.HGet(ctx, "rt:{rtm}:profiles", "p1").Val(); v != `{"version":1,"session":{"cookies":"a=1"}}` {
+		t.Fatalf("profiles hash: %q", v)
+	}
+	_ = s.SetState(ctx, "p1", rtm.StateConnected)
+	if v := c.HGet(ctx, "rt:{rtm}:state", "p1").Val(); v != "connected" {
+		t.Fatalf("state hash: %q", v)
+	}
+	if _, err := s.MarkSeen(ctx, "2:p1:e1", 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := c.TTL(ctx, "rt:rtm:seen:2:p1:e1").Val(); ttl < 299*time.Second || ttl > 300*time.Second {
+		t.Fatalf("seen key ttl %v, want 300s", ttl)
+	}
+	if _, err := rtm.NewRedisStore(c, rtm.RedisStoreConfig{Prefix: "a{b"}); err == nil {
+		t.Fatal("prefix with a brace accepted")
+	}
+}
+
+func TestRedisStoreUnavailable(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { _ = c.Close() })
+	s := newRedisStore(t, c, redistest.Prefix(t))
+	srv.Kill()
+	err := s.PutSession(t.Context(), "p1", json.RawMessage(`{"cookies":"a=1"}`))
+	if !errors.Is(err, rtm.ErrUnavailable) || !errors.Is(err, bus.ErrUnavailable) {
+		t.Fatalf("PutSession with Redis down: %v; want ErrUnavailable (and bus.ErrUnavailable)", err)
+	}
+}
