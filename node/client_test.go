@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -27,6 +29,7 @@ type testClient struct {
 	done chan struct{}
 	// closeCode is the WebSocket close code received, if any.
 	closeCode ws.StatusCode
+	closeErr  error // the read error when the close had no close frame
 	ackSeq    int64
 	noPong    bool
 }
@@ -55,6 +58,9 @@ func dialRaw(tb testing.TB, addr, query string, header map[string]string) (net.C
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	nc, br, _, err := d.Dial(ctx, "ws://"+addr+"/socket.io/?EIO=4&transport=websocket"+query)
+	if err == nil && br == nil {
+		br = bufio.NewReader(nc) // the dialer returns a reader only when it buffered bytes
+	}
 	return nc, br, err
 }
 
@@ -77,7 +83,7 @@ func newClient(tb testing.TB, addr, nsp, token string) *testClient {
 	if token != "" {
 		auth, _ = json.Marshal(map[string]string{"token": token})
 	}
-	c.write(string(socketio.AppendClientConnect([]byte{'4'}, nsp, auth)))
+	c.write(string(socketio.AppendClientConnect(nil, nsp, auth)))
 	return c
 }
 
@@ -101,15 +107,24 @@ func (c *testClient) write(s string) {
 func (c *testClient) readLoop() {
 	defer close(c.done)
 	for {
-		msgs, err := wsutil.ReadServerMessage(c.br, nil)
+		msgs, err := wsutil.ReadServerMessage(struct {
+			io.Reader
+			io.Writer
+		}{c.br, c.nc}, nil)
 		if err != nil {
 			var ce wsutil.ClosedError
-			if as(err, &ce) {
+			if errors.As(err, &ce) {
 				c.closeCode = ce.Code
+			} else {
+				c.closeErr = err
 			}
 			return
 		}
 		for _, m := range msgs {
+			if m.OpCode == ws.OpClose {
+				c.closeCode, _ = ws.ParseCloseFrameData(m.Payload)
+				return
+			}
 			if m.OpCode != ws.OpText {
 				continue
 			}
@@ -153,14 +168,6 @@ func (c *testClient) readLoop() {
 	}
 }
 
-func as(err error, target *wsutil.ClosedError) bool {
-	ce, ok := err.(wsutil.ClosedError)
-	if ok {
-		*target = ce
-	}
-	return ok
-}
-
 // next returns the next packet of any kind or fails after d.
 func (c *testClient) next(d time.Duration) packet {
 	c.t.Helper()
@@ -173,7 +180,7 @@ func (c *testClient) next(d time.Duration) packet {
 			return p
 		default:
 		}
-		c.t.Fatalf("connection closed while waiting (close code %d)", c.closeCode)
+		c.t.Fatalf("connection closed while waiting (close code %d, error %v)", c.closeCode, c.closeErr)
 	case <-time.After(d):
 		c.t.Fatalf("no packet within %v", d)
 	}
@@ -211,7 +218,7 @@ func (c *testClient) emit(event string, data any, ack bool) json.RawMessage {
 		id = c.ackSeq
 		c.ackSeq++
 	}
-	c.write(string(socketio.AppendEvent([]byte{'4'}, c.nsp, id, event, b)))
+	c.write(string(socketio.AppendEvent(nil, c.nsp, id, event, b)))
 	if !ack {
 		return nil
 	}

@@ -27,7 +27,10 @@ type conn struct {
 	srv    *server
 	born   time.Time
 
-	// read side
+	// read side: guarded by readMu, which the reading worker holds. EPOLLONESHOT
+	// already gives one reader at a time; the (uncontended) lock makes the
+	// hand-off between workers a happens-before edge the Go memory model sees.
+	readMu  sync.Mutex
 	partial []byte // pooled; holds an incomplete frame, nil otherwise
 	frag    []byte // a fragmented message being assembled
 	fragOp  ws.OpCode
@@ -124,7 +127,7 @@ func (c *conn) flush() {
 			why := c.closeWhy
 			c.mu.Unlock()
 			if closing {
-				c.close(why)
+				c.closeGraceful(why)
 			}
 			return
 		}
@@ -233,7 +236,18 @@ func (c *conn) flushBlocking(rest [][]byte, batch [][]byte) {
 }
 
 // close closes the connection once, for reason; safe from any goroutine.
-func (c *conn) close(reason string) {
+func (c *conn) close(reason string) { c.shutdown(reason, false) }
+
+// closeGraceful closes after a close frame was written: the write side is
+// shut first so the frame reaches the client ahead of a FIN, and the socket
+// is released a moment later. Closing at once with unread input would send
+// an RST that can destroy the close frame in flight.
+func (c *conn) closeGraceful(reason string) { c.shutdown(reason, true) }
+
+// lingerAfterClose is how long a gracefully closed socket stays half-open.
+const lingerAfterClose = time.Second
+
+func (c *conn) shutdown(reason string, graceful bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -246,7 +260,12 @@ func (c *conn) close(reason string) {
 	c.srv.metrics.outboundBytes.Sub(float64(queued))
 	// Remove from epoll before closing: the fd number is reused at once.
 	c.srv.reader.remove(c)
-	_ = c.nc.Close()
+	if hc, ok := c.nc.(interface{ CloseWrite() error }); graceful && ok {
+		_ = hc.CloseWrite()
+		time.AfterFunc(lingerAfterClose, func() { _ = c.nc.Close() })
+	} else {
+		_ = c.nc.Close()
+	}
 	c.srv.onClosed(c, reason)
 	close(c.closeDone)
 }

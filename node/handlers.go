@@ -236,6 +236,10 @@ func (srv *server) engineCtx() (context.Context, context.CancelFunc) {
 
 func (srv *server) engineTimeout() time.Duration { return 2 * time.Second }
 
+// errEngineDown is returned without a round trip while the engine's health
+// check fails.
+var errEngineDown = fmt.Errorf("node: engine unreachable: %w", context.DeadlineExceeded)
+
 // engineError maps an engine failure to a wire error.
 func (srv *server) engineError(r *request, op string, err error) *eventError {
 	switch {
@@ -253,6 +257,11 @@ func (srv *server) engineError(r *request, op string, err error) *eventError {
 
 // rateLimit counts one action of the user against its per-minute limit.
 func (srv *server) rateLimit(r *request, action string, n int) *eventError {
+	if srv.engineDown.Load() {
+		// Fail fast while the engine is known to be unreachable: every
+		// action starts with this check, so none waits on a timeout.
+		return srv.engineError(r, "rate limit", errEngineDown)
+	}
 	ctx, cancel := srv.engineCtx()
 	defer cancel()
 	res, err := srv.cfg.Engines.Limiter.Allow(ctx, action+":"+r.c.sess.userID(),

@@ -26,10 +26,10 @@ const testSecret = "test-secret"
 func memoryEngines() Engines {
 	return Engines{
 		Bus:        bus.NewMemory(bus.MemoryConfig{}),
-		Presence:   presence.NewMemory(presence.MemoryConfig{}),
+		Presence:   presence.NewMemory(),
 		Membership: membership.NewMemory(),
-		Limiter:    limits.NewMemory(limits.MemoryConfig{}),
-		Lease:      lease.NewMemory(lease.MemoryConfig{}),
+		Limiter:    limits.NewMemory(nil),
+		Lease:      lease.NewMemory(nil),
 	}
 }
 
@@ -296,7 +296,7 @@ func TestOversizedFrameClosesWith1009(t *testing.T) {
 	c.write(`42/messenger,["send_message",{"content":"` + strings.Repeat("x", 2000) + `"}]`)
 	c.expectClosed(5 * time.Second)
 	if c.closeCode != 1009 {
-		t.Fatalf("close code %d, want 1009", c.closeCode)
+		t.Fatalf("close code %d (error %v), want 1009", c.closeCode, c.closeErr)
 	}
 }
 

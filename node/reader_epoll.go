@@ -136,7 +136,10 @@ func (r *epollReader) worker() {
 	// MaxFrame+14 bytes, so a complete frame always fits after leftovers.
 	buf := make([]byte, 2*(r.srv.cfg.Limits.MaxFrame+14))
 	for c := range r.work {
-		if r.readReady(c, buf) {
+		c.readMu.Lock()
+		open := r.readReady(c, buf)
+		c.readMu.Unlock()
+		if open {
 			r.rearm(c)
 		}
 	}

@@ -232,6 +232,9 @@ func (srv *server) closeAll(reason string) {
 type presenceSlots struct{ srv *server }
 
 func (p presenceSlots) acquire(c *conn, userID string) (bool, error) {
+	if p.srv.engineDown.Load() {
+		return false, errEngineDown
+	}
 	ctx, cancel := p.srv.engineCtx()
 	defer cancel()
 	return p.srv.cfg.Engines.Presence.Acquire(ctx, userID, c.sid, p.srv.cfg.Limits.MaxUserConnections)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"strings"
@@ -27,6 +28,9 @@ func dialTinyBuffer(tb testing.TB, addr string) *testClient {
 	nc, br, _, err := d.Dial(context.Background(), "ws://"+addr+"/socket.io/?EIO=4&transport=websocket")
 	if err != nil {
 		tb.Fatal(err)
+	}
+	if br == nil {
+		br = bufio.NewReader(nc)
 	}
 	tb.Cleanup(func() { _ = nc.Close() })
 	return &testClient{t: tb, nc: nc, br: br, nsp: "/messenger"}
@@ -72,23 +76,23 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 		r.emit("join_chat", map[string]string{"chatId": "flood"}, true)
 	}
 
-	const messages = 1500
-	content := strings.Repeat("m", 3000)
+	// Flood in batches the reading clients keep up with; the stuck one
+	// falls behind by everything (8 MiB, more than any socket buffers).
+	const messages, batch = 2000, 5
+	content := strings.Repeat("m", 4000)
 	maxQueued := 0.0
-	for i := range messages {
-		msg := newMessage{ChatID: "flood", SenderID: "server", Content: content, MessageType: "TEXT", CreatedAt: timestamp(time.Now())}
-		if _, err := n.srv.appendMessage(msg, "server"); err != nil {
-			t.Fatal(err)
+	for i := 0; i < messages; i += batch {
+		for range batch {
+			msg := newMessage{ChatID: "flood", SenderID: "server", Content: content, MessageType: "TEXT", CreatedAt: timestamp(time.Now())}
+			if _, err := n.srv.appendMessage(msg, "server"); err != nil {
+				t.Fatal(err)
+			}
 		}
-		if i%50 == 0 {
-			maxQueued = max(maxQueued, gaugeValue(n.srv.metrics.outboundBytes))
-		}
-	}
-	for _, r := range readers {
-		for i := range messages {
-			p := r.waitEvent("new_message", 10*time.Second)
-			_ = p
-			_ = i
+		maxQueued = max(maxQueued, gaugeValue(n.srv.metrics.outboundBytes))
+		for _, r := range readers {
+			for range batch {
+				r.waitEvent("new_message", 10*time.Second)
+			}
 		}
 	}
 	if got := counterValue(n.srv.metrics.slowConsumers); got != 1 {

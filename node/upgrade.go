@@ -172,6 +172,10 @@ func (srv *server) admit(ip string) error {
 		srv.metrics.refused.WithLabelValues(codeNodeFull).Inc()
 		return rejection(http.StatusServiceUnavailable, codeNodeFull, "this node is at its connection cap; reconnect", time.Second)
 	}
+	if srv.engineDown.Load() {
+		srv.metrics.refused.WithLabelValues(codeUnavailable).Inc()
+		return rejection(http.StatusServiceUnavailable, codeUnavailable, "the cluster cannot check limits right now; reconnect", time.Second)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), srv.engineTimeout())
 	defer cancel()
 	res, err := srv.cfg.Engines.Limiter.Allow(ctx, "connect:"+ip,

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"io"
+
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 )
@@ -9,7 +11,11 @@ func wsutilWriteBinary(c *testClient, b []byte) error {
 	return wsutil.WriteClientMessage(c.nc, ws.OpBinary, b)
 }
 
+// wsutilReadText reads one text message, answering control frames.
 func wsutilReadText(c *testClient) (string, error) {
-	b, err := wsutil.ReadServerText(c.br)
+	b, err := wsutil.ReadServerText(struct {
+		io.Reader
+		io.Writer
+	}{c.br, c.nc})
 	return string(b), err
 }
