@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ type testClient struct {
 	closeCode ws.StatusCode
 	closeErr  error // the read error when the close had no close frame
 	ackSeq    int64
-	noPong    bool
+	noPong    atomic.Bool
 }
 
 // packet is one received Socket.IO packet (or engine-level marker).
@@ -130,7 +131,7 @@ func (c *testClient) readLoop() {
 			}
 			s := string(m.Payload)
 			if s == "2" {
-				if !c.noPong {
+				if !c.noPong.Load() {
 					c.write("3")
 				}
 				continue

@@ -280,7 +280,7 @@ func TestPingTimeoutDropsSilentClient(t *testing.T) {
 	n := startNode(t, func(c *Config) { c.PingInterval, c.PingTimeout = 100*time.Millisecond, 100*time.Millisecond })
 	alive := connect(t, n.Addr().String(), token(t, "alive", time.Hour, nil))
 	silent := connect(t, n.Addr().String(), token(t, "silent", time.Hour, nil))
-	silent.noPong = true
+	silent.noPong.Store(true)
 	silent.expectClosed(3 * time.Second)
 	time.Sleep(500 * time.Millisecond) // several intervals
 	var res struct{ OK bool }
