@@ -173,7 +173,7 @@ func FuzzMapFrame(f *testing.F) {
 	})
 }
 
-func TestBackoff(t *testing.T) {
+func TestBackoffDelay(t *testing.T) {
 	b := Backoff{Rand: func() float64 { return 1 }}
 	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second,
 		16 * time.Second, 30 * time.Second, 30 * time.Second}

@@ -1,0 +1,233 @@
+package rtm_test
+
+import (
+	"encoding/json"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/rtm"
+	"github.com/anchat/realtime/rtm/rtmsim"
+)
+
+// leaders returns the running nodes that lead.
+func leaders(nodes []*node) []*node {
+	var out []*node
+	for _, n := range nodes {
+		if n.IsLeader() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// waitLeader waits for exactly one leader among nodes and returns it.
+func waitLeader(t *testing.T, timeout time.Duration, nodes []*node) *node {
+	t.Helper()
+	var l *node
+	eventually(t, timeout, "exactly one leader", func() bool {
+		ls := leaders(nodes)
+		if len(ls) == 1 {
+			l = ls[0]
+		}
+		return len(ls) == 1
+	})
+	return l
+}
+
+// connectedSince waits until every profile has an open upstream connection
+// made after since, and returns when the last one was made.
+func connectedSince(t *testing.T, sim *rtmsim.Server, since time.Time, profiles ...string) time.Time {
+	t.Helper()
+	var last time.Time
+	eventually(t, 10*time.Second, "every profile reconnected", func() bool {
+		last = time.Time{}
+		for _, p := range profiles {
+			open := openConns(sim, p)
+			if len(open) != 1 || open[0].Time.Before(since) {
+				return false
+			}
+			if open[0].Time.After(last) {
+				last = open[0].Time
+			}
+		}
+		return true
+	})
+	return last
+}
+
+func without(nodes []*node, n *node) []*node {
+	var out []*node
+	for _, x := range nodes {
+		if x != n {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// TestElection: three bridges on one Redis. Exactly one leads and connects
+// every profile; a crashed leader (no release) is replaced within TTL plus
+// one renew interval, the new leader reconnects every profile and toasts
+// flow again, never twice; a graceful stop hands over in under 2 s; and the
+// old term's late events are dropped.
+func TestElection(t *testing.T) {
+	const ttl = 1500 * time.Millisecond
+	renew := ttl / 3
+	e := newRedisEnv(t, rtmsim.Config{RequireCookie: true})
+	var nodes []*node
+	for _, id := range []string{"n1", "n2", "n3"} {
+		cfg := e.config(id)
+		cfg.LeaseTTL = ttl
+		nodes = append(nodes, e.start(cfg))
+	}
+	acc, err := rtm.New(e.config("observer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := e.observe(acc, "p1", "p2")
+	ctx := t.Context()
+	for _, p := range []string{"p1", "p2"} {
+		if err := nodes[2].PutProfile(ctx, p, session1); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	first := waitLeader(t, 5*time.Second, nodes)
+	connectedSince(t, e.sim, time.Time{}, "p1", "p2")
+	for _, n := range nodes {
+		s, err := n.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Leader != first.id || s.IsLeader != (n == first) || s.Term < 1 {
+			t.Fatalf("%s stats: leader %q term %d isLeader %v; want leader %s", n.id, s.Leader, s.Term, s.IsLeader, first.id)
+		}
+		eventually(t, 5*time.Second, n.id+" sees both profiles connected", func() bool {
+			s, err := n.Stats(ctx)
+			return err == nil && s.Profiles["connected"] == 2
+		})
+	}
+	firstStats, _ := first.Stats(ctx)
+	emitTo(t, e.sim, sentMessage("p1", "x1", "m1", "u1"))
+	o.wait(t, 0, "toast m1", isMessage("p1", "m1"))
+
+	// Crash: the lease stays until it expires.
+	crashed := time.Now()
+	first.crash()
+	rest := without(nodes, first)
+	second := waitLeader(t, ttl+renew+time.Second, rest)
+	took := time.Since(crashed)
+	t.Logf("takeover after a crash: %v (ttl %v, renew %v)", took, ttl, renew)
+	if took > ttl+renew+300*time.Millisecond {
+		t.Errorf("takeover took %v, want within ttl+renew = %v (+300ms slack)", took, ttl+renew)
+	}
+	connectedSince(t, e.sim, crashed, "p1", "p2")
+	secondStats, _ := second.Stats(ctx)
+	if secondStats.Term <= firstStats.Term || secondStats.Leader != second.id {
+		t.Fatalf("after takeover: %+v (before: term %d)", secondStats, firstStats.Term)
+	}
+	// The provider replays x1 to the new connection: no second toast.
+	emitTo(t, e.sim, sentMessage("p1", "x1", "m1", "u1"))
+	emitTo(t, e.sim, sentMessage("p1", "x2", "m2", "u1"))
+	o.wait(t, 0, "toast m2 from the new leader", isMessage("p1", "m2"))
+	if n := o.count(isMessage("p1", "m1")); n != 1 {
+		t.Fatalf("m1 toasted %d times across the change", n)
+	}
+
+	// A late event of the old term is dropped by every node that saw the new one.
+	staleBefore, _ := acc.Stats(ctx)
+	late := json.RawMessage(`{"term":` + strconv.FormatInt(firstStats.Term, 10) + `,"data":{"profileId":"p1","dialogId":"d1","messageId":"late","fromId":"u1","text":"x","createdAt":"2025-01-01T00:00:00Z"}}`)
+	rb := e.config("late").Bus
+	if err := rb.Publish(ctx, bus.Profile("p1"), rtm.EventMessageToast, late); err != nil {
+		t.Fatal(err)
+	}
+	emitTo(t, e.sim, sentMessage("p1", "x3", "m3", "u1"))
+	o.wait(t, 0, "toast m3", isMessage("p1", "m3"))
+	if n := o.count(isMessage("p1", "late")); n != 0 {
+		t.Fatal("the old term's late event was delivered")
+	}
+	if s, _ := acc.Stats(ctx); s.StaleTermsDrop != staleBefore.StaleTermsDrop+1 {
+		t.Fatalf("StaleTermsDrop %d, want %d", s.StaleTermsDrop, staleBefore.StaleTermsDrop+1)
+	}
+
+	// Graceful stop: release at once, the last node takes over in under 2 s.
+	stopped := time.Now()
+	second.stop()
+	third := waitLeader(t, 2*time.Second, without(rest, second))
+	took = time.Since(stopped)
+	t.Logf("handover after a graceful stop: %v", took)
+	if took >= 2*time.Second {
+		t.Errorf("graceful handover took %v, want < 2s", took)
+	}
+	connectedSince(t, e.sim, stopped, "p1", "p2")
+	for _, c := range e.sim.Connections("") {
+		if c.Time.Before(stopped) && c.ClosedAt == nil {
+			t.Errorf("connection %d of the stopped leader still open", c.ID)
+		}
+	}
+	emitTo(t, e.sim, sentMessage("p2", "y1", "n1", "u1"))
+	o.wait(t, 0, "toast from the third leader", isMessage("p2", "n1"))
+	if s, _ := third.Stats(ctx); !s.IsLeader || s.Leader != third.id {
+		t.Fatalf("third leader stats %+v", s)
+	}
+}
+
+// TestSplitBrainGuard: a leader that cannot reach Redis stops its bridge,
+// closing its upstream connections, before its lease can expire.
+func TestSplitBrainGuard(t *testing.T) {
+	const ttl = 2 * time.Second
+	e := newRedisEnv(t, rtmsim.Config{})
+	var nodes []*node
+	for _, id := range []string{"n1", "n2"} {
+		cfg := e.config(id)
+		cfg.LeaseTTL = ttl
+		nodes = append(nodes, e.start(cfg))
+	}
+	ctx := t.Context()
+	if err := nodes[0].PutProfile(ctx, "p1", session1); err != nil {
+		t.Fatal(err)
+	}
+	leader := waitLeader(t, 5*time.Second, nodes)
+	connectedSince(t, e.sim, time.Time{}, "p1")
+	conn := openConns(e.sim, "p1")[0]
+
+	// The lease cannot expire before now+PTTL (a renewal in between only
+	// pushes it later).
+	pttl := e.client.PTTL(ctx, e.prefix+":{lease:rtm}").Val()
+	expiry := time.Now().Add(pttl)
+	e.redis.Pause()
+	paused := time.Now()
+	resumed := false
+	defer func() {
+		if !resumed {
+			e.redis.Resume()
+		}
+	}()
+	var closedAt time.Time
+	eventually(t, ttl+time.Second, "the upstream connection closed", func() bool {
+		for _, c := range e.sim.Connections("p1") {
+			if c.ID == conn.ID && c.ClosedAt != nil {
+				closedAt = *c.ClosedAt
+				return true
+			}
+		}
+		return false
+	})
+	t.Logf("paused Redis; connection closed %v later, %v before the lease could expire", closedAt.Sub(paused), expiry.Sub(closedAt))
+	if !closedAt.Before(expiry) {
+		t.Fatalf("connection closed at %v, after the lease could expire (%v)", closedAt, expiry)
+	}
+	if leader.IsLeader() {
+		t.Fatal("the leader still reports leading")
+	}
+	if n := len(openConns(e.sim, "p1")); n != 0 {
+		t.Fatalf("%d upstream connections open while Redis is unreachable", n)
+	}
+	time.Sleep(time.Until(expiry.Add(200 * time.Millisecond)))
+	e.redis.Resume()
+	resumed = true
+	waitLeader(t, 10*time.Second, nodes)
+	connectedSince(t, e.sim, paused, "p1")
+}
