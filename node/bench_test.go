@@ -76,7 +76,12 @@ func BenchmarkUpgrade(b *testing.B) {
 		"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer abc.def.ghi\r\n\r\n")
 	var token string
 	u := ws.Upgrader{
-		OnRequest: func(uri []byte) error { return srv.checkRequest(uri, &token) },
+		OnRequest: func(uri []byte) error {
+			if r := srv.checkRequest(uri, &token); r != nil {
+				return r
+			}
+			return nil
+		},
 		OnHeader: func(key, value []byte) error {
 			if bytes.EqualFold(key, []byte("Authorization")) {
 				token = string(value)

@@ -188,14 +188,32 @@ func truncate(s string, n int) string {
 
 // decode unmarshals an event argument into v; any malformation is
 // INVALID_PAYLOAD, never a closed connection.
-func decode(arg []byte, v any) *eventError {
+func decode(r *request, arg []byte, v any) *eventError {
 	if len(arg) == 0 || arg[0] != '{' {
 		return errInvalid("payload must be an object")
 	}
 	if err := json.Unmarshal(arg, v); err != nil {
+		r.captureIDs(arg)
 		return errInvalid("malformed payload: %v", err)
 	}
 	return nil
+}
+
+// captureIDs picks chatId and tempId out of a payload that failed to
+// decode, so the error event still names them.
+func (r *request) captureIDs(arg []byte) {
+	var ids struct {
+		ChatID, TempID any
+	}
+	if json.Unmarshal(arg, &ids) != nil {
+		return
+	}
+	if s, ok := ids.ChatID.(string); ok && len(s) <= maxIDLen {
+		r.chatID = s
+	}
+	if s, ok := ids.TempID.(string); ok && len(s) <= maxIDLen {
+		r.tempID = s
+	}
 }
 
 const maxIDLen = 128
@@ -301,7 +319,7 @@ type chatJoined struct {
 
 func handleJoin(srv *server, r *request, arg []byte) *eventError {
 	var p joinPayload
-	if e := decode(arg, &p); e != nil {
+	if e := decode(r, arg, &p); e != nil {
 		return e
 	}
 	if e := checkChat(r, p.ChatID); e != nil {
@@ -359,7 +377,7 @@ type chatPayload struct {
 
 func handleLeave(srv *server, r *request, arg []byte) *eventError {
 	var p chatPayload
-	if e := decode(arg, &p); e != nil {
+	if e := decode(r, arg, &p); e != nil {
 		return e
 	}
 	if e := checkChat(r, p.ChatID); e != nil {
@@ -466,7 +484,7 @@ func (srv *server) validateMessage(content *string, messageType string, rawAtt [
 
 func handleSend(srv *server, r *request, arg []byte) *eventError {
 	var p sendPayload
-	if e := decode(arg, &p); e != nil {
+	if e := decode(r, arg, &p); e != nil {
 		return e
 	}
 	if p.TempID != nil {
@@ -554,7 +572,7 @@ type opResult struct {
 
 func handleEdit(srv *server, r *request, arg []byte) *eventError {
 	var p editPayload
-	if e := decode(arg, &p); e != nil {
+	if e := decode(r, arg, &p); e != nil {
 		return e
 	}
 	if e := checkChat(r, p.ChatID); e != nil {
@@ -588,7 +606,7 @@ type messageRef struct {
 
 func handleDelete(srv *server, r *request, arg []byte) *eventError {
 	var p messageRef
-	if e := decode(arg, &p); e != nil {
+	if e := decode(r, arg, &p); e != nil {
 		return e
 	}
 	if e := checkChat(r, p.ChatID); e != nil {
@@ -629,7 +647,7 @@ func (srv *server) appendOp(r *request, op bus.Op) *eventError {
 
 func handleTyping(srv *server, r *request, arg []byte) *eventError {
 	var p chatPayload
-	if e := decode(arg, &p); e != nil {
+	if e := decode(r, arg, &p); e != nil {
 		return e
 	}
 	if e := checkChat(r, p.ChatID); e != nil {
@@ -671,7 +689,7 @@ const maxEmojiBytes = 64
 
 func handleReaction(srv *server, r *request, arg []byte) *eventError {
 	var p reactionPayload
-	if e := decode(arg, &p); e != nil {
+	if e := decode(r, arg, &p); e != nil {
 		return e
 	}
 	if e := checkChat(r, p.ChatID); e != nil {

@@ -6,9 +6,12 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -49,9 +52,61 @@ func (srv *server) acceptLoop(ln net.Listener) {
 	}
 }
 
-// rejection is an HTTP refusal on upgrade with the JSON body of PROTOCOL.md
+// refusal is an HTTP refusal on upgrade with the JSON body of PROTOCOL.md
 // section 1: {"error":{"code","message","retryAfterMs"?}}.
-func rejection(status int, code, message string, retryAfter time.Duration) error {
+type refusal struct {
+	status int
+	body   []byte
+}
+
+func (r *refusal) Error() string { return string(r.body) }
+
+// response is the complete HTTP response for the refusal, JSON typed.
+func (r *refusal) response() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n",
+		r.status, http.StatusText(r.status), len(r.body))
+	if r.status == http.StatusTooManyRequests || r.status == http.StatusServiceUnavailable {
+		b.WriteString("Retry-After: 1\r\n")
+	}
+	b.WriteString("\r\n")
+	b.Write(r.body)
+	return b.Bytes()
+}
+
+// refusingWriter passes gobwas's handshake writes through until the node
+// refuses the request; then it swallows gobwas's plain-text answer so the
+// node can write its JSON one.
+type refusingWriter struct {
+	w       io.Writer
+	refused **refusal
+}
+
+func (rw refusingWriter) Write(p []byte) (int, error) {
+	if *rw.refused != nil {
+		return len(p), nil
+	}
+	// A refusal gobwas decided itself (bad method, missing upgrade headers,
+	// bad version): replace its plain-text answer with the JSON one. The
+	// only method served is GET with an upgrade, so a POST (polling) gets
+	// the same answer as a polling GET.
+	if st, ok := bytes.CutPrefix(p, []byte("HTTP/1.1 ")); ok && len(st) >= 3 && !bytes.HasPrefix(st, []byte("101")) {
+		status, _ := strconv.Atoi(string(st[:3]))
+		_, reason, _ := bytes.Cut(p, []byte("\r\n\r\n"))
+		if status == http.StatusMethodNotAllowed {
+			*rw.refused = pollingRefusal
+		} else {
+			*rw.refused = rejection(status, "BAD_HANDSHAKE", "not a WebSocket upgrade: "+string(bytes.TrimSpace(reason)), 0)
+		}
+		return len(p), nil
+	}
+	return rw.w.Write(p)
+}
+
+var pollingRefusal = rejection(http.StatusBadRequest, "TRANSPORT_UNSUPPORTED",
+	"only the websocket transport is served: connect with io(url, { transports: ['websocket'] })", 0)
+
+func rejection(status int, code, message string, retryAfter time.Duration) *refusal {
 	body := struct {
 		Error struct {
 			Code         string   `json:"code"`
@@ -68,7 +123,7 @@ func rejection(status int, code, message string, retryAfter time.Duration) error
 		body.Error.Transports = []string{"websocket"}
 	}
 	b, _ := json.Marshal(body)
-	return ws.RejectConnectionError(ws.RejectionStatus(status), ws.RejectionReason(string(b)))
+	return &refusal{status: status, body: b}
 }
 
 // handshake upgrades one raw connection: path, query and headers are read in
@@ -85,9 +140,17 @@ func (srv *server) handshake(nc net.Conn) {
 	_ = nc.SetDeadline(time.Now().Add(srv.cfg.UpgradeTimeout))
 
 	var token string
+	var refused *refusal
+	refuse := func(r *refusal) error {
+		if r == nil {
+			return nil
+		}
+		refused = r
+		return ws.RejectConnectionError(ws.RejectionStatus(r.status), ws.RejectionReason(string(r.body)))
+	}
 	u := ws.Upgrader{
 		OnRequest: func(uri []byte) error {
-			return srv.checkRequest(uri, &token)
+			return refuse(srv.checkRequest(uri, &token))
 		},
 		OnHeader: func(key, value []byte) error {
 			if token == "" && bytes.EqualFold(key, []byte("Authorization")) {
@@ -98,13 +161,19 @@ func (srv *server) handshake(nc net.Conn) {
 			return nil
 		},
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
-			if err := srv.admit(remoteIP); err != nil {
-				return nil, err
+			if r := srv.admit(remoteIP); r != nil {
+				return nil, refuse(r)
 			}
 			return ws.HandshakeHeaderString(""), nil
 		},
 	}
-	if _, err := u.Upgrade(nc); err != nil {
+	if _, err := u.Upgrade(struct {
+		io.Reader
+		io.Writer
+	}{nc, refusingWriter{nc, &refused}}); err != nil {
+		if refused != nil {
+			_, _ = nc.Write(refused.response())
+		}
 		_ = nc.Close()
 		srv.metrics.upgradeFailures.Inc()
 		srv.log.Debug().Err(err).Str("remote", remoteIP).Msg("upgrade refused")
@@ -140,7 +209,7 @@ func (srv *server) handshake(nc net.Conn) {
 // checkRequest validates the upgrade request line: the Engine.IO path,
 // EIO=4, the websocket transport (polling is refused with a JSON body naming
 // the fix) and an optional token query parameter.
-func (srv *server) checkRequest(uri []byte, token *string) error {
+func (srv *server) checkRequest(uri []byte, token *string) *refusal {
 	path, rawQuery, _ := strings.Cut(string(uri), "?")
 	if path != "/socket.io/" && path != "/socket.io" {
 		return rejection(http.StatusNotFound, "NOT_FOUND", "the Socket.IO endpoint is /socket.io/", 0)
@@ -150,8 +219,7 @@ func (srv *server) checkRequest(uri []byte, token *string) error {
 		return rejection(http.StatusBadRequest, "BAD_REQUEST", "malformed query string", 0)
 	}
 	if t := q.Get("transport"); t != "websocket" {
-		return rejection(http.StatusBadRequest, "TRANSPORT_UNSUPPORTED",
-			"only the websocket transport is served: connect with io(url, { transports: ['websocket'] })", 0)
+		return pollingRefusal
 	}
 	if v := q.Get("EIO"); v != "4" {
 		return rejection(http.StatusBadRequest, "UNSUPPORTED_PROTOCOL_VERSION",
@@ -163,7 +231,7 @@ func (srv *server) checkRequest(uri []byte, token *string) error {
 
 // admit applies the refusals that time cures (PROTOCOL.md section 1):
 // DRAINING, NODE_FULL, RATE_LIMITED and UNAVAILABLE, as HTTP statuses.
-func (srv *server) admit(ip string) error {
+func (srv *server) admit(ip string) *refusal {
 	if srv.draining.Load() {
 		srv.metrics.refused.WithLabelValues(codeDraining).Inc()
 		return rejection(http.StatusServiceUnavailable, codeDraining, "this node is shutting down; reconnect", 0)
