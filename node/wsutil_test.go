@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bufio"
 	"io"
 
 	"github.com/gobwas/ws"
@@ -19,3 +20,5 @@ func wsutilReadText(c *testClient) (string, error) {
 	}{c.br, c.nc})
 	return string(b), err
 }
+
+func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
