@@ -348,6 +348,10 @@ func handleJoin(srv *server, r *request, arg []byte) *eventError {
 	if err := srv.hub.joinChat(ctx, r.c, p.ChatID, r.ns); err != nil {
 		return srv.engineError(r, "subscribe", err)
 	}
+	if r.c.isClosed() { // closed while joining: onClosed ran before the join
+		srv.hub.removeConn(r.c)
+		return nil
+	}
 	res := chatJoined{ChatID: p.ChatID, Recovered: true, Missed: []missedEvent{}}
 	if p.LastEventID != nil {
 		limit := srv.cfg.HistoryReplay

@@ -207,9 +207,7 @@ func (srv *server) onClosed(c *conn, reason string) {
 		srv.metrics.connections.Dec()
 	}
 	srv.hub.removeConn(c)
-	if c.sess.slot {
-		srv.presence.release(c)
-	}
+	srv.releaseSlot(c)
 	srv.metrics.disconnects.WithLabelValues(reason).Inc()
 	id := c.sess.who.Load()
 	if id != nil {
@@ -225,6 +223,13 @@ func (srv *server) onClosed(c *conn, reason string) {
 func (srv *server) closeAll(reason string) {
 	for _, c := range srv.snapshot() {
 		c.close(reason)
+	}
+}
+
+// releaseSlot gives back c's presence entry once, whoever gets there first.
+func (srv *server) releaseSlot(c *conn) {
+	if c.sess.slot.CompareAndSwap(true, false) {
+		srv.presence.release(c)
 	}
 }
 

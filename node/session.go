@@ -24,7 +24,7 @@ const (
 type session struct {
 	who          atomic.Pointer[identity] // set by the first authenticated CONNECT
 	upgradeToken string                   // token from the query or Authorization header
-	slot         bool                     // holds a presence entry (read side only)
+	slot         atomic.Bool              // holds a presence entry
 
 	mu    sync.Mutex // guards the following
 	nsps  nsMask     // connected namespaces
@@ -159,7 +159,7 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 		srv.refuse(c, nsp, codeAuthInvalid, "token is for another user than this connection's")
 		return ""
 	}
-	if !s.slot {
+	if !s.slot.Load() {
 		if srv.draining.Load() {
 			c.closeAfter(closeFrame(ws.StatusGoingAway, codeDraining), reasonDraining)
 			return reasonDraining
@@ -176,7 +176,11 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 			srv.refuse(c, nsp, codeConnectionLimit, "too many connections for this user")
 			return ""
 		}
-		s.slot = true
+		s.slot.Store(true)
+		if c.isClosed() { // closed while we took the slot: give it back
+			srv.releaseSlot(c)
+			return reasonClientGone
+		}
 	}
 	first := s.who.Load() == nil
 	if first {
@@ -197,6 +201,10 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 	c.send(textFrame(func(dst []byte) []byte { return socketio.AppendConnect(dst, nsp, sid) }))
 	if first {
 		srv.hub.addUser(c, &id)
+		if c.isClosed() { // closed meanwhile: undo what onClosed could not see
+			srv.hub.removeConn(c)
+			return reasonClientGone
+		}
 		srv.metrics.connected.Inc()
 		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote).Str("namespace", nsp).Msg("connected")
 	} else if !already {
