@@ -327,7 +327,8 @@ func (b *Bridge) raiseTerm(f int64) {
 	}
 }
 
-// observeLease is raiseTerm for the campaign loop, which also handles a
+// observeLease is raiseTerm for the campaign loop (Run and lead, one
+// goroutine), which also handles a
 // fencing counter that went backwards (Redis lost its data): once the lease
 // has shown a lower term than the highest accepted for a whole TTL, no
 // leader of the older sequence can still be holding, so the lower sequence
@@ -428,6 +429,7 @@ func (b *Bridge) lead(ctx context.Context, term lease.Term, acquiredAt time.Time
 	ttl, margin, every := b.cfg.LeaseTTL, b.cfg.SafetyMargin, b.cfg.RenewInterval
 
 	b.term.Store(term.Fencing)
+	b.known.Store(term.Fencing)
 	b.leading.Store(true)
 	log.Info().Msg("rtm: leading: starting the bridge")
 	bctx, cancelBridge := context.WithCancel(ctx)
@@ -486,6 +488,7 @@ func (b *Bridge) lead(ctx context.Context, term lease.Term, acquiredAt time.Time
 			renewing = false
 			switch {
 			case r.err == nil && r.ok:
+				b.observeLease(term.Fencing)
 				valid = r.start.Add(ttl - margin)
 				guard.Reset(valid.Sub(b.cfg.Now()))
 				next.Reset(every)

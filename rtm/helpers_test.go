@@ -239,7 +239,9 @@ func isEvent(profile, event string) func(got) bool {
 }
 
 func isStatus(profile, state string) func(got) bool {
-	return func(g got) bool { return g.profile == profile && g.event == rtm.EventStatus && g.data["state"] == state }
+	return func(g got) bool {
+		return g.profile == profile && g.event == rtm.EventStatus && g.data["state"] == state
+	}
 }
 
 func isMessage(profile, messageID string) func(got) bool {

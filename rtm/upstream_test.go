@@ -2,9 +2,14 @@ package rtm_test
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gobwas/ws"
 
 	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
@@ -221,4 +226,60 @@ func TestSessionReplaced(t *testing.T) {
 	if c := e.sim.Connections("p1"); len(c) != 2 || c[0].ClosedAt == nil {
 		t.Fatalf("connections %+v", c)
 	}
+}
+
+// TestKeepalive: the bridge pings; a provider that answers keeps the
+// connection past the idle limit (twice the ping interval).
+func TestKeepalive(t *testing.T) {
+	e := newMemoryEnv(t, rtmsim.Config{})
+	cfg := e.config("n1")
+	cfg.PingInterval = 50 * time.Millisecond
+	n := e.start(cfg)
+	if err := n.PutProfile(t.Context(), "p1", session1); err != nil {
+		t.Fatal(err)
+	}
+	connectedSince(t, e.sim, time.Time{}, "p1")
+	time.Sleep(500 * time.Millisecond)
+	if c := e.sim.Connections("p1"); len(c) != 1 || c[0].ClosedAt != nil {
+		t.Fatalf("connections %+v: the answered pings did not keep it open", c)
+	}
+}
+
+// TestSilentUpstream: a provider that upgrades and then never answers is
+// dropped after twice the ping interval, and the bridge reconnects.
+func TestSilentUpstream(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int32
+	var held sync.WaitGroup
+	t.Cleanup(func() { _ = ln.Close(); held.Wait() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held.Go(func() {
+				defer c.Close()
+				if _, err := ws.Upgrade(c); err != nil {
+					return
+				}
+				accepted.Add(1)
+				_, _ = io.Copy(io.Discard, c) // read pings, never answer
+			})
+		}
+	}()
+	e := newMemoryEnv(t, rtmsim.Config{})
+	cfg := e.config("n1")
+	cfg.URL = "ws://" + ln.Addr().String() + "/ws"
+	cfg.PingInterval = 50 * time.Millisecond
+	cfg.Backoff = rtm.Backoff{Base: 10 * time.Millisecond, Max: 10 * time.Millisecond}
+	n := e.start(cfg)
+	if err := n.PutProfile(t.Context(), "p1", session1); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "a reconnect after the silent connection", func() bool { return accepted.Load() >= 2 })
+	n.stop()
 }
