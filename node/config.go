@@ -77,7 +77,7 @@ type Config struct {
 	IO      IOMode // IOEpoll (default; IOGoroutine when TLS is set)
 	TLSCert string // with TLSKey: serve wss (goroutine reader)
 	TLSKey  string
-	Workers int // epoll worker pool size (default 4×GOMAXPROCS, at least 8)
+	Workers int // epoll worker pool size (default 8×GOMAXPROCS, at least 32)
 
 	PingInterval time.Duration // 25 s
 	PingTimeout  time.Duration // 20 s

@@ -43,7 +43,9 @@ func newEpollReader(srv *server, workers int) (*epollReader, error) {
 		return nil, fmt.Errorf("node: epoll_ctl wake pipe: %w", err)
 	}
 	if workers <= 0 {
-		workers = max(8, 4*runtime.GOMAXPROCS(0))
+		// Handlers may wait on the engine (one Redis round trip or two), so
+		// keep more workers than cores.
+		workers = max(32, 8*runtime.GOMAXPROCS(0))
 	}
 	r := &epollReader{srv: srv, epfd: epfd, work: make(chan *conn, 4096), byFD: make(map[int32]*conn), wake: p}
 	r.wg.Add(1 + workers)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,7 +78,7 @@ func newServer(cfg *Config) (*server, error) {
 	srv.verifier = newVerifier(cfg.JWT, cfg.Now)
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
-	srv.writers = newWriterPool(cfg.Workers)
+	srv.writers = newWriterPool(max(4, 2*runtime.GOMAXPROCS(0)))
 	srv.presence = presenceSlots{srv: srv}
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
