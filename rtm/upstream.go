@@ -77,7 +77,7 @@ func (b *Bridge) reconcile(ctx context.Context, term lease.Term, conns map[strin
 		}
 		cookie, err := cookieHeader(s.Data)
 		if err != nil {
-			b.log.Error().Err(err).Str("profile", id).Msg("rtm: stored session unusable; not connecting")
+			b.sampled.Error().Err(err).Str("profile", id).Msg("rtm: stored session unusable; not connecting")
 			if c != nil {
 				c.stop()
 				delete(conns, id)
@@ -256,8 +256,13 @@ func (b *Bridge) readLoop(ctx context.Context, term lease.Term, profileID string
 	defer conn.Close()
 	w := lockedWriter{mu: new(sync.Mutex), conn: conn}
 	stopClose := context.AfterFunc(ctx, func() {
-		_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		_, _ = w.Write(clientFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "leader stopping"))))
+		// A courtesy close frame, unless a write is blocked: closing at once
+		// is what the split-brain guard needs.
+		if w.mu.TryLock() {
+			_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_, _ = conn.Write(clientFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "leader stopping"))))
+			w.mu.Unlock()
+		}
 		_ = conn.Close()
 	})
 	defer stopClose()
