@@ -85,7 +85,10 @@
 // [Bridge.Accept] drops deliveries of a term older than the highest it has
 // seen (from deliveries or from the lease itself) and returns the client
 // payload otherwise. The fencing number is global to the lease, so so is the
-// comparison.
+// comparison. If the counter goes backwards (Redis lost its data), nodes
+// accept the lower sequence once the lease has shown it for a whole TTL, when
+// no leader of the old sequence can still hold; events published in between
+// are dropped.
 //
 // # Redis keys
 //
