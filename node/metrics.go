@@ -71,5 +71,10 @@ func newMetrics(srv *server) *metrics {
 				return 0
 			}),
 	)
+	// The RTM bridge brings its own figures (leader, term, profiles by
+	// state, reconnects, events, duplicates).
+	if c, ok := srv.cfg.RTM.(interface{ Collectors() []prometheus.Collector }); ok {
+		reg.MustRegister(c.Collectors()...)
+	}
 	return m
 }

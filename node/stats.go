@@ -34,5 +34,13 @@ func (srv *server) logStats() {
 		ev = ev.Int("cluster_nodes", st.Nodes).Int("cluster_connections", st.Connections).
 			Int("cluster_users", st.Users).Int("cluster_chats", st.Chats)
 	}
+	if srv.cfg.RTM != nil {
+		if rs, err := srv.cfg.RTM.Stats(ctx); err == nil {
+			ev = ev.Str("rtm_leader", rs.Leader).Int64("rtm_term", rs.Term).Bool("rtm_is_leader", rs.IsLeader).
+				Interface("rtm_profiles", rs.Profiles).Uint64("rtm_reconnects", rs.Reconnects).
+				Uint64("rtm_events_in", rs.EventsIn).Uint64("rtm_events_out", rs.EventsOut).
+				Uint64("rtm_duplicates_dropped", rs.DuplicatesDrop)
+		}
+	}
 	ev.Msg("stats")
 }
