@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	var cfg Config
 	var targets, localIPs, pids, metrics, jsonOut, report string
 	var quiet bool
+	var cpuProfile string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&cfg.Scenario, "scenario", ScenarioFanout, "scenario: "+strings.Join(Scenarios, ", "))
@@ -59,6 +61,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.Float64Var(&cfg.ReconnectFraction, "reconnect-fraction", 1, "reconnect: share of the connections dropped at once")
 	durFlag(fs, &cfg.ReconnectTimeout, "reconnect-timeout", 60*time.Second, "reconnect: longest wait until all are back")
 	fs.StringVar(&cfg.IO, "io", IOEpoll, "reader: epoll (one loop per CPU, nothing per idle connection) or goroutine (one per connection)")
+	durFlag(fs, &cfg.ReadDelay, "read-delay", 0, "epoll: pause after each batch of reads so later reads find more frames (less generator CPU, up to this much added latency)")
 	fs.IntVar(&cfg.Procs, "procs", 1, "worker processes to split the connections over (one process may hold 20,000 files here)")
 	fs.BoolVar(&cfg.Strict, "strict", false, "decode every received message fully and check its fields (slower)")
 	fs.StringVar(&pids, "server-pids", "", "comma-separated server PIDs: RSS and CPU from /proc/<pid>")
@@ -72,6 +75,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file (- for stdout, instead of the table)")
 	fs.StringVar(&report, "report", "", "write a self-contained HTML report to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
+	fs.StringVar(&cpuProfile, "cpu-profile", "", "write the generator's CPU profile (pprof) to this file (with --procs 1)")
 	fs.Usage = func() { usage(stderr, fs) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -111,6 +115,18 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if !quiet {
 		opts.Progress = stderr
 		opts.TTY = isTerminal(stderr)
+	}
+	if cpuProfile != "" {
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return ExitUsage
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, "bench:", err)
+			return ExitUsage
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	res, err := Run(ctx, cfg, opts)
 	if res == nil {

@@ -42,10 +42,10 @@ type Conn struct {
 
 	// Read side: owned by whichever goroutine reads the connection (the
 	// connector during the handshake, then its reader).
-	pending []byte   // an incomplete frame carried to the next read
-	frag    []byte   // a fragmented text message being assembled
-	seen    []seqSet // by sender member: what this receiver got
-	err     string   // why the handshake failed (connect error or ack code)
+	pending []byte      // an incomplete frame carried to the next read
+	frag    []byte      // a fragmented text message being assembled
+	seen    []seqSet    // by sender member: what this receiver got
+	err     string      // why the handshake failed (connect error or ack code)
 	dropped atomic.Bool // reconnect: closed on purpose, to come back
 
 	// Send side: owned by the pacer.

@@ -71,9 +71,30 @@ func markerField(b []byte, i int, key byte) (v int64, next int, ok bool) {
 }
 
 // findMarker finds the marker inside a string field of raw JSON: field is
-// the key with its quotes and colon and opening quote, e.g.
-// `"content":"`. A byte search, no decoding.
+// the key with its quotes, colon and opening quote, e.g. `"content":"`. A
+// byte search, no decoding: ';' appears in no JSON the servers write around
+// the content, so the first one is the marker's, whose start is found by
+// walking back over the send time's digits; the field name before it is
+// then checked.
 func findMarker(frame, field []byte) (marker, bool) {
+	semi := bytes.IndexByte(frame, ';')
+	if semi < 0 {
+		return findMarkerSlow(frame, field)
+	}
+	j := semi
+	for j > 0 && frame[j-1] >= '0' && frame[j-1] <= '9' {
+		j--
+	}
+	start := j - 2
+	if start < len(field) || frame[start] != 't' || frame[start+1] != '=' || !bytes.Equal(frame[start-len(field):start], field) {
+		return findMarkerSlow(frame, field)
+	}
+	return parseMarker(frame[start:])
+}
+
+// findMarkerSlow searches for the field itself (other fields before it held
+// a ';').
+func findMarkerSlow(frame, field []byte) (marker, bool) {
 	i := bytes.Index(frame, field)
 	if i < 0 {
 		return marker{}, false

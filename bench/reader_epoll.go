@@ -23,7 +23,12 @@ type epollLoop struct {
 	epfd int
 	wake [2]int // a pipe that interrupts EpollWait
 	h    handler
+	on   func(c *Conn, msg []byte) error // h.on, bound once
 	buf  []byte
+	// delay is slept after each batch of events when set (Config.ReadDelay):
+	// frames pile up in the socket buffers meanwhile, so each read returns
+	// more of them, at the price of up to delay added to measured latencies.
+	delay time.Duration
 
 	mu   sync.Mutex // guards byFD
 	byFD map[int32]*Conn
@@ -40,7 +45,8 @@ func newEpollLoop(w *worker, rec *recorder) (*epollLoop, error) {
 		return nil, fmt.Errorf("bench: epoll_create1: %w", err)
 	}
 	l := &epollLoop{w: w, epfd: epfd, h: handler{w: w, rec: rec}, buf: make([]byte, readBufSize),
-		byFD: make(map[int32]*Conn), done: make(chan struct{})}
+		byFD: make(map[int32]*Conn), done: make(chan struct{}), delay: w.cfg.ReadDelay.D()}
+	l.on = l.h.on
 	if err := unix.Pipe2(l.wake[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		_ = unix.Close(epfd)
 		return nil, fmt.Errorf("bench: pipe2: %w", err)
@@ -124,6 +130,9 @@ func (l *epollLoop) run() {
 				l.read(c)
 			}
 		}
+		if l.delay > 0 && n > 0 {
+			time.Sleep(l.delay)
+		}
 	}
 }
 
@@ -138,7 +147,7 @@ func (l *epollLoop) read(c *Conn) {
 		rec := l.h.rec
 		rec.mu.Lock()
 		l.h.now = time.Now().UnixNano()
-		ferr := c.feed(l.buf[:n], l.h.on)
+		ferr := c.feed(l.buf[:n], l.on)
 		rec.mu.Unlock()
 		if ferr == nil {
 			return

@@ -20,7 +20,9 @@ func WriteTable(w io.Writer, r *Result) error {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	cfg := r.Config
-	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...) }
+	row := func(k, format string, args ...any) {
+		fmt.Fprintf(tw, "  %s\t"+format+"\n", append([]any{k}, args...)...)
+	}
 	fmt.Fprintf(tw, "bench %s  targets %s  run %s  (%d worker%s, %s reader)\n", r.Scenario, strings.Join(cfg.Targets, ","),
 		cfg.RunID, cfg.Procs, plural(cfg.Procs), cfg.IO)
 	c := r.Connect

@@ -187,22 +187,22 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		strings.Join(cfg.Targets, ","), cfg.Procs, plural(cfg.Procs), cfg.IO))
 
 	var (
-		joined     = make([]int32, cfg.groups())
-		ready      = 0
-		results    = make([]*workerResult, cfg.Procs)
-		nResults   = 0
-		startAt    time.Time
-		endAt      time.Time
-		held       []serverSample
-		startCPU   = make([]float64, cfg.Procs)
-		coordCPU1  float64
-		stopSent   bool
-		stopAt     time.Time
-		end        []serverSample
-		failures   []string
-		phase      = "connect"
-		tick       = time.NewTicker(250 * time.Millisecond)
-		exited     = make([]bool, cfg.Procs)
+		joined    = make([]int32, cfg.groups())
+		ready     = 0
+		results   = make([]*workerResult, cfg.Procs)
+		nResults  = 0
+		startAt   time.Time
+		endAt     time.Time
+		held      []serverSample
+		startCPU  = make([]float64, cfg.Procs)
+		coordCPU1 float64
+		stopSent  bool
+		stopAt    time.Time
+		end       []serverSample
+		failures  []string
+		phase     = "connect"
+		tick      = time.NewTicker(250 * time.Millisecond)
+		exited    = make([]bool, cfg.Procs)
 	)
 	defer tick.Stop()
 	sendAll := func(m ctlMsg) {
@@ -728,4 +728,3 @@ func nonEmpty(ss ...string) []string {
 	}
 	return out
 }
-
