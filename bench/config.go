@@ -69,13 +69,13 @@ type Config struct {
 	ReconnectFraction float64  `json:"reconnectFraction"` // reconnect: share of the connections dropped at once; default 1
 	ReconnectTimeout  Duration `json:"reconnectTimeout"`  // reconnect: longest wait for all to be back; default 60s
 
-	IO    string `json:"io"`    // epoll (default) or goroutine
+	IO string `json:"io"` // epoll (default) or goroutine
 	// ReadDelay makes each epoll loop pause this long after handling a batch
 	// of readiness events, so later reads find several frames (less
 	// generator CPU per message) at the price of up to ReadDelay added to
 	// the measured latencies. Default 0.
 	ReadDelay Duration `json:"readDelay,omitempty"`
-	Procs int    `json:"procs"` // worker processes; default 1 (in-process)
+	Procs     int      `json:"procs"` // worker processes; default 1 (in-process)
 	// Strict decodes every received event fully with encoding/json and checks
 	// its fields, instead of the byte search. Costs CPU; for debugging.
 	Strict bool `json:"strict"`

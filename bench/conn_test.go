@@ -159,7 +159,7 @@ func TestHandshakeRefusals(t *testing.T) {
 		replies map[string]string
 		code    string
 	}{
-		"connect error": {map[string]string{"40/": `44/messenger,{"message":"token expired","data":{"code":"AUTH_EXPIRED"}}`}, "connect_error:AUTH_EXPIRED"},
+		"connect error":         {map[string]string{"40/": `44/messenger,{"message":"token expired","data":{"code":"AUTH_EXPIRED"}}`}, "connect_error:AUTH_EXPIRED"},
 		"peer middleware error": {map[string]string{"40/": `44/messenger,{"message":"unauthorized"}`}, "connect_error:unauthorized"},
 		"join refused": {map[string]string{
 			"40/": `40/messenger,{"sid":"s"}`,
@@ -253,11 +253,11 @@ func TestHandlerCountsDeliveries(t *testing.T) {
 	for _, m := range [][]byte{
 		msg(0, 1, 0), msg(0, 1, 1), msg(0, 1, 1), // dup
 		msg(0, 2, 3), msg(0, 2, 1), // out of order
-		msg(1, 2, 0),                                                   // another chat's
-		[]byte(`42/messenger,["new_message",{"content":"hello"}]`),     // no marker
-		[]byte(`42/messenger,["message_sent",{"tempId":"1"}]`),         // not counted
-		[]byte(`42/messenger,["error",{"code":"RATE_LIMITED"}]`),       // counted as error
-		[]byte(`43/messenger,4[{"ok":true}]`),                          // ack: ignored
+		msg(1, 2, 0), // another chat's
+		[]byte(`42/messenger,["new_message",{"content":"hello"}]`), // no marker
+		[]byte(`42/messenger,["message_sent",{"tempId":"1"}]`),     // not counted
+		[]byte(`42/messenger,["error",{"code":"RATE_LIMITED"}]`),   // counted as error
+		[]byte(`43/messenger,4[{"ok":true}]`),                      // ack: ignored
 	} {
 		if err := h.on(c, m); err != nil {
 			t.Fatal(err)

@@ -53,6 +53,56 @@ func registerProfiles(ctx context.Context, cfg *Config) error {
 	return nil
 }
 
+// waitUpstream waits until rtmsim reports an open upstream connection for
+// every profile of the run (the node's RTM leader has connected them).
+func waitUpstream(ctx context.Context, cfg *Config, timeout time.Duration) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(timeout)
+	url := strings.TrimRight(cfg.RTMControlURL, "/") + "/control/connections"
+	for {
+		var conns []struct {
+			ProfileID string  `json:"profileId"`
+			Status    int     `json:"status"`
+			ClosedAt  *string `json:"closedAt"`
+		}
+		open := map[string]bool{}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&conns)
+			resp.Body.Close()
+		}
+		if err == nil {
+			for _, c := range conns {
+				if c.Status == http.StatusSwitchingProtocols && c.ClosedAt == nil {
+					open[c.ProfileID] = true
+				}
+			}
+			missing := 0
+			for g := range cfg.Profiles {
+				if !open[cfg.profileID(g)] {
+					missing++
+				}
+			}
+			if missing == 0 {
+				return nil
+			}
+			err = fmt.Errorf("%d of %d profiles have no upstream connection", missing, cfg.Profiles)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: waiting for the node's RTM upstream connections: %w", err)
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // injectRTM returns a send function that posts one MessageSent to rtmsim,
 // for the profiles in turn.
 func (w *worker) injectRTM() func() bool {

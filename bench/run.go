@@ -171,6 +171,9 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 		if err := registerProfiles(ctx, &cfg); err != nil {
 			return nil, err
 		}
+		if err := waitUpstream(ctx, &cfg, 15*time.Second); err != nil {
+			return nil, err
+		}
 	}
 	base := sampleAll(ctx, co.probes, co.client)
 	coordCPU0 := selfCPU()
