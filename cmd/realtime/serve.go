@@ -100,6 +100,11 @@ func (a *app) handleSignals(ctx context.Context, cancel context.CancelFunc, log 
 	go func() {
 		select {
 		case s := <-sigs:
+			select {
+			case <-done: // the run already ended; nothing to drain
+				return
+			default:
+			}
 			log.Info().Str("signal", s.String()).Msg("shutting down: draining connections (send the signal again to exit at once)")
 			cancel()
 		case <-ctx.Done():
@@ -109,6 +114,11 @@ func (a *app) handleSignals(ctx context.Context, cancel context.CancelFunc, log 
 		}
 		select {
 		case s := <-sigs:
+			select {
+			case <-done: // the drain finished meanwhile: exit normally
+				return
+			default:
+			}
 			log.Warn().Str("signal", s.String()).Msg("second signal: exiting at once")
 			a.exit(exitFailure)
 		case <-done:
