@@ -41,15 +41,14 @@ type conn struct {
 	pingSentAt   atomic.Int64 // unix nanos of the last ping sent (or of the open)
 	awaitingPong atomic.Bool
 
-	mu        sync.Mutex // guards the following
-	out       [][]byte   // queued frames, oldest first
-	spare     [][]byte   // the other queue slice, swapped in by the writer
-	outBytes  int
-	flushing  bool // a writer owns the connection's output
-	closing   bool // close once the queue is written (graceful close)
-	closed    bool
-	closeWhy  string
-	closeDone chan struct{}
+	mu       sync.Mutex // guards the following
+	out      [][]byte   // queued frames, oldest first
+	spare    [][]byte   // the other queue slice, swapped in by the writer
+	outBytes int
+	flushing bool // a writer owns the connection's output
+	closing  bool // close once the queue is written (graceful close)
+	closed   bool
+	closeWhy string
 }
 
 // send queues a frame. The frame's bytes may be shared with other
@@ -267,7 +266,6 @@ func (c *conn) shutdown(reason string, graceful bool) {
 		_ = c.nc.Close()
 	}
 	c.srv.onClosed(c, reason)
-	close(c.closeDone)
 }
 
 // isClosed reports whether close has run.

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -33,13 +32,9 @@ func (srv *server) drain() {
 		t.Stop()
 	}
 	// Wait for the last closes to be written (bounded).
-	ctx, cancel := context.WithTimeout(context.Background(), srv.cfg.WriteTimeout)
-	defer cancel()
-	for _, c := range conns {
-		select {
-		case <-c.closeDone:
-		case <-ctx.Done():
-		}
+	deadline := time.Now().Add(srv.cfg.WriteTimeout)
+	for srv.connCount() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
 	}
 	srv.log.Info().Dur("took", time.Since(start)).Msg("drained")
 }

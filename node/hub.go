@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"hash/maphash"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -22,8 +23,8 @@ type hub struct {
 
 	mu       sync.RWMutex // guards the following
 	chats    map[string]map[*conn]nsMask
-	users    map[string]map[*conn]struct{}
-	profiles map[string]map[*conn]struct{}
+	users    map[string][]*conn // a user has a handful of connections
+	profiles map[string][]*conn
 
 	// Subscription changes for one channel are serialised by a striped lock
 	// and re-read the wanted state under it, so a join racing a last leave
@@ -43,8 +44,8 @@ func newHub(srv *server) *hub {
 	return &hub{
 		srv:      srv,
 		chats:    make(map[string]map[*conn]nsMask),
-		users:    make(map[string]map[*conn]struct{}),
-		profiles: make(map[string]map[*conn]struct{}),
+		users:    make(map[string][]*conn),
+		profiles: make(map[string][]*conn),
 		seed:     maphash.MakeSeed(),
 		subbed:   make(map[bus.Channel]bool),
 		typing:   make(map[typingKey]time.Time),
@@ -119,20 +120,20 @@ func (h *hub) addUser(c *conn, id *identity) {
 	}
 }
 
-func addTo(m map[string]map[*conn]struct{}, key string, c *conn) {
-	set := m[key]
-	if set == nil {
-		set = make(map[*conn]struct{})
-		m[key] = set
+func addTo(m map[string][]*conn, key string, c *conn) {
+	if !slices.Contains(m[key], c) {
+		m[key] = append(m[key], c)
 	}
-	set[c] = struct{}{}
 }
 
-func removeFrom(m map[string]map[*conn]struct{}, key string, c *conn) {
-	if set := m[key]; set != nil {
-		delete(set, c)
-		if len(set) == 0 {
+func removeFrom(m map[string][]*conn, key string, c *conn) {
+	conns := m[key]
+	if i := slices.Index(conns, c); i >= 0 {
+		conns = slices.Delete(conns, i, i+1)
+		if len(conns) == 0 {
 			delete(m, key)
+		} else {
+			m[key] = conns
 		}
 	}
 }
@@ -150,10 +151,7 @@ func (h *hub) joinChat(ctx context.Context, c *conn, chatID string, ns nsMask) e
 	set[c] |= ns
 	h.mu.Unlock()
 	c.sess.mu.Lock()
-	if c.sess.chats == nil {
-		c.sess.chats = make(map[string]nsMask)
-	}
-	c.sess.chats[chatID] |= ns
+	c.sess.addChat(chatID, ns)
 	c.sess.mu.Unlock()
 	if err := h.sync(ctx, bus.Chat(chatID)); err != nil {
 		h.leaveChat(c, chatID, ns)
@@ -165,16 +163,9 @@ func (h *hub) joinChat(ctx context.Context, c *conn, chatID string, ns nsMask) e
 // leaveChat removes c's namespace ns from chatID; reports whether it was joined.
 func (h *hub) leaveChat(c *conn, chatID string, ns nsMask) bool {
 	c.sess.mu.Lock()
-	m, ok := c.sess.chats[chatID]
-	if ok {
-		if m &^= ns; m == 0 {
-			delete(c.sess.chats, chatID)
-		} else {
-			c.sess.chats[chatID] = m
-		}
-	}
+	was := c.sess.dropChat(chatID, ns)
 	c.sess.mu.Unlock()
-	if !ok {
+	if was == 0 {
 		return false
 	}
 	h.mu.Lock()
@@ -197,8 +188,7 @@ func (h *hub) leaveChat(c *conn, chatID string, ns nsMask) bool {
 func (c *conn) joined(chatID string) bool {
 	c.sess.mu.Lock()
 	defer c.sess.mu.Unlock()
-	_, ok := c.sess.chats[chatID]
-	return ok
+	return c.sess.chatNS(chatID) != 0
 }
 
 func (c *conn) joinedCount() int {
@@ -215,11 +205,11 @@ func (h *hub) removeConn(c *conn) {
 	c.sess.mu.Unlock()
 	id := c.sess.who.Load()
 	h.mu.Lock()
-	for chatID := range chats {
-		if set := h.chats[chatID]; set != nil {
+	for _, j := range chats {
+		if set := h.chats[j.chatID]; set != nil {
 			delete(set, c)
 			if len(set) == 0 {
-				delete(h.chats, chatID)
+				delete(h.chats, j.chatID)
 			}
 		}
 	}
@@ -230,8 +220,8 @@ func (h *hub) removeConn(c *conn) {
 		}
 	}
 	h.mu.Unlock()
-	for chatID := range chats {
-		h.syncLogged(bus.Chat(chatID))
+	for _, j := range chats {
+		h.syncLogged(bus.Chat(j.chatID))
 	}
 	if id != nil {
 		h.syncLogged(bus.User(id.userID))
@@ -245,11 +235,7 @@ func (h *hub) removeConn(c *conn) {
 func (h *hub) userConns(userID string) []*conn {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	out := make([]*conn, 0, len(h.users[userID]))
-	for c := range h.users[userID] {
-		out = append(out, c)
-	}
-	return out
+	return slices.Clone(h.users[userID])
 }
 
 // counts returns local chats and users.
@@ -350,10 +336,10 @@ func (h *hub) toChat(chatID, event string, data []byte, exceptUser string) {
 
 // toSet queues an event to each connection of set on every namespace it has
 // connected. h.mu must be held for reading.
-func (h *hub) toSet(set map[*conn]struct{}, event string, data []byte) {
+func (h *hub) toSet(set []*conn, event string, data []byte) {
 	f := frames{srv: h.srv, event: event, data: data}
 	n := 0
-	for c := range set {
+	for _, c := range set {
 		c.sess.mu.Lock()
 		ns := c.sess.nsps
 		c.sess.mu.Unlock()
@@ -438,7 +424,7 @@ func (h *hub) kick(d bus.Delivery) {
 	}
 	for _, c := range h.userConns(d.Channel.ID) {
 		c.sess.mu.Lock()
-		ns := c.sess.chats[p.ChatID]
+		ns := c.sess.chatNS(p.ChatID)
 		c.sess.mu.Unlock()
 		if ns == 0 || !h.leaveChat(c, p.ChatID, ns) {
 			continue

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,51 @@ type session struct {
 	mu    sync.Mutex // guards the following
 	nsps  nsMask     // connected namespaces
 	sids  [2]string  // Socket.IO sid per namespace
-	chats map[string]nsMask
+	chats []joined   // chats joined, with their namespaces; a slice, not a map: few per connection
+}
+
+// joined is one chat a connection joined, in namespaces ns.
+type joined struct {
+	chatID string
+	ns     nsMask
+}
+
+// chatNS returns the namespaces chatID is joined in (0: not joined).
+// s.mu must be held.
+func (s *session) chatNS(chatID string) nsMask {
+	for _, j := range s.chats {
+		if j.chatID == chatID {
+			return j.ns
+		}
+	}
+	return 0
+}
+
+// addChat joins chatID in ns. s.mu must be held.
+func (s *session) addChat(chatID string, ns nsMask) {
+	for i := range s.chats {
+		if s.chats[i].chatID == chatID {
+			s.chats[i].ns |= ns
+			return
+		}
+	}
+	s.chats = append(s.chats, joined{chatID, ns})
+}
+
+// dropChat leaves chatID in ns and returns the namespaces it was joined in.
+// s.mu must be held.
+func (s *session) dropChat(chatID string, ns nsMask) nsMask {
+	for i := range s.chats {
+		if s.chats[i].chatID != chatID {
+			continue
+		}
+		was := s.chats[i].ns
+		if s.chats[i].ns &^= ns; s.chats[i].ns == 0 {
+			s.chats = slices.Delete(s.chats, i, i+1)
+		}
+		return was
+	}
+	return 0
 }
 
 func (s *session) userID() string {
@@ -219,9 +264,9 @@ func (s *session) disconnectNamespace(c *conn, ns nsMask) {
 	s.mu.Lock()
 	s.nsps &^= ns
 	var left []string
-	for chatID, m := range s.chats {
-		if m&ns != 0 {
-			left = append(left, chatID)
+	for _, j := range s.chats {
+		if j.ns&ns != 0 {
+			left = append(left, j.chatID)
 		}
 	}
 	s.mu.Unlock()
