@@ -18,23 +18,21 @@ import (
 // under "read side" are touched only there. Writing is a bounded queue with at
 // most one writer at a time (flushing), so frames are never interleaved.
 type conn struct {
-	id     uint64 // unique in this process; also the epoll generation tag
-	sid    string // Engine.IO session id
-	nc     net.Conn
-	rc     syscall.RawConn // nil for TLS connections
-	fd     int             // -1 unless registered with epoll
-	remote string
-	srv    *server
-	born   time.Time
+	id   uint64 // unique in this process; also the epoll generation tag
+	sid  string // Engine.IO session id
+	nc   net.Conn
+	rc   syscall.RawConn // nil for TLS connections
+	fd   int             // -1 unless registered with epoll
+	srv  *server
+	born time.Time
 
 	// read side: guarded by readMu, which the reading worker holds. EPOLLONESHOT
 	// already gives one reader at a time; the (uncontended) lock makes the
 	// hand-off between workers a happens-before edge the Go memory model sees.
 	readMu  sync.Mutex
-	partial []byte // pooled; holds an incomplete frame, nil otherwise
-	frag    []byte // a fragmented message being assembled
-	fragOp  ws.OpCode
-	discard int // binary attachment frames still to discard
+	partial []byte    // pooled; holds an incomplete frame, nil otherwise
+	frag    *fragment // a fragmented message being assembled (rare), nil otherwise
+	discard int       // binary attachment frames still to discard
 	sess    session
 
 	// heartbeat, read by the sweeper
@@ -50,6 +48,15 @@ type conn struct {
 	closed   bool
 	closeWhy string
 }
+
+// fragment is a message arriving in several frames (RFC 6455 5.4).
+type fragment struct {
+	op   ws.OpCode
+	data []byte
+}
+
+// remote is the client's address, for logs.
+func (c *conn) remote() string { return c.nc.RemoteAddr().String() }
 
 // send queues a frame. The frame's bytes may be shared with other
 // connections and are never modified. It reports false when the connection is
@@ -338,26 +345,25 @@ func (c *conn) onFrame(h ws.Header, payload []byte) (reason string) {
 			c.closeAfter(closeFrame(ws.StatusProtocolError, "unexpected continuation"), reasonProtocol)
 			return reasonProtocol
 		}
-		if len(c.frag)+len(payload) > c.srv.cfg.Limits.MaxFrame {
+		if len(c.frag.data)+len(payload) > c.srv.cfg.Limits.MaxFrame {
 			c.frag = nil
 			c.closeAfter(closeFrame(ws.StatusMessageTooBig, "message too large"), reasonFrameTooLarge)
 			return reasonFrameTooLarge
 		}
-		c.frag = append(c.frag, payload...)
+		c.frag.data = append(c.frag.data, payload...)
 		if !h.Fin {
 			return ""
 		}
-		msg, op := c.frag, c.fragOp
+		f := c.frag
 		c.frag = nil
-		return c.onMessage(op, msg)
+		return c.onMessage(f.op, f.data)
 	case ws.OpText, ws.OpBinary:
 		if c.frag != nil {
 			c.closeAfter(closeFrame(ws.StatusProtocolError, "expected continuation"), reasonProtocol)
 			return reasonProtocol
 		}
 		if !h.Fin {
-			c.frag = append(make([]byte, 0, len(payload)*2), payload...)
-			c.fragOp = h.OpCode
+			c.frag = &fragment{op: h.OpCode, data: append(make([]byte, 0, len(payload)*2), payload...)}
 			return ""
 		}
 		return c.onMessage(h.OpCode, payload)

@@ -213,10 +213,10 @@ func (srv *server) onClosed(c *conn, reason string) {
 	id := c.sess.who.Load()
 	if id != nil {
 		srv.metrics.connected.Dec()
-		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote).Str("reason", reason).
+		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).
 			Dur("duration", time.Since(c.born)).Msg("disconnected")
 	} else {
-		srv.log.Debug().Str("conn", c.sid).Str("remote", c.remote).Str("reason", reason).Msg("closed before connecting")
+		srv.log.Debug().Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).Msg("closed before connecting")
 	}
 }
 

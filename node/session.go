@@ -251,7 +251,7 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 			return reasonClientGone
 		}
 		srv.metrics.connected.Inc()
-		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote).Str("namespace", nsp).Msg("connected")
+		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("namespace", nsp).Msg("connected")
 	} else if !already {
 		srv.log.Debug().Str("user", id.userID).Str("conn", c.sid).Str("namespace", nsp).Msg("namespace connected")
 	}
@@ -280,6 +280,6 @@ func (s *session) disconnectNamespace(c *conn, ns nsMask) {
 // application can retry on it.
 func (srv *server) refuse(c *conn, nsp, code, message string) {
 	srv.metrics.refused.WithLabelValues(code).Inc()
-	srv.log.Info().Str("conn", c.sid).Str("remote", c.remote).Str("code", code).Str("reason", message).Msg("connect refused")
+	srv.log.Info().Str("conn", c.sid).Str("remote", c.remote()).Str("code", code).Str("reason", message).Msg("connect refused")
 	c.send(textFrame(func(dst []byte) []byte { return socketio.AppendConnectError(dst, nsp, message, code) }))
 }

@@ -183,14 +183,13 @@ func (srv *server) handshake(nc net.Conn) {
 
 	now := srv.cfg.Now()
 	c := &conn{
-		id:     srv.nextID.Add(1),
-		sid:    srv.newID(),
-		nc:     nc,
-		rc:     raw,
-		fd:     -1,
-		remote: nc.RemoteAddr().String(),
-		srv:    srv,
-		born:   now,
+		id:   srv.nextID.Add(1),
+		sid:  srv.newID(),
+		nc:   nc,
+		rc:   raw,
+		fd:   -1,
+		srv:  srv,
+		born: now,
 	}
 	c.sess.upgradeToken = token
 	c.pingSentAt.Store(now.UnixNano())
