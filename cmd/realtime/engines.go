@@ -66,6 +66,7 @@ func redisClient(o *serveOptions, getenv getenvFunc) (redis.UniversalClient, str
 		if err != nil {
 			return nil, "", fmt.Errorf("--redis-url: %v", err)
 		}
+		failFast(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.MaxRetries, &opts.DialerRetries)
 		return redis.NewClient(opts), opts.Addr, nil
 	}
 	addrs := splitList(o.RedisSentinelAddrs)
@@ -73,12 +74,32 @@ func redisClient(o *serveOptions, getenv getenvFunc) (redis.UniversalClient, str
 		return nil, "", errors.New("--redis-sentinel-addrs: no address")
 	}
 	password, _ := getenv(envRedisPassword)
-	c := redis.NewFailoverClient(&redis.FailoverOptions{
+	fo := &redis.FailoverOptions{
 		MasterName:    o.RedisSentinelMaster,
 		SentinelAddrs: addrs,
 		Password:      password,
-	})
+	}
+	failFast(&fo.DialTimeout, &fo.ReadTimeout, &fo.WriteTimeout, &fo.PoolTimeout, &fo.MaxRetries, &fo.DialerRetries)
+	c := redis.NewFailoverClient(fo)
 	return c, "sentinel " + o.RedisSentinelMaster + "@" + o.RedisSentinelAddrs, nil
+}
+
+// failFast bounds every Redis call so that, with Redis unreachable, an action
+// answers UNAVAILABLE within about a second instead of waiting out go-redis's
+// defaults (5 s dial timeout, several dial and command retries). Values the
+// URL set explicitly are kept.
+func failFast(dial, read, write, pool *time.Duration, retries, dialRetries *int) {
+	for _, d := range []*time.Duration{dial, read, write, pool} {
+		if *d == 0 {
+			*d = time.Second
+		}
+	}
+	if *retries == 0 {
+		*retries = 1
+	}
+	if *dialRetries == 0 {
+		*dialRetries = 1
+	}
 }
 
 // redisEngines are the cluster engines, all on one client and one key prefix.
