@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/pprof"
 	"runtime"
 	"strings"
 
@@ -36,6 +37,13 @@ func (srv *server) adminHandler() http.Handler {
 		writeJSON(w, code, map[string]any{"status": status, "node": srv.cfg.NodeID})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(srv.metrics.reg, promhttp.HandlerOpts{}))
+	if srv.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 
 	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, srv.requireAPIKey(h)) }
 	api("PUT /api/chats/{chatId}/members/{userId}", srv.apiAddMember)

@@ -104,6 +104,8 @@ type Config struct {
 	APIKey string // server API bearer key; empty disables the API routes
 	// Dev opens chat membership to any authenticated user.
 	Dev bool
+	// Pprof serves net/http/pprof at /debug/pprof/ on the admin address.
+	Pprof bool
 
 	Limits  Limits
 	Engines Engines

@@ -271,6 +271,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		JWT:                jwtCfg,
 		APIKey:             r.apiKey.value,
 		Dev:                o.Dev,
+		Pprof:              o.Pprof,
 		Limits: node.Limits{
 			MaxUserConnections: o.MaxUserConnections,
 			MaxConnections:     o.MaxConnections,

@@ -56,6 +56,8 @@ type serveOptions struct {
 
 	RTMURL      string
 	RTMLeaseTTL time.Duration
+
+	Pprof bool
 }
 
 // serveFlags defines the flags of `realtime serve` on a new flagSet. The
@@ -85,7 +87,8 @@ func serveFlags(o *serveOptions) *flagSet {
 	f.String(&o.TLSCert, "tls-cert", "", "TLS certificate file (PEM); with --tls-key serves wss:// (goroutine reader)")
 	f.String(&o.TLSKey, "tls-key", "", "TLS private key file (PEM)")
 	f.String(&o.IO, "io", "epoll", "connection reader: epoll (readiness loop and worker pool) or goroutine (one reader per connection)")
-	f.Int(&o.Workers, "workers", 0, "epoll worker pool size (0: 4×GOMAXPROCS, at least 8)")
+	f.Int(&o.Workers, "workers", 0, "epoll worker pool size (0: 8×GOMAXPROCS, at least 32)")
+	f.Bool(&o.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the admin address (keep that address internal)")
 
 	f.Duration(&o.PingInterval, "ping-interval", 25*time.Second, "Engine.IO ping interval")
 	f.Duration(&o.PingTimeout, "ping-timeout", 20*time.Second, "close a connection that has not answered a ping within this time")
