@@ -1,8 +1,8 @@
 package presence
 
 import (
-	"slices"
 	"context"
+	"slices"
 	"sync"
 )
 
