@@ -57,7 +57,8 @@ type serveOptions struct {
 	RTMURL      string
 	RTMLeaseTTL time.Duration
 
-	Pprof bool
+	Pprof     bool
+	GCPercent int
 }
 
 // serveFlags defines the flags of `realtime serve` on a new flagSet. The
@@ -89,6 +90,7 @@ func serveFlags(o *serveOptions) *flagSet {
 	f.String(&o.IO, "io", "epoll", "connection reader: epoll (readiness loop and worker pool) or goroutine (one reader per connection)")
 	f.Int(&o.Workers, "workers", 0, "epoll worker pool size (0: 8×GOMAXPROCS, at least 32)")
 	f.Bool(&o.Pprof, "pprof", false, "serve Go's profiler at /debug/pprof/ on the admin address (keep that address internal)")
+	f.Int(&o.GCPercent, "gc-percent", 50, "Go GC target (as GOGC): lower holds less memory per idle connection for a little more GC CPU; -1 leaves the runtime's GOGC setting alone")
 
 	f.Duration(&o.PingInterval, "ping-interval", 25*time.Second, "Engine.IO ping interval")
 	f.Duration(&o.PingTimeout, "ping-timeout", 20*time.Second, "close a connection that has not answered a ping within this time")

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -33,6 +34,11 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 	log, err := newLogger(a.stdout, r.logFormat, o.LogLevel, o.NodeID)
 	if err != nil {
 		return a.usageError("serve", err.Error())
+	}
+	if o.GCPercent >= 0 {
+		// Idle connections are what a node mostly holds; the heap's headroom
+		// (GOGC) is most of their RSS. See docs/BENCHMARKS.md.
+		debug.SetGCPercent(o.GCPercent)
 	}
 	eng, err := buildEngines(&o, o.NodeID, log, a.getenv)
 	if err != nil {
