@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,14 +183,17 @@ func (srv *server) register(c *conn) {
 }
 
 // snapshot returns the registered connections.
-func (srv *server) snapshot() []*conn {
+func (srv *server) snapshot() []*conn { return srv.appendConns(nil) }
+
+// appendConns appends the registered connections to dst.
+func (srv *server) appendConns(dst []*conn) []*conn {
 	srv.connsMu.Lock()
 	defer srv.connsMu.Unlock()
-	out := make([]*conn, 0, len(srv.conns))
+	dst = slices.Grow(dst, len(srv.conns))
 	for _, c := range srv.conns {
-		out = append(out, c)
+		dst = append(dst, c)
 	}
-	return out
+	return dst
 }
 
 func (srv *server) connCount() int {
@@ -270,22 +274,25 @@ func (srv *server) sweepLoop(ctx context.Context) {
 	tick = min(tick, time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	var buf []*conn // reused: the sweep runs every tick over every connection
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			srv.sweep(srv.cfg.Now())
+			buf = srv.appendConns(buf[:0])
+			srv.sweep(srv.cfg.Now(), buf)
+			clear(buf)
 		}
 	}
 }
 
 var pingFrame = textFrame(func(dst []byte) []byte { return append(dst, '2') })
 
-func (srv *server) sweep(now time.Time) {
+func (srv *server) sweep(now time.Time, conns []*conn) {
 	nowNs := now.UnixNano()
 	interval, timeout := srv.cfg.PingInterval.Nanoseconds(), srv.cfg.PingTimeout.Nanoseconds()
-	for _, c := range srv.snapshot() {
+	for _, c := range conns {
 		sent := c.pingSentAt.Load()
 		if c.awaitingPong.Load() {
 			if nowNs-sent > timeout {
