@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/rediserr"
 )
 
 // Interface guard.
@@ -633,33 +635,4 @@ func isNoScript(err error) bool { return err != nil && redis.HasErrorPrefix(err,
 
 // wrapErr adds context to a Redis error; connection, timeout and "server not
 // ready" errors also match [ErrUnavailable].
-func wrapErr(op string, err error) error {
-	if unavailable(err) {
-		return fmt.Errorf("presence: %s: %w: %w", op, ErrUnavailable, err)
-	}
-	return fmt.Errorf("presence: %s: %w", op, err)
-}
-
-// unavailable reports whether err means Redis could not serve the call (as
-// opposed to a reply that rejects it, such as WRONGTYPE).
-func unavailable(err error) bool {
-	var rerr redis.Error
-	if !errors.As(err, &rerr) {
-		// Network errors, timeouts, pool timeouts, a closed client, context
-		// errors: no usable reply.
-		return true
-	}
-	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
-	for _, p := range unavailablePrefixes {
-		if strings.HasPrefix(msg, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// unavailablePrefixes are server replies that mean "not now" rather than "no".
-var unavailablePrefixes = []string{
-	"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY",
-	"NOREPLICAS", "OOM", "max number of clients",
-}
+func wrapErr(op string, err error) error { return rediserr.Wrap("presence", op, ErrUnavailable, err) }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/rediserr"
 )
 
 // Interface guard.
@@ -174,19 +176,4 @@ func (s *RedisStore) Watch(ctx context.Context) <-chan struct{} {
 
 // wrapRedis adds context to a Redis error; connection, timeout and "not
 // now" errors also match [ErrUnavailable].
-func wrapRedis(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var rerr redis.Error
-	if !errors.As(err, &rerr) {
-		return fmt.Errorf("rtm: %s: %w: %w", op, ErrUnavailable, err)
-	}
-	msg := strings.TrimPrefix(rerr.Error(), "ERR ")
-	for _, p := range []string{"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS", "OOM", "max number of clients"} {
-		if strings.HasPrefix(msg, p) {
-			return fmt.Errorf("rtm: %s: %w: %w", op, ErrUnavailable, err)
-		}
-	}
-	return fmt.Errorf("rtm: %s: %w", op, err)
-}
+func wrapRedis(op string, err error) error { return rediserr.Wrap("rtm", op, ErrUnavailable, err) }

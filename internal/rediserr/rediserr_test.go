@@ -1,0 +1,61 @@
+package rediserr
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/redistest"
+)
+
+var errDown = errors.New("x: unavailable")
+
+// TestClassifiesRealErrors uses a real server's replies and a dead address.
+func TestClassifiesRealErrors(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	wrongType := c.LPush(ctx, "k", "x").Err()
+	if wrongType == nil || Unavailable(wrongType) {
+		t.Fatalf("WRONGTYPE must be a plain error, got %v", wrongType)
+	}
+	if err := Wrap("x", "push", errDown, wrongType); errors.Is(err, errDown) || err.Error() == "" {
+		t.Fatalf("wrapped WRONGTYPE %v", err)
+	}
+
+	dead := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + itoa(redistest.FreePort(t)), MaxRetries: -1, DialerRetries: 1})
+	defer dead.Close()
+	refused := dead.Ping(ctx).Err()
+	if !Unavailable(refused) {
+		t.Fatalf("connection refused must be unavailable: %v", refused)
+	}
+	if err := Wrap("x", "ping", errDown, refused); !errors.Is(err, errDown) {
+		t.Fatalf("wrapped refusal %v does not match the sentinel", err)
+	}
+	if Wrap("x", "op", errDown, nil) != nil || Unavailable(nil) {
+		t.Fatal("nil must stay nil")
+	}
+	if !Unavailable(redis.Error(loading("LOADING Redis is loading the dataset in memory"))) {
+		t.Fatal("LOADING must be unavailable")
+	}
+}
+
+type loading string
+
+func (l loading) Error() string { return string(l) }
+func (loading) RedisError()     {}
+
+func itoa(n int) string {
+	b := []byte{}
+	for ; n > 0; n /= 10 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+	}
+	return string(b)
+}
