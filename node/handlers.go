@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -240,6 +239,43 @@ func checkChat(r *request, chatID string) *eventError {
 	return nil
 }
 
+// chatRef is a payload addressed to one chat.
+type chatRef interface{ chat() string }
+
+func (p *chatPayload) chat() string     { return p.ChatID }
+func (p *editPayload) chat() string     { return p.ChatID }
+func (p *messageRef) chat() string      { return p.ChatID }
+func (p *reactionPayload) chat() string { return p.ChatID }
+
+// admitAction runs the checks every action on a joined chat needs, in order:
+// a well-formed payload, its chat id, the payload's own field checks
+// (validate, may be nil), that this connection joined the chat, and the
+// user's budget for the action.
+func (srv *server) admitAction(r *request, arg []byte, p chatRef, validate func() *eventError, action string, limit int) *eventError {
+	if e := decode(r, arg, p); e != nil {
+		return e
+	}
+	if e := checkChat(r, p.chat()); e != nil {
+		return e
+	}
+	if validate != nil {
+		if e := validate(); e != nil {
+			return e
+		}
+	}
+	if e := checkJoined(r); e != nil {
+		return e
+	}
+	return srv.rateLimit(r, action, limit)
+}
+
+func checkMessageID(id string) *eventError {
+	if !validID(id) {
+		return errInvalid("messageId must be a message id")
+	}
+	return nil
+}
+
 func checkJoined(r *request) *eventError {
 	if !r.c.joined(r.chatID) {
 		return &eventError{Code: codeNotJoined, Message: "join the chat first"}
@@ -381,16 +417,7 @@ type chatPayload struct {
 
 func handleLeave(srv *server, r *request, arg []byte) *eventError {
 	var p chatPayload
-	if e := decode(r, arg, &p); e != nil {
-		return e
-	}
-	if e := checkChat(r, p.ChatID); e != nil {
-		return e
-	}
-	if e := checkJoined(r); e != nil {
-		return e
-	}
-	if e := srv.rateLimit(r, "join", srv.cfg.Limits.Joins); e != nil {
+	if e := srv.admitAction(r, arg, &p, nil, "join", srv.cfg.Limits.Joins); e != nil {
 		return e
 	}
 	srv.hub.leaveChat(r.c, p.ChatID, nsRoot|nsChat)
@@ -576,25 +603,19 @@ type opResult struct {
 
 func handleEdit(srv *server, r *request, arg []byte) *eventError {
 	var p editPayload
-	if e := decode(r, arg, &p); e != nil {
-		return e
+	validate := func() *eventError {
+		if e := checkMessageID(p.MessageID); e != nil {
+			return e
+		}
+		if p.Content == nil || *p.Content == "" {
+			return errInvalid("content is required")
+		}
+		if n := utf8.RuneCountInString(*p.Content); n > srv.cfg.Limits.ContentChars {
+			return errTooLarge("content has %d characters; the limit is %d", n, srv.cfg.Limits.ContentChars)
+		}
+		return nil
 	}
-	if e := checkChat(r, p.ChatID); e != nil {
-		return e
-	}
-	if !validID(p.MessageID) {
-		return errInvalid("messageId must be a message id")
-	}
-	if p.Content == nil || *p.Content == "" {
-		return errInvalid("content is required")
-	}
-	if n := utf8.RuneCountInString(*p.Content); n > srv.cfg.Limits.ContentChars {
-		return errTooLarge("content has %d characters; the limit is %d", n, srv.cfg.Limits.ContentChars)
-	}
-	if e := checkJoined(r); e != nil {
-		return e
-	}
-	if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
+	if e := srv.admitAction(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
@@ -610,19 +631,8 @@ type messageRef struct {
 
 func handleDelete(srv *server, r *request, arg []byte) *eventError {
 	var p messageRef
-	if e := decode(r, arg, &p); e != nil {
-		return e
-	}
-	if e := checkChat(r, p.ChatID); e != nil {
-		return e
-	}
-	if !validID(p.MessageID) {
-		return errInvalid("messageId must be a message id")
-	}
-	if e := checkJoined(r); e != nil {
-		return e
-	}
-	if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
+	validate := func() *eventError { return checkMessageID(p.MessageID) }
+	if e := srv.admitAction(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
@@ -651,16 +661,7 @@ func (srv *server) appendOp(r *request, op bus.Op) *eventError {
 
 func handleTyping(srv *server, r *request, arg []byte) *eventError {
 	var p chatPayload
-	if e := decode(r, arg, &p); e != nil {
-		return e
-	}
-	if e := checkChat(r, p.ChatID); e != nil {
-		return e
-	}
-	if e := checkJoined(r); e != nil {
-		return e
-	}
-	if e := srv.rateLimit(r, "typing", srv.cfg.Limits.Typing); e != nil {
+	if e := srv.admitAction(r, arg, &p, nil, "typing", srv.cfg.Limits.Typing); e != nil {
 		return e
 	}
 	data, _ := json.Marshal(typingEvent{ChatID: p.ChatID, UserID: r.c.sess.userID(), IsTyping: r.event == evTypingStart})
@@ -693,22 +694,16 @@ const maxEmojiBytes = 64
 
 func handleReaction(srv *server, r *request, arg []byte) *eventError {
 	var p reactionPayload
-	if e := decode(r, arg, &p); e != nil {
-		return e
+	validate := func() *eventError {
+		if e := checkMessageID(p.MessageID); e != nil {
+			return e
+		}
+		if p.Emoji == "" || len(p.Emoji) > maxEmojiBytes || !utf8.ValidString(p.Emoji) {
+			return errInvalid("emoji must be a string of 1 to %d bytes", maxEmojiBytes)
+		}
+		return nil
 	}
-	if e := checkChat(r, p.ChatID); e != nil {
-		return e
-	}
-	if !validID(p.MessageID) {
-		return errInvalid("messageId must be a message id")
-	}
-	if p.Emoji == "" || len(p.Emoji) > maxEmojiBytes || !utf8.ValidString(p.Emoji) {
-		return errInvalid("emoji must be a string of 1 to %d bytes", maxEmojiBytes)
-	}
-	if e := checkJoined(r); e != nil {
-		return e
-	}
-	if e := srv.rateLimit(r, "reaction", srv.cfg.Limits.Reactions); e != nil {
+	if e := srv.admitAction(r, arg, &p, validate, "reaction", srv.cfg.Limits.Reactions); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
@@ -719,5 +714,3 @@ func handleReaction(srv *server, r *request, arg []byte) *eventError {
 	data, _ := json.Marshal(reactionUpdated{ChatID: p.ChatID, MessageID: p.MessageID, UserID: user, Emoji: p.Emoji, Action: action})
 	return srv.appendOp(r, bus.Op{Kind: kind, UserID: user, MessageID: p.MessageID, Emoji: p.Emoji, Event: evReactionUpdated, Data: data})
 }
-
-var _ = strconv.Itoa
