@@ -24,8 +24,9 @@ const envRedisPassword = "REALTIME_REDIS_PASSWORD"
 // engines are the cluster-wide engines of one node and how to release them.
 type engines struct {
 	node.Engines
-	kind   string // "memory" or "redis"
-	target string // where Redis is, without credentials (for the log)
+	kind   string                // "memory" or "redis"
+	target string                // where Redis is, without credentials (for the log)
+	redis  redis.UniversalClient // the Redis engines' client (nil on memory); closed by close
 	close  func()
 }
 
@@ -152,6 +153,7 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 		},
 		kind:   "redis",
 		target: target,
+		redis:  client,
 		close: func() {
 			_ = b.Close()
 			_ = p.Close() // removes this node's presence entries

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/node"
+	"github.com/anchat/realtime/rtm"
 )
 
 // cmdServe implements `realtime serve`: resolve the configuration, build the
@@ -47,10 +48,12 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 	defer eng.close()
 	r.cfg.Engines = eng.Engines
 	r.cfg.Logger = log
+	var bridge *rtm.Bridge // the RTM bridge, with --rtm-url
 	if o.RTMURL != "" {
-		// TODO(rtm): start the RTM bridge (rtm package) with o.RTMURL and
-		// o.RTMLeaseTTL on engines.Lease once it exists.
-		log.Warn().Str("rtm_url", o.RTMURL).Msg("--rtm-url is set but this build has no RTM bridge yet; ignoring it")
+		if bridge, err = newRTMBridge(&o, eng, log); err != nil {
+			return a.usageError("serve", "--rtm-url: "+err.Error())
+		}
+		r.cfg.RTM = rtmAdapter{bridge}
 	}
 	if r.apiKey.value == "" {
 		log.Warn().Msg("server API disabled: no API key (set REALTIME_API_KEY or --api-key-file)")
@@ -65,6 +68,19 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 	defer cancel()
 	stopSignals := a.handleSignals(ctx, cancel, log)
 	defer stopSignals()
+	if bridge != nil {
+		// The first signal cancels ctx: the leader releases the lease as
+		// draining starts. The bridge stops before the engines close.
+		rtmDone := make(chan struct{})
+		go func() {
+			defer close(rtmDone)
+			_ = bridge.Run(ctx)
+		}()
+		defer func() {
+			cancel()
+			<-rtmDone
+		}()
+	}
 
 	start := log.Info().Str("version", version).Str("addr", o.Addr).Str("admin_addr", o.AdminAddr).
 		Str("namespace", o.Namespace).Str("io", string(r.cfg.IO)).Bool("dev", o.Dev).Str("engine", eng.kind)

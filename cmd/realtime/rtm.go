@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+
+	"github.com/rs/zerolog"
+
+	"github.com/anchat/realtime/node"
+	"github.com/anchat/realtime/rtm"
+)
+
+// rtmAdapter makes an rtm.Bridge a node.RTM: the bridge's Stats has the
+// same fields as node.RTMStats, so only the type differs. The embedded
+// bridge keeps providing Accept, PutProfile, DeleteProfile and Collectors
+// (the node registers the latter on its /metrics registry).
+type rtmAdapter struct{ *rtm.Bridge }
+
+var _ node.RTM = rtmAdapter{}
+
+// Stats converts the bridge's figures.
+func (a rtmAdapter) Stats(ctx context.Context) (node.RTMStats, error) {
+	s, err := a.Bridge.Stats(ctx)
+	if err != nil {
+		return node.RTMStats{}, err
+	}
+	return node.RTMStats(s), nil
+}
+
+// newRTMBridge builds the RTM bridge on the node's engines: its sessions,
+// states and seen event ids live in Redis (shared by every node, so a new
+// leader finds them) on the Redis engines, in memory otherwise.
+func newRTMBridge(o *serveOptions, eng *engines, log zerolog.Logger) (*rtm.Bridge, error) {
+	var store rtm.Store = rtm.NewMemoryStore(nil)
+	if eng.redis != nil {
+		rs, err := rtm.NewRedisStore(eng.redis, rtm.RedisStoreConfig{Prefix: o.RedisPrefix})
+		if err != nil {
+			return nil, err
+		}
+		store = rs
+	}
+	return rtm.New(rtm.Config{
+		NodeID:   o.NodeID,
+		URL:      o.RTMURL,
+		Lease:    eng.Lease,
+		LeaseTTL: o.RTMLeaseTTL,
+		Bus:      eng.Bus,
+		Store:    store,
+		Logger:   log, // rtm.New adds component=rtm
+	})
+}
