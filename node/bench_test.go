@@ -121,7 +121,7 @@ func BenchmarkBroadcast(b *testing.B) {
 			srv.hub.chats["c"] = members
 			b.ReportAllocs()
 			for b.Loop() {
-				srv.hub.toChat("c", evNewMessage, newMessagePayload, "")
+				srv.hub.toChat("c", "1-0", evNewMessage, newMessagePayload, "")
 				for _, c := range conns {
 					c.out = c.out[:0]
 					c.outBytes = 0

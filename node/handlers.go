@@ -381,7 +381,8 @@ func handleJoin(srv *server, r *request, arg []byte) *eventError {
 			return &eventError{Code: codeNotMember, Message: "not a member of this chat"}
 		}
 	}
-	if err := srv.hub.joinChat(ctx, r.c, p.ChatID, r.ns); err != nil {
+	recovering := p.LastEventID != nil
+	if err := srv.hub.joinChat(ctx, r.c, p.ChatID, r.ns, recovering); err != nil {
 		return srv.engineError(r, "subscribe", err)
 	}
 	if r.c.isClosed() { // closed while joining: onClosed ran before the join
@@ -389,11 +390,19 @@ func handleJoin(srv *server, r *request, arg []byte) *eventError {
 		return nil
 	}
 	res := chatJoined{ChatID: p.ChatID, Recovered: true, Missed: []missedEvent{}}
-	if p.LastEventID != nil {
+	lastReplayed := ""
+	if recovering {
+		// Live events are held for this connection meanwhile; released
+		// after chat_joined, minus those replayed in missed.
+		defer func() { srv.hub.endRecovery(r.c, p.ChatID, lastReplayed) }()
 		limit := srv.cfg.HistoryReplay
 		events, recovered, err := srv.cfg.Engines.Bus.Since(ctx, p.ChatID, *p.LastEventID, limit+1)
 		if err != nil {
+			srv.hub.leaveChat(r.c, p.ChatID, r.ns) // the join fails as a whole
 			return srv.engineError(r, "history", err)
+		}
+		if len(events) > 0 {
+			lastReplayed = events[len(events)-1].EventID
 		}
 		if len(events) > limit { // more were missed than we replay
 			events = events[len(events)-limit:]

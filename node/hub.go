@@ -36,6 +36,25 @@ type hub struct {
 
 	typingMu sync.Mutex // guards typing
 	typing   map[typingKey]time.Time
+
+	heldMu sync.Mutex // guards held
+	// held collects live events for a connection that is rejoining a chat
+	// with lastEventId until its chat_joined (with missed) is out; see
+	// joinChat and endRecovery.
+	held map[heldKey][]heldFrame
+}
+
+// nsRecovering marks a member whose live events are held (see held).
+const nsRecovering nsMask = 1 << 7
+
+type heldKey struct {
+	c      *conn
+	chatID string
+}
+
+type heldFrame struct {
+	eventID string
+	frame   []byte
 }
 
 type typingKey struct{ chatID, userID string }
@@ -49,6 +68,7 @@ func newHub(srv *server) *hub {
 		seed:     maphash.MakeSeed(),
 		subbed:   make(map[bus.Channel]bool),
 		typing:   make(map[typingKey]time.Time),
+		held:     make(map[heldKey][]heldFrame),
 	}
 }
 
@@ -140,8 +160,10 @@ func removeFrom(m map[string][]*conn, key string, c *conn) {
 
 // joinChat adds c (in namespace ns) to chatID's local members and makes sure
 // the node is subscribed before it returns, so nothing appended afterwards is
-// missed.
-func (h *hub) joinChat(ctx context.Context, c *conn, chatID string, ns nsMask) error {
+// missed. With recovering, live events for c in this chat are held until
+// endRecovery, so that a client replaying history gets each event once and
+// in order.
+func (h *hub) joinChat(ctx context.Context, c *conn, chatID string, ns nsMask, recovering bool) error {
 	h.mu.Lock()
 	set := h.chats[chatID]
 	if set == nil {
@@ -149,15 +171,56 @@ func (h *hub) joinChat(ctx context.Context, c *conn, chatID string, ns nsMask) e
 		h.chats[chatID] = set
 	}
 	set[c] |= ns
+	if recovering {
+		set[c] |= nsRecovering
+	}
 	h.mu.Unlock()
 	c.sess.mu.Lock()
 	c.sess.addChat(chatID, ns)
 	c.sess.mu.Unlock()
 	if err := h.sync(ctx, bus.Chat(chatID)); err != nil {
 		h.leaveChat(c, chatID, ns)
+		h.endRecovery(c, chatID, "")
 		return err
 	}
 	return nil
+}
+
+// endRecovery releases the events held for c in chatID, dropping those at or
+// before lastReplayed (already sent in missed), and returns c to live
+// delivery. The hub's lock is held throughout, so no live event can
+// overtake a held one.
+func (h *hub) endRecovery(c *conn, chatID, lastReplayed string) {
+	k := heldKey{c, chatID}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	member := false
+	if set := h.chats[chatID]; set != nil {
+		if ns, ok := set[c]; ok {
+			set[c] = ns &^ nsRecovering
+			member = true
+		}
+	}
+	h.heldMu.Lock()
+	frames := h.held[k]
+	delete(h.held, k)
+	h.heldMu.Unlock()
+	if !member {
+		return // left meanwhile (or the join failed): nothing to deliver
+	}
+	for _, f := range frames {
+		if f.eventID == "" || lastReplayed == "" || bus.CompareIDs(f.eventID, lastReplayed) > 0 {
+			c.send(f.frame)
+		}
+	}
+}
+
+// hold keeps a frame for a recovering member. h.mu is held for reading.
+func (h *hub) hold(c *conn, chatID, eventID string, frame []byte) {
+	k := heldKey{c, chatID}
+	h.heldMu.Lock()
+	h.held[k] = append(h.held[k], heldFrame{eventID, frame})
+	h.heldMu.Unlock()
 }
 
 // leaveChat removes c's namespace ns from chatID; reports whether it was joined.
@@ -220,6 +283,11 @@ func (h *hub) removeConn(c *conn) {
 		}
 	}
 	h.mu.Unlock()
+	h.heldMu.Lock()
+	for _, j := range chats {
+		delete(h.held, heldKey{c, j.chatID})
+	}
+	h.heldMu.Unlock()
 	for _, j := range chats {
 		h.syncLogged(bus.Chat(j.chatID))
 	}
@@ -285,7 +353,7 @@ func (h *hub) deliver(d bus.Delivery) {
 		if d.EventID != "" {
 			data = spliceEventID(d.EventID, d.Data)
 		}
-		h.toChat(d.Channel.ID, d.Event, data, "")
+		h.toChat(d.Channel.ID, d.EventID, d.Event, data, "")
 	case bus.KindUser:
 		if d.Event == evKick {
 			h.kick(d)
@@ -310,7 +378,7 @@ func (h *hub) deliver(d bus.Delivery) {
 
 // toChat queues one event to every local member of a chat except the
 // connections of exceptUser.
-func (h *hub) toChat(chatID, event string, data []byte, exceptUser string) {
+func (h *hub) toChat(chatID, eventID, event string, data []byte, exceptUser string) {
 	f := frames{srv: h.srv, event: event, data: data}
 	n := 0
 	h.mu.RLock()
@@ -318,12 +386,15 @@ func (h *hub) toChat(chatID, event string, data []byte, exceptUser string) {
 		if exceptUser != "" && c.sess.userID() == exceptUser {
 			continue
 		}
-		if ns&nsChat != 0 {
-			c.send(f.get(nsChat))
-			n++
-		}
-		if ns&nsRoot != 0 {
-			c.send(f.get(nsRoot))
+		for _, one := range [2]nsMask{nsChat, nsRoot} {
+			if ns&one == 0 {
+				continue
+			}
+			if ns&nsRecovering != 0 {
+				h.hold(c, chatID, eventID, f.get(one))
+			} else {
+				c.send(f.get(one))
+			}
 			n++
 		}
 	}
@@ -382,7 +453,7 @@ func (h *hub) deliverTyping(d bus.Delivery) {
 	if !ev.IsTyping && !was {
 		return // already expired and sent as a stop
 	}
-	h.toChat(ev.ChatID, evUserTyping, d.Data, ev.UserID)
+	h.toChat(ev.ChatID, "", evUserTyping, d.Data, ev.UserID)
 }
 
 // expireTyping sends a stop for every start past its expiry.
@@ -398,7 +469,7 @@ func (h *hub) expireTyping(now time.Time) {
 	h.typingMu.Unlock()
 	for _, k := range expired {
 		data, _ := json.Marshal(typingEvent{ChatID: k.chatID, UserID: k.userID, IsTyping: false})
-		h.toChat(k.chatID, evUserTyping, data, k.userID)
+		h.toChat(k.chatID, "", evUserTyping, data, k.userID)
 	}
 }
 
