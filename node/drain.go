@@ -16,16 +16,21 @@ func (srv *server) drain() {
 	start := time.Now()
 	conns := srv.snapshot()
 	srv.log.Info().Int("connections", len(conns)).Dur("period", srv.cfg.DrainPeriod).Msg("draining")
-	if len(conns) > 0 {
-		const tick = 100 * time.Millisecond
-		batches := max(1, int(srv.cfg.DrainPeriod/tick))
-		per := (len(conns) + batches - 1) / batches
+	if n := len(conns); n > 0 {
+		// Connection i closes at about i×period/n: the whole period is
+		// used whatever the count, in ticks of 100 ms (or less when the
+		// period is short).
+		tick := min(100*time.Millisecond, max(srv.cfg.DrainPeriod/time.Duration(n), time.Millisecond))
+		ticks := max(1, int(srv.cfg.DrainPeriod/tick))
 		t := time.NewTicker(tick)
-		for i := 0; i < len(conns); i += per {
-			for _, c := range conns[i:min(i+per, len(conns))] {
+		next := 0
+		for k := 1; next < n; k++ {
+			upto := min(n, (k*n+ticks-1)/ticks) // ceil(k×n/ticks)
+			for _, c := range conns[next:upto] {
 				c.closeAfter(closeFrame(ws.StatusGoingAway, codeDraining), reasonDraining)
 			}
-			if i+per < len(conns) {
+			next = upto
+			if next < n {
 				<-t.C
 			}
 		}

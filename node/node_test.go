@@ -356,3 +356,27 @@ func TestIdleConnectionsHoldNoGoroutines(t *testing.T) {
 		t.Fatalf("goroutines grew from %d to %d with %d idle connections", base, got, conns)
 	}
 }
+
+// TestDrainSpreadsCloses checks the drain uses its whole period: with few
+// connections the last close comes near the end, not after a few ticks.
+func TestDrainSpreadsCloses(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.DrainPeriod = time.Second })
+	var clients []*testClient
+	for i := range 5 {
+		clients = append(clients, connect(t, n.Addr().String(), token(t, "d"+itoa(i), time.Hour, nil)))
+	}
+	start := time.Now()
+	go n.srv.drain()
+	var closedAt []time.Duration
+	for _, c := range clients {
+		c.expectClosed(5 * time.Second)
+		closedAt = append(closedAt, time.Since(start))
+	}
+	last := closedAt[len(closedAt)-1]
+	if last < 600*time.Millisecond || last > 3*time.Second {
+		t.Fatalf("last close after %v; want near the 1 s drain period (all: %v)", last, closedAt)
+	}
+	if closedAt[0] > 400*time.Millisecond {
+		t.Fatalf("first close after %v", closedAt[0])
+	}
+}
