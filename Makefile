@@ -37,9 +37,11 @@ deps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT) update && $(APT) install -y nodejs npm; }
 	@[ -d e2e/node_modules/socket.io-client ] || (cd e2e && npm ci --no-audit --no-fund)
 
+# -p 1: one test binary at a time, so the load-generating packages (bench,
+# e2e) never starve the timing-sensitive ones (leases, heartbeats).
 test: deps
 	$(GO) vet ./...
-	$(GO) test -race -shuffle=on -count=1 -timeout 14m ./...
+	$(GO) test -race -shuffle=on -count=1 -p 1 -timeout 14m ./...
 	@# HELM_TEST: the chart's offline checks, when the script exists.
 	@if [ -f scripts/helm-test.sh ]; then bash scripts/helm-test.sh; fi
 

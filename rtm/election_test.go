@@ -206,7 +206,9 @@ func TestSplitBrainGuard(t *testing.T) {
 		}
 	}()
 	var closedAt time.Time
-	eventually(t, ttl+time.Second, "the upstream connection closed", func() bool {
+	// The wait is generous for a starved CI machine; what the test holds
+	// the guard to is the assertion below: closed before the lease can expire.
+	eventually(t, 3*ttl, "the upstream connection closed", func() bool {
 		for _, c := range e.sim.Connections("p1") {
 			if c.ID == conn.ID && c.ClosedAt != nil {
 				closedAt = *c.ClosedAt
