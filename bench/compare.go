@@ -92,7 +92,7 @@ func scenarioMetrics(scenario string) []metric {
 		return append(conn,
 			metric{"server memory per connection (KiB)", true, "%.2f", servers(func(r *Result) float64 { return r.Servers.MemPerConnBytes / 1024 })},
 			metric{"server goroutines per connection", true, "%.2f", func(r *Result) (float64, bool) {
-				return r.Servers.GoroutinesPerConn, r.Servers.GoroutinesPerConn >= 0
+				return max(r.Servers.GoroutinesPerConn, 0), r.Servers.GoroutinesPerConn > -0.5 // -1: unknown
 			}},
 			metric{"server CPU while idle (% of a core)", true, "%.1f", servers(func(r *Result) float64 { return r.Servers.CPUPercent })},
 			metric{"server RSS held, total (MiB)", true, "%.1f", servers(func(r *Result) float64 {

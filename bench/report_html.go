@@ -209,6 +209,7 @@ table{border-collapse:collapse} td,th{border:1px solid #ddd;padding:3px 8px;text
 {{if .R.Latency.Count}}<table><tr><th>count</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>
 <tr><td>{{.R.Latency.Count}}</td><td>{{.R.Latency.Min}}</td><td>{{.R.Latency.P50}}</td><td>{{.R.Latency.P90}}</td><td>{{.R.Latency.P99}}</td><td>{{.R.Latency.P999}}</td><td>{{.R.Latency.Max}}</td><td>{{.R.Latency.Mean}}</td></tr></table>
 <p>Latencies in milliseconds, from a timestamp taken just before each send to the read that brought the message.</p>{{end}}
+<p>Charts over time: x is seconds since the run started; the load started at {{printf "%.1f" .R.LoadStart}} s (before it: connecting).</p>
 {{range .Charts}}{{.}}{{end}}
 </body></html>
 `))

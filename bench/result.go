@@ -25,6 +25,7 @@ type Result struct {
 	Generator GeneratorResult  `json:"generator"`
 	Servers   ServersResult    `json:"servers"`
 	Series    []Point          `json:"series"`
+	LoadStart float64          `json:"loadStart"` // seconds from the start of the run to the start of the load (Point.T)
 	Quantiles []QuantilePoint  `json:"quantiles"`
 }
 
@@ -125,7 +126,7 @@ type ServersResult struct {
 
 // Point is one second of the run.
 type Point struct {
-	T          float64 `json:"t"` // seconds since the start of the load (negative: connecting)
+	T          float64 `json:"t"` // seconds since the start of the run (the load starts at Result.LoadStart)
 	Open       int64   `json:"open"`
 	SentPerSec float64 `json:"sentPerSec"`
 	RecvPerSec float64 `json:"recvPerSec"`

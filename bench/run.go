@@ -420,11 +420,9 @@ func (co *coordinator) progress(now, startAt time.Time) {
 	}
 	dt := now.Sub(co.lastPoint).Seconds()
 	first := co.lastPoint.IsZero()
-	p := Point{Open: sum.Open, ServerRSS: srvRSS}
-	if !startAt.IsZero() {
-		p.T = now.Sub(startAt).Seconds()
-	} else {
-		p.T = -now.Sub(co.started).Seconds()
+	p := Point{T: now.Sub(co.started).Seconds(), Open: sum.Open, ServerRSS: srvRSS}
+	if !startAt.IsZero() && co.res.LoadStart == 0 {
+		co.res.LoadStart = startAt.Sub(co.started).Seconds()
 	}
 	if !first {
 		p.SentPerSec = float64(sum.Sent-co.prevSent) / dt
@@ -442,8 +440,12 @@ func (co *coordinator) progress(now, startAt time.Time) {
 	if co.opts.Progress == nil {
 		return
 	}
+	phaseT := p.T
+	if !startAt.IsZero() {
+		phaseT = now.Sub(startAt).Seconds()
+	}
 	line := fmt.Sprintf("[%s %5.1fs] conns %d/%d (fail %d)  sent %d (%s/s)  recv %d/%d (%s/s)  p99 %.1fms  errors %d",
-		co.cfg.Scenario, p.T, sum.Open, co.cfg.Conns, sum.ConnectFail, sum.Sent, si(p.SentPerSec), sum.Received, sum.Expected, si(p.RecvPerSec), p.P99, errs)
+		co.cfg.Scenario, phaseT, sum.Open, co.cfg.Conns, sum.ConnectFail, sum.Sent, si(p.SentPerSec), sum.Received, sum.Expected, si(p.RecvPerSec), p.P99, errs)
 	if co.opts.TTY {
 		fmt.Fprint(co.opts.Progress, "\r\033[K"+line)
 		co.progressLen = len(line)
@@ -709,7 +711,8 @@ func (co *coordinator) servers(base, held, end []serverSample, startAt, stopAt t
 	if heldConns > 0 {
 		sr.MemPerConnBytes = float64(memDelta) / float64(heldConns)
 		if gorKnown {
-			sr.GoroutinesPerConn = float64(gorDelta) / float64(heldConns)
+			// A few background goroutines come and go: fewer than before is 0.
+			sr.GoroutinesPerConn = max(float64(gorDelta), 0) / float64(heldConns)
 		}
 	}
 	if window > 0 {

@@ -110,7 +110,7 @@ func newWorker(ctx context.Context, cfg *Config, id, procs int, out io.Writer) *
 		id: id, procs: procs,
 		lo: id * cfg.Conns / procs, hi: (id + 1) * cfg.Conns / procs,
 		dial: newDialer(cfg), enc: json.NewEncoder(out),
-		reconnectQ: make(chan int, 1024), loadDone: make(chan struct{}),
+		reconnectQ: make(chan int, max(cfg.Conns/procs+1, 16)), loadDone: make(chan struct{}),
 	}
 	w.ctx, w.cancel = context.WithCancel(ctx)
 	w.conns = make([]*Conn, w.hi-w.lo)

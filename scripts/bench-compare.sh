@@ -20,6 +20,7 @@
 #   IDLE_MAX=19000    connections for idle-max and reconnect (one node)
 #   WORK=dir          keep binaries, logs and JSON results there (default: a temp dir)
 #   DOC=docs/BENCHMARKS.md   where the tables go (between the bench-compare markers)
+#   RENDER_ONLY=1     run nothing: rewrite the tables from the results already in WORK
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -67,16 +68,21 @@ wait_http() { # url timeout_s
 	return 1
 }
 
+# Our node's defaults allow 30 messages a minute per user and 60 connection
+# attempts a minute per address: load runs need high limits.
+NODE_FLAGS=(--dev --log-level warn --stats-interval 0 --drain-period 1s
+	--limit-messages 100000000 --limit-typing 100000000 --limit-joins 100000000 --limit-connects 100000000
+	--max-user-connections 100000 --max-connections 20000)
 # --- build and install -------------------------------------------------------
-go build -o "$WORK/realtime" ./cmd/realtime
 go build -o "$WORK/bench" ./cmd/bench
+if [ "${RENDER_ONLY:-0}" != 1 ]; then
+go build -o "$WORK/realtime" ./cmd/realtime
+echo "$(date -u +%Y-%m-%d) $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$WORK/measured"
 if [ ! -d "$WORK/peer/node_modules" ]; then
 	mkdir -p "$WORK/peer"
 	cp "$PEER_SRC/server.js" "$PEER_SRC/package.json" "$PEER_SRC/package-lock.json" "$WORK/peer/"
 	(cd "$WORK/peer" && npm ci --no-audit --no-fund --loglevel=error) >&2
 fi
-REALTIME_VERSION=$("$WORK/realtime" version 2>/dev/null | head -1 || echo unknown)
-GIT_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --maxclients 20000 \
@@ -85,11 +91,6 @@ PIDS+=($!)
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
-# Our node's defaults allow 30 messages a minute per user and 60 connection
-# attempts a minute per address: load runs need high limits.
-NODE_FLAGS=(--dev --log-level warn --stats-interval 0 --drain-period 1s
-	--limit-messages 100000000 --limit-typing 100000000 --limit-joins 100000000 --limit-connects 100000000
-	--max-user-connections 100000 --max-connections 20000)
 
 OURS_MODE=redis # or single
 SYS_PIDS=()     # server PIDs of the system under test
@@ -157,13 +158,6 @@ if ! start_ours 1 2>/dev/null; then
 	echo "bench-compare: realtime does not run with --redis-url here; measuring ONE node on the embedded engine" >&2
 fi
 stop_system
-OURS_NAME=realtime
-PEER_NAME="Socket.IO peer"
-if [ "$OURS_MODE" = single ]; then
-	OURS_SETUP="one realtime node on the embedded engine"
-else
-	OURS_SETUP="two realtime nodes on one Redis"
-fi
 
 # bench_run system name nodes args...: one run; the JSON result goes to
 # results/<name>-<system>-<run>.json and the command line to commands.txt.
@@ -185,9 +179,10 @@ bench_run() {
 	stop_system
 }
 
+echo "$OURS_MODE" >"$WORK/mode"
+fi
+if [ "${RENDER_ONLY:-0}" != 1 ]; then
 : >"$WORK/commands.txt"
-declare -a TABLES=()
-add_table() { TABLES+=("$1|$2"); } # name|title
 
 for run in $(seq "$RUNS"); do
 	for s in $SCENARIOS; do
@@ -196,45 +191,63 @@ for run in $(seq "$RUNS"); do
 			for sys in ours peer; do
 				bench_run $sys idle-10k 2 "$run" --scenario idle --conns 10000 --chat-size 10 --duration 15s --procs 1 --connect-concurrency 128
 			done
-			[ "$run" = 1 ] && add_table idle-10k "idle: 10,000 connections over two nodes, each in a chat of 10, held 15 s"
 			;;
 		idle-max)
 			for sys in ours peer; do
 				bench_run $sys idle-max 1 "$run" --scenario idle --conns "$IDLE_MAX" --chat-size 10 --duration 15s --procs 2 --connect-concurrency 128
 			done
-			[ "$run" = 1 ] && add_table idle-max "idle: $IDLE_MAX connections on ONE node (the most one process holds under a 20,000-file limit), held 15 s"
 			;;
 		fanout)
 			for r in $FANOUT_RATES; do
 				for sys in ours peer; do
 					bench_run $sys "fanout-$r" 2 "$run" --scenario fanout --conns 2000 --rate "$r" --duration 10s --drain 10s
 				done
-				[ "$run" = 1 ] && add_table "fanout-$r" "fanout: one chat of 2,000 members over two nodes, $r messages/s = $((r * 2000)) deliveries/s offered, 10 s"
 			done
 			;;
 		chat)
 			for sys in ours peer; do
 				bench_run $sys chat 2 "$run" --scenario chat --conns 2000 --chat-size 10 --rate 1000 --duration 10s --drain 10s
 			done
-			[ "$run" = 1 ] && add_table chat "chat: 2,000 users in chats of 10 over two nodes, 1,000 messages/s in total (10,000 deliveries/s), 10 s"
 			;;
 		reconnect)
 			for sys in ours peer; do
 				bench_run $sys reconnect 1 "$run" --scenario reconnect --conns "$IDLE_MAX" --reconnect-fraction 1 --reconnect-timeout 60s --procs 2 --connect-concurrency 128
 			done
-			[ "$run" = 1 ] && add_table reconnect "connect storm: $IDLE_MAX clients on ONE node dropped at once and reconnecting"
 			;;
 		esac
 	done
 done
 
+fi
+declare -a TABLES=()
+for s in $SCENARIOS; do
+	case $s in
+	idle) TABLES+=("idle-10k|idle: 10,000 connections over two nodes, each in a chat of 10, held 15 s") ;;
+	idle-max) TABLES+=("idle-max|idle: $IDLE_MAX connections on ONE node (the most one process holds under a 20,000-file limit), held 15 s") ;;
+	fanout) for r in $FANOUT_RATES; do
+		TABLES+=("fanout-$r|fanout: one chat of 2,000 members over two nodes, $r messages/s = $((r * 2000)) deliveries/s offered, 10 s")
+	done ;;
+	chat) TABLES+=("chat|chat: 2,000 users in chats of 10 over two nodes, 1,000 messages/s in total (10,000 deliveries/s), 10 s") ;;
+	reconnect) TABLES+=("reconnect|connect storm: $IDLE_MAX clients on ONE node dropped at once and reconnecting") ;;
+	esac
+done
+OURS_MODE=$(cat "$WORK/mode" 2>/dev/null || echo redis)
+REALTIME_VERSION=$("$WORK/realtime" version 2>/dev/null | head -1 || echo unknown)
+read -r MEASURED_ON GIT_REV <"$WORK/measured" || { MEASURED_ON=$(date -u +%Y-%m-%d); GIT_REV=unknown; }
+OURS_NAME=realtime
+PEER_NAME="Socket.IO peer"
+if [ "$OURS_MODE" = single ]; then
+	OURS_SETUP="one realtime node on the embedded engine"
+else
+	OURS_SETUP="two realtime nodes on one Redis"
+fi
 # --- write the tables ------------------------------------------------------
 SECTION="$WORK/section.md"
 {
 	echo "<!-- bench-compare:begin (written by scripts/bench-compare.sh; edits inside are overwritten) -->"
 	echo "## Side by side: realtime vs the Socket.IO peer"
 	echo
-	echo "Measured $(date -u +%Y-%m-%d) at commit \`$GIT_REV\` ($REALTIME_VERSION) on this machine:"
+	echo "Measured $MEASURED_ON at commit \`$GIT_REV\` ($REALTIME_VERSION) on this machine:"
 	echo "$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, load generator and servers on the same cores,"
 	echo "medians of $RUNS runs each, systems interleaved run by run, servers restarted before every run."
 	echo "The machine is shared and noisy: compare the ratios more than the absolute figures."
