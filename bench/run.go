@@ -318,8 +318,12 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 			}
 		case <-ctx.Done():
 			if !stopSent {
-				failures = append(failures, fmt.Sprintf("run deadline of %s reached (phase %s)", cfg.Deadline.D(), phase))
-				stop("deadline")
+				why := fmt.Sprintf("run deadline of %s reached (phase %s)", cfg.Deadline.D(), phase)
+				if errors.Is(ctx.Err(), context.Canceled) {
+					why = "interrupted (phase " + phase + ")"
+				}
+				failures = append(failures, why)
+				stop(why)
 				resultsDeadline = time.After(30 * time.Second)
 			}
 			ctx = context.Background()
