@@ -313,7 +313,7 @@ func TestE2EReconnect(t *testing.T) {
 func TestE2ELossIsReported(t *testing.T) {
 	a, b := startNode(t), startNode(t)
 	res, err := run(t, Config{Scenario: ScenarioFanout, Targets: []string{a.addr, b.addr}, Conns: 40, Rate: 20,
-		Duration: Duration(time.Second), Drain: Duration(500 * time.Millisecond)}, Options{})
+		Duration: Duration(time.Second), Drain: Duration(2 * time.Second)}, Options{})
 	if !errors.Is(err, ErrLoss) {
 		t.Fatalf("err %v, want ErrLoss", err)
 	}
