@@ -181,6 +181,9 @@ func niceStep(raw float64) float64 {
 }
 
 func shortNum(v float64) string {
+	if v == 0 {
+		v = 0 // no "-0"
+	}
 	a := math.Abs(v)
 	switch {
 	case a >= 1e6:
