@@ -82,7 +82,7 @@ func (c *conn) send(frame []byte) bool {
 	}
 	c.out = append(c.out, frame)
 	c.outBytes += len(frame)
-	c.srv.metrics.outboundBytes.Add(float64(len(frame)))
+	c.srv.queuedBytes.Add(int64(len(frame)))
 	start := !c.flushing
 	c.flushing = true
 	c.mu.Unlock()
@@ -105,6 +105,7 @@ func (c *conn) closeAfter(frame []byte, reason string) {
 	if frame != nil {
 		c.out = append(c.out, frame)
 		c.outBytes += len(frame)
+		c.srv.queuedBytes.Add(int64(len(frame)))
 	}
 	start := !c.flushing
 	c.flushing = true
@@ -143,7 +144,7 @@ func (c *conn) flush() {
 		c.mu.Unlock()
 
 		written, rest, err := c.writeBatch(batch)
-		c.srv.metrics.outboundBytes.Sub(float64(written))
+		c.srv.queuedBytes.Add(-int64(written))
 		if err != nil {
 			c.close(reasonWriteError)
 			return
@@ -232,7 +233,7 @@ func (c *conn) flushBlocking(rest [][]byte, batch [][]byte) {
 	bufs := net.Buffers(rest)
 	n, err := bufs.WriteTo(c.nc)
 	_ = c.nc.SetWriteDeadline(time.Time{})
-	c.srv.metrics.outboundBytes.Sub(float64(n))
+	c.srv.queuedBytes.Add(-n)
 	if err != nil {
 		c.close(reasonWriteError)
 		return
@@ -263,7 +264,7 @@ func (c *conn) shutdown(reason string, graceful bool) {
 	queued := c.outBytes
 	c.out, c.spare, c.outBytes = nil, nil, 0
 	c.mu.Unlock()
-	c.srv.metrics.outboundBytes.Sub(float64(queued))
+	c.srv.queuedBytes.Add(-int64(queued))
 	// Remove from epoll before closing: the fd number is reused at once.
 	c.srv.reader.remove(c)
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); graceful && ok {

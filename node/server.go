@@ -62,8 +62,9 @@ type server struct {
 		main, admin net.Addr
 	}
 
-	engineDown atomic.Bool // last engine check failed (readiness)
-	stats      statCounters
+	engineDown  atomic.Bool  // last engine check failed (readiness)
+	queuedBytes atomic.Int64 // bytes queued to clients and not yet written
+	stats       statCounters
 }
 
 func newServer(cfg *Config) (*server, error) {

@@ -88,7 +88,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		maxQueued = max(maxQueued, gaugeValue(n.srv.metrics.outboundBytes))
+		maxQueued = max(maxQueued, float64(n.srv.queuedBytes.Load()))
 		for _, r := range readers {
 			for range batch {
 				r.waitEvent("new_message", 10*time.Second)
@@ -103,4 +103,12 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 		t.Fatalf("queued %v bytes, more than 3 × %d", maxQueued, queueLimit)
 	}
 	t.Logf("max queued bytes observed: %.0f", maxQueued)
+	// The accounting returns to zero once everything is written or dropped.
+	deadline := time.Now().Add(5 * time.Second)
+	for n.srv.queuedBytes.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("queued bytes stuck at %d", n.srv.queuedBytes.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
