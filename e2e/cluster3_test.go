@@ -1,0 +1,286 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/redistest"
+)
+
+// TestThreeNodesEveryEvent: three nodes on one Redis, users spread over them
+// in one chat. Messages, edits, deletes, typing (with its expiry) and
+// reactions cross nodes and every member sees each event exactly once; a
+// user with three connections on three nodes is refused a fourth on any node;
+// one user's messages through two nodes share one rate budget; lastEventId
+// recovery on a different node returns exactly the missed events in order
+// (js/cluster3.mjs).
+func TestThreeNodesEveryEvent(t *testing.T) {
+	requireE2E(t)
+	srv := redistest.Start(t, redistest.Options{})
+	args := []string{"--redis-url", srv.URL(), "--redis-prefix", redistest.Prefix(t), "--dev",
+		"--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000"}
+	n1 := StartNode(t, args...)
+	n2 := StartNode(t, args...)
+	n3 := StartNode(t, args...)
+	n1.RunJS(t, "cluster3.mjs", map[string]string{
+		"URL2":        n2.URL,
+		"URL3":        n3.URL,
+		"TOKEN_ALICE": Token(t, "alice", func(c jwt.MapClaims) { c["name"] = "Alice" }),
+		"TOKEN_BOB":   Token(t, "bob"),
+		"TOKEN_CAROL": Token(t, "carol"),
+		"TOKEN_ERIN":  Token(t, "erin"),
+		"TOKEN_DAVE":  Token(t, "dave"),
+		"TOKEN_RL":    Token(t, "rl"),
+	})
+}
+
+// TestInterestBasedSubscription: a node subscribes to a chat's channel only
+// while it has local members there. Chat "ix" has members on nodes A and B
+// only; C has users in another chat. Redis counts exactly two subscribers of
+// the chat's channel, C's bus receives none of the chat's flood while A's
+// receives all of it, and when B's last member leaves the count drops to one
+// (js/cluster3_interest.mjs).
+func TestInterestBasedSubscription(t *testing.T) {
+	requireE2E(t)
+	srv := redistest.Start(t, redistest.Options{})
+	prefix := redistest.Prefix(t)
+	args := []string{"--redis-url", srv.URL(), "--redis-prefix", prefix, "--dev",
+		"--limit-messages", "100000", "--limit-connects", "100000"}
+	a := StartNode(t, args...)
+	b := StartNode(t, args...)
+	c := StartNode(t, args...)
+	rdb := srv.Client()
+	chanX := prefix + ":{chat:ix}" // bus/broker_redis.go: <prefix>:{chat:<id>}
+	chanY := prefix + ":{chat:iy}"
+
+	js := startStepScenario(t, "cluster3_interest.mjs", map[string]string{
+		"URL": a.URL, "ADMIN_URL": a.AdminURL, "URL2": b.URL, "URL3": c.URL,
+		"TOKEN_X1": Token(t, "x1"), "TOKEN_X2": Token(t, "x2"),
+		"TOKEN_Y1": Token(t, "y1"), "TOKEN_Y3": Token(t, "y3"),
+	})
+	js.expect(t, "JOINED", 20*time.Second)
+
+	// join_chat returns after the node's SUBSCRIBE was confirmed.
+	if got := pubsubNumSub(t, rdb, chanX); got != 2 {
+		t.Errorf("PUBSUB NUMSUB %s = %d after members joined on A and B, want 2", chanX, got)
+	}
+	if got := pubsubNumSub(t, rdb, chanY); got != 2 {
+		t.Errorf("PUBSUB NUMSUB %s = %d after members joined on A and C, want 2", chanY, got)
+	}
+	const flood = 100
+	metric := `realtime_bus_deliveries_total{event="new_message"}`
+	a0, b0, c0 := scrapeMetric(t, a, metric), scrapeMetric(t, b, metric), scrapeMetric(t, c, metric)
+	js.send(t, fmt.Sprintf("FLOOD %d", flood))
+	js.expect(t, "FLOODED", 25*time.Second)
+	a1, b1, c1 := scrapeMetric(t, a, metric), scrapeMetric(t, b, metric), scrapeMetric(t, c, metric)
+	t.Logf("%s: A %v -> %v, B %v -> %v, C %v -> %v (%d messages to ix, then 1 to iy)", metric, a0, a1, b0, b1, c0, c1, flood)
+	if a1-a0 != flood+1 {
+		t.Errorf("A's bus delivered %v new_message events, want %d (the flood of ix and the iy message)", a1-a0, flood+1)
+	}
+	if b1-b0 != flood {
+		t.Errorf("B's bus delivered %v new_message events, want %d (the flood of ix)", b1-b0, flood)
+	}
+	if c1-c0 != 1 {
+		t.Errorf("C's bus delivered %v new_message events, want 1 (only the iy message: C has no member of ix)", c1-c0)
+	}
+
+	js.send(t, "LEAVE")
+	js.expect(t, "LEFT", 10*time.Second)
+	// The UNSUBSCRIBE is not awaited by leave_chat: poll.
+	deadline := time.Now().Add(5 * time.Second)
+	got := pubsubNumSub(t, rdb, chanX)
+	for got != 1 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		got = pubsubNumSub(t, rdb, chanX)
+	}
+	if got != 1 {
+		t.Errorf("PUBSUB NUMSUB %s = %d 5 s after the last member on B left, want 1", chanX, got)
+	}
+	if got := pubsubNumSub(t, rdb, chanY); got != 2 {
+		t.Errorf("PUBSUB NUMSUB %s = %d, want still 2", chanY, got)
+	}
+	js.send(t, "EXIT")
+	js.wait(t, 10*time.Second)
+}
+
+// pubsubNumSub is the subscriber count Redis reports for one channel.
+func pubsubNumSub(t *testing.T, rdb *redis.Client, channel string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m, err := rdb.PubSubNumSub(ctx, channel).Result()
+	if err != nil {
+		t.Fatalf("PUBSUB NUMSUB %s: %v", channel, err)
+	}
+	return m[channel]
+}
+
+// scrapeMetric reads one sample (name with its labels, exactly as exposed)
+// from the node's /metrics; an absent sample is 0.
+func scrapeMetric(t *testing.T, n *Node, sample string) float64 {
+	t.Helper()
+	v, err := fetchMetric(n.AdminURL, sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func fetchMetric(adminURL, sample string) (float64, error) {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	resp, err := hc.Get(adminURL + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	return 0, nil
+}
+
+// readyzStatus is the HTTP status of the node's /readyz (0 when it does not answer).
+func readyzStatus(adminURL string) int {
+	hc := &http.Client{Timeout: 500 * time.Millisecond}
+	resp, err := hc.Get(adminURL + "/readyz")
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// stepScenario is a js/<script> run in the background and driven step by step
+// (js/cluster3_steps.mjs): it prints "@<MARK>" lines and reads commands on
+// stdin. Its output is logged when the test ends; it is killed then if it
+// still runs.
+type stepScenario struct {
+	name    string
+	stdin   io.WriteCloser
+	out     *syncBuffer
+	marks   chan string
+	done    chan struct{}
+	err     error
+	started time.Time
+}
+
+// startStepScenario starts js/<script> with API_KEY and env (which must give URL
+// and ADMIN_URL, as lib.mjs requires).
+func startStepScenario(t *testing.T, script string, env map[string]string) *stepScenario {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	cmd := exec.CommandContext(ctx, "node", filepath.Join("js", script))
+	cmd.Env = append(cleanEnv(), "API_KEY="+apiKey)
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	s := &stepScenario{name: script, out: &syncBuffer{}, marks: make(chan string, 64), done: make(chan struct{}), started: time.Now()}
+	cmd.Stderr = s.out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if s.stdin, err = cmd.StdinPipe(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintf(s.out, "%s\n", line)
+			if m, ok := strings.CutPrefix(line, "@"); ok {
+				s.marks <- m
+			}
+		}
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		_ = s.stdin.Close()
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			cancel()
+			<-s.done
+		}
+		cancel()
+		t.Logf("node %s (%.1fs, exit: %v):\n%s", script, time.Since(s.started).Seconds(), s.err, s.out.String())
+	})
+	return s
+}
+
+// expect waits for the marker "@<mark>"; the test fails when the script ends
+// first (it failed) or the marker does not come within the time given.
+func (s *stepScenario) expect(t *testing.T, mark string, within time.Duration) {
+	t.Helper()
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	for {
+		select {
+		case got := <-s.marks:
+			if got == mark {
+				return
+			}
+		case <-s.done:
+			for {
+				select {
+				case got := <-s.marks:
+					if got == mark {
+						return
+					}
+				default:
+					t.Fatalf("%s ended (%v) before @%s:\n%s", s.name, s.err, mark, s.out.String())
+				}
+			}
+		case <-timer.C:
+			t.Fatalf("%s did not print @%s within %v", s.name, mark, within)
+		}
+	}
+}
+
+// send writes one command line to the script.
+func (s *stepScenario) send(t *testing.T, line string) {
+	t.Helper()
+	if _, err := io.WriteString(s.stdin, line+"\n"); err != nil {
+		t.Fatalf("writing %q to %s: %v", line, s.name, err)
+	}
+}
+
+// wait waits for the script to end and fails the test if it failed.
+func (s *stepScenario) wait(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(within):
+		t.Fatalf("%s did not end within %v", s.name, within)
+	}
+	if s.err != nil {
+		t.Fatalf("%s failed: %v", s.name, s.err)
+	}
+}
