@@ -87,8 +87,8 @@ func redisClient(o *serveOptions, getenv getenvFunc) (redis.UniversalClient, str
 
 // failFast bounds every Redis call so that, with Redis unreachable, an action
 // answers UNAVAILABLE within about a second instead of waiting out go-redis's
-// defaults (5 s dial timeout, several dial and command retries). Values the
-// URL set explicitly are kept.
+// defaults (5 s dial timeout, several dial and command retries), and never
+// retries a command. Values the URL set explicitly are kept.
 func failFast(dial, read, write, pool *time.Duration, retries, dialRetries *int) {
 	for _, d := range []*time.Duration{dial, read, write, pool} {
 		if *d == 0 {
@@ -96,7 +96,9 @@ func failFast(dial, read, write, pool *time.Duration, retries, dialRetries *int)
 		}
 	}
 	if *retries == 0 {
-		*retries = 1
+		// No command retries: a retried append whose first reply was lost
+		// would store the message twice. The client retries on UNAVAILABLE.
+		*retries = -1
 	}
 	if *dialRetries == 0 {
 		*dialRetries = 1
