@@ -1,6 +1,9 @@
 package node
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Partial-frame buffers come from size-classed pools and are attached to a
 // connection only while it has an incomplete frame, so an idle connection
@@ -91,4 +94,78 @@ func (p *writerPool) schedule(c *conn) {
 func (p *writerPool) close() {
 	close(p.done)
 	p.wg.Wait()
+}
+
+// delayedFlusher hands connections to the writers WriteDelay after their
+// first frame was queued, so that frames arriving meanwhile are written in
+// the same system call. One goroutine; it sleeps while nothing is pending.
+type delayedFlusher struct {
+	delay   time.Duration
+	writers *writerPool
+	wake    chan struct{} // cap 1
+	done    chan struct{}
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex // guards pending
+	pending []*conn
+}
+
+func newDelayedFlusher(delay time.Duration, writers *writerPool) *delayedFlusher {
+	d := &delayedFlusher{delay: delay, writers: writers, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	d.wg.Add(1)
+	go d.run()
+	return d
+}
+
+// add queues c, whose flushing flag the caller set.
+func (d *delayedFlusher) add(c *conn) {
+	d.mu.Lock()
+	first := len(d.pending) == 0
+	d.pending = append(d.pending, c)
+	d.mu.Unlock()
+	if first {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *delayedFlusher) run() {
+	defer d.wg.Done()
+	var batch []*conn
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-d.done:
+			return
+		case <-d.wake:
+		}
+		t.Reset(d.delay)
+		select {
+		case <-d.done:
+			return
+		case <-t.C:
+		}
+		d.mu.Lock()
+		batch, d.pending = d.pending, batch[:0]
+		d.mu.Unlock()
+		for i, c := range batch {
+			d.writers.schedule(c)
+			batch[i] = nil
+		}
+	}
+}
+
+func (d *delayedFlusher) close() {
+	close(d.done)
+	d.wg.Wait()
+	d.mu.Lock()
+	pending := d.pending
+	d.pending = nil
+	d.mu.Unlock()
+	for _, c := range pending {
+		d.writers.schedule(c)
+	}
 }

@@ -91,6 +91,11 @@ type Config struct {
 	OutboundQueueBytes int
 	// WriteTimeout bounds one blocked write to a client (10 s).
 	WriteTimeout time.Duration
+	// WriteDelay holds a connection's first queued frame this long before
+	// writing, so frames that follow meanwhile go out in the same system
+	// call: less CPU per delivery under fan-out, up to this much added
+	// latency. 0 (the default) writes at once.
+	WriteDelay time.Duration
 	// TypingExpiry ends a typing start not refreshed or stopped (6 s).
 	TypingExpiry time.Duration
 	// DrainPeriod spreads connection closes on shutdown (20 s).
@@ -169,6 +174,9 @@ func (c *Config) setDefaults() error {
 	def(&c.UpgradeTimeout, 5*time.Second)
 	def(&c.ConnectTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
+	if c.WriteDelay < 0 || c.WriteDelay > time.Second {
+		return fmt.Errorf("%w: write delay %v (want 0 to 1s)", ErrBadConfig, c.WriteDelay)
+	}
 	def(&c.TypingExpiry, 6*time.Second)
 	def(&c.DrainPeriod, 20*time.Second)
 	def(&c.StatsInterval, 10*time.Second)

@@ -87,7 +87,11 @@ func (c *conn) send(frame []byte) bool {
 	c.flushing = true
 	c.mu.Unlock()
 	if start {
-		c.srv.writers.schedule(c)
+		if c.srv.delayed != nil {
+			c.srv.delayed.add(c)
+		} else {
+			c.srv.writers.schedule(c)
+		}
 	}
 	return true
 }

@@ -185,3 +185,34 @@ func TestStatsLineAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteDelayCoalesces delivers through the delayed flusher: every event
+// arrives, in order, and frames queued within the delay share writes.
+func TestWriteDelayCoalesces(t *testing.T) {
+	n := startNode(t, func(c *Config) {
+		c.WriteDelay = 20 * time.Millisecond
+		c.Limits.Messages = 1000
+	})
+	a := connect(t, n.Addr().String(), token(t, "wa", time.Hour, nil))
+	b := connect(t, n.Addr().String(), token(t, "wb", time.Hour, nil))
+	for _, c := range []*testClient{a, b} {
+		c.emit("join_chat", map[string]string{"chatId": "wd"}, true)
+	}
+	start := time.Now()
+	for i := range 20 {
+		msg := newMessage{ChatID: "wd", SenderID: "s", Content: itoa(i), MessageType: "TEXT", CreatedAt: timestamp(time.Now())}
+		if _, err := n.srv.appendMessage(msg, "s"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 20 {
+		var m struct{ Content string }
+		mustJSON(t, b.waitEvent("new_message", 5*time.Second).data, &m)
+		if m.Content != itoa(i) {
+			t.Fatalf("message %d has content %q", i, m.Content)
+		}
+	}
+	if took := time.Since(start); took < 20*time.Millisecond {
+		t.Fatalf("delivered in %v, before the write delay", took)
+	}
+}

@@ -41,6 +41,7 @@ type server struct {
 	hub      *hub
 	metrics  *metrics
 	writers  *writerPool
+	delayed  *delayedFlusher // nil unless WriteDelay > 0
 	reader   connReader
 	presence presenceSlots
 	tlsConf  *tls.Config
@@ -81,6 +82,9 @@ func newServer(cfg *Config) (*server, error) {
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
 	srv.writers = newWriterPool(max(4, 2*runtime.GOMAXPROCS(0)))
+	if cfg.WriteDelay > 0 {
+		srv.delayed = newDelayedFlusher(cfg.WriteDelay, srv.writers)
+	}
 	srv.presence = presenceSlots{srv: srv}
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
@@ -164,6 +168,9 @@ func (srv *server) run(ctx context.Context) error {
 	wg.Wait()
 	srv.closeAll(reasonShutdown)
 	srv.reader.close()
+	if srv.delayed != nil {
+		srv.delayed.close()
+	}
 	srv.writers.close()
 	if err := srv.cfg.Engines.Presence.Close(); err != nil {
 		srv.log.Warn().Err(err).Msg("presence close")

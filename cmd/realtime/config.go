@@ -265,6 +265,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		PingInterval:       o.PingInterval,
 		PingTimeout:        o.PingTimeout,
 		OutboundQueueBytes: o.OutboundQueueBytes,
+		WriteDelay:         o.WriteDelay,
 		TypingExpiry:       o.TypingExpiry,
 		DrainPeriod:        drain,
 		StatsInterval:      stats,
