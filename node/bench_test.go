@@ -47,14 +47,14 @@ func BenchmarkParseEventFrame(b *testing.B) {
 
 var newMessagePayload = []byte(`{"eventId":"1732378000000-0","messageId":"1732378000000-0","chatId":"chat-42","senderId":"alice","senderName":"Alice","content":"Hello there, how is it going today? Here is a longer message body to be realistic.","messageType":"TEXT","attachments":[],"tempId":"tmp-123456","createdAt":"2026-11-23T18:00:00.000Z"}`)
 
+var benchServer = &server{cfg: &Config{Namespace: "/messenger"}}
+
 // BenchmarkEncodeEventFrame measures encoding one outgoing EVENT frame:
 // one allocation, the frame itself (shared by every recipient).
 func BenchmarkEncodeEventFrame(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		f := textFrame(func(dst []byte) []byte {
-			return socketio.AppendEvent(dst, "/messenger", -1, "new_message", newMessagePayload)
-		})
+		f := (&frames{event: "new_message", data: newMessagePayload, srv: benchServer}).get(nsChat)
 		if len(f) == 0 {
 			b.Fatal("empty")
 		}

@@ -335,7 +335,9 @@ func (f *frames) get(ns nsMask) []byte {
 	i := ns >> 1
 	if f.enc[i] == nil {
 		nsp := f.srv.nsName(ns)
-		f.enc[i] = textFrame(func(dst []byte) []byte { return socketio.AppendEvent(dst, nsp, -1, f.event, f.data) })
+		// "42" + namespace + "," + ["event", + data + ] + escaping slack
+		hint := len(nsp) + len(f.event) + len(f.data) + 16
+		f.enc[i] = textFrameSized(hint, func(dst []byte) []byte { return socketio.AppendEvent(dst, nsp, -1, f.event, f.data) })
 	}
 	return f.enc[i]
 }

@@ -97,9 +97,13 @@ const frameHeaderRoom = 10
 
 // textFrame builds a text frame around an Engine.IO payload produced by fill,
 // reserving header room first so the payload is written once and the header
-// moved into place: one allocation of the right size per frame.
-func textFrame(fill func(dst []byte) []byte) []byte {
-	buf := make([]byte, frameHeaderRoom, 256)
+// moved into place.
+func textFrame(fill func(dst []byte) []byte) []byte { return textFrameSized(256, fill) }
+
+// textFrameSized is textFrame with a payload size hint: with a hint at
+// least the payload's size, the frame costs one allocation.
+func textFrameSized(hint int, fill func(dst []byte) []byte) []byte {
+	buf := make([]byte, frameHeaderRoom, frameHeaderRoom+hint)
 	buf = fill(buf)
 	n := len(buf) - frameHeaderRoom
 	var hdr [frameHeaderRoom]byte
