@@ -389,121 +389,12 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 
 // drainNode is a node process this file starts and signals itself: the
 // harness's Node expects to be the one that stops its process.
-type drainNode struct {
-	Addr, URL, AdminURL string
-	Args                []string
-
-	cmd      *exec.Cmd
-	logs     *syncBuffer
-	exited   chan struct{}
-	exitedAt time.Time
-	err      error
-	code     int
-}
-
-// Logs returns what the node has written so far.
-func (n *drainNode) Logs() string { return n.logs.String() }
-
-// startDrainNode starts a node like StartNode does (same secrets and
-// defaults, args after them) and kills it at the end of the test if it is
-// still running; its logs are printed when the test failed.
-func startDrainNode(t *testing.T, args ...string) *drainNode {
+// startDrainNode starts a node that the test signals or kills itself.
+func startDrainNode(t *testing.T, args ...string) *Node {
 	t.Helper()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		n, err := startDrainNodeOnce(t, args)
-		if err == nil {
-			t.Cleanup(func() {
-				select {
-				case <-n.exited:
-				default:
-					_ = n.cmd.Process.Kill()
-					<-n.exited
-				}
-				if t.Failed() {
-					t.Logf("node logs (realtime %s):\n%s", strings.Join(n.Args, " "), n.Logs())
-				}
-			})
-			return n
-		}
-		lastErr = err
-		if !strings.Contains(n.Logs(), "address already in use") {
-			break
-		}
-	}
-	t.Fatal(lastErr)
-	return nil
-}
-
-func startDrainNodeOnce(t *testing.T, args []string) (*drainNode, error) {
-	port, admin := freePort(t), freePort(t)
-	n := &drainNode{
-		Addr:     fmt.Sprintf("127.0.0.1:%d", port),
-		URL:      fmt.Sprintf("http://127.0.0.1:%d", port),
-		AdminURL: fmt.Sprintf("http://127.0.0.1:%d", admin),
-		logs:     &syncBuffer{},
-		exited:   make(chan struct{}),
-	}
-	n.Args = append([]string{"serve",
-		"--addr", n.Addr,
-		"--admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
-		"--node-id", fmt.Sprintf("e2e-%s-%d", strings.ToLower(nodeIDClean.ReplaceAllString(t.Name(), "-")), port),
-		"--log-format", "json",
-		"--log-level", "debug",
-	}, args...)
-	n.cmd = exec.Command(binPath, n.Args...)
-	n.cmd.Env = append(cleanEnv(), "REALTIME_JWT_SECRET="+jwtSecret, "REALTIME_API_KEY="+apiKey)
-	n.cmd.Stdout = n.logs
-	n.cmd.Stderr = n.logs
-	if err := n.cmd.Start(); err != nil {
-		return n, err
-	}
-	go func() {
-		n.err = n.cmd.Wait()
-		n.exitedAt = time.Now()
-		n.code = n.cmd.ProcessState.ExitCode()
-		close(n.exited)
-	}()
-	deadline := time.Now().Add(15 * time.Second)
-	client := &http.Client{Timeout: time.Second}
-	for {
-		select {
-		case <-n.exited:
-			return n, fmt.Errorf("node exited before /readyz answered (%v): realtime %s\n%s", n.err, strings.Join(n.Args, " "), n.Logs())
-		default:
-		}
-		if resp, err := client.Get(n.AdminURL + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return n, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			_ = n.cmd.Process.Kill()
-			<-n.exited
-			return n, fmt.Errorf("node was not ready within 15 s: realtime %s\n%s", strings.Join(n.Args, " "), n.Logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (n *drainNode) signal(t *testing.T, sig syscall.Signal) {
-	t.Helper()
-	if err := n.cmd.Process.Signal(sig); err != nil {
-		t.Fatalf("signal %v: %v", sig, err)
-	}
-}
-
-// waitExit waits up to within for the process to end and returns its exit
-// status (-1 when killed by a signal); exited is false when it still runs.
-// exitedAt tells when it ended.
-func (n *drainNode) waitExit(within time.Duration) (code int, exited bool) {
-	select {
-	case <-n.exited:
-		return n.code, true
-	case <-time.After(max(within, 0)):
-		return 0, false
-	}
+	n := StartNode(t, args...)
+	n.expectExit()
+	return n
 }
 
 // drainUpgrade sends a raw WebSocket upgrade for the Engine.IO endpoint and

@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -108,10 +109,36 @@ type Node struct {
 	AdminURL string // http://127.0.0.1:<admin port>
 	Args     []string
 
-	cmd    *exec.Cmd
-	logs   *syncBuffer
-	exited chan struct{}
-	err    error // Wait's result, once exited is closed
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	exited   chan struct{}
+	err      error     // Wait's result, once exited is closed
+	code     int       // exit status once exited is closed (-1: killed by a signal)
+	exitedAt time.Time // when it ended, once exited is closed
+	mayExit  atomic.Bool
+}
+
+// expectExit tells the harness the test signals or kills this node itself:
+// an exit during the test is not a failure, and any exit status is accepted.
+func (n *Node) expectExit() { n.mayExit.Store(true) }
+
+// signal sends sig to the node's process.
+func (n *Node) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// waitExit waits up to within for the process to end and returns its exit
+// status; exited is false when it still runs. exitedAt tells when it ended.
+func (n *Node) waitExit(within time.Duration) (code int, exited bool) {
+	select {
+	case <-n.exited:
+		return n.code, true
+	case <-time.After(max(within, 0)):
+		return 0, false
+	}
 }
 
 // Logs returns what the node has written so far (stdout and stderr).
@@ -179,6 +206,8 @@ func startNode(t *testing.T, args []string) (*Node, error) {
 	}
 	go func() {
 		n.err = n.cmd.Wait()
+		n.exitedAt = time.Now()
+		n.code = n.cmd.ProcessState.ExitCode()
 		close(n.exited)
 	}()
 
@@ -230,12 +259,14 @@ func (n *Node) kill() {
 func (n *Node) stop(t *testing.T) {
 	select {
 	case <-n.exited:
-		t.Errorf("node exited by itself during the test: %v", n.err)
+		if !n.mayExit.Load() {
+			t.Errorf("node exited by itself during the test: %v", n.err)
+		}
 	default:
 		_ = n.cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-n.exited:
-			if n.err != nil {
+			if n.err != nil && !n.mayExit.Load() {
 				t.Errorf("node exited with %v after SIGTERM (want 0)", n.err)
 			}
 		case <-time.After(15 * time.Second):

@@ -334,7 +334,7 @@ func TestRTMGracefulHandover(t *testing.T) {
 	if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	old.stopped = true
+	old.Node.expectExit() // the test checks its exit status itself
 	var fresh *rtmNode
 	polls := 0
 	waitCond(t, 10*time.Second, "a surviving node holds the lease", func() (bool, string) {
@@ -459,12 +459,11 @@ type rtmCluster struct {
 	http   *http.Client
 }
 
-// rtmNode is a node this file starts itself (the harness's StartNode fails
-// a test whose node exits, and these tests kill nodes on purpose).
+// rtmNode is a harness node with the id the RTM stats report; these tests
+// kill or stop nodes on purpose (expectExit).
 type rtmNode struct {
 	*Node
-	id      string
-	stopped bool // signalled by the test: exiting is expected
+	id string
 }
 
 // startRTMCluster starts redis-server, rtmsim and three nodes with the RTM
@@ -493,97 +492,12 @@ func startRTMCluster(t *testing.T) *rtmCluster {
 
 func startRTMNode(t *testing.T, id string, args ...string) *rtmNode {
 	t.Helper()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		n, err := startRTMNodeOnce(t, id, args)
-		if err == nil {
-			return n
-		}
-		lastErr = err
-		if !strings.Contains(n.Logs(), "address already in use") {
-			break
-		}
-	}
-	t.Fatal(lastErr)
-	return nil
-}
-
-func startRTMNodeOnce(t *testing.T, id string, args []string) (*rtmNode, error) {
-	port, admin := freePort(t), freePort(t)
-	n := &rtmNode{id: id, Node: &Node{
-		Addr:     fmt.Sprintf("127.0.0.1:%d", port),
-		URL:      fmt.Sprintf("http://127.0.0.1:%d", port),
-		AdminURL: fmt.Sprintf("http://127.0.0.1:%d", admin),
-		logs:     &syncBuffer{},
-		exited:   make(chan struct{}),
-	}}
-	n.Args = append([]string{"serve",
-		"--addr", n.Addr,
-		"--admin-addr", fmt.Sprintf("127.0.0.1:%d", admin),
-		"--node-id", id,
-		"--log-format", "json",
-		"--log-level", "debug",
-		"--drain-period", "200ms",
-	}, args...)
-	n.cmd = exec.Command(binPath, n.Args...)
-	n.cmd.Env = append(cleanEnv(), "REALTIME_JWT_SECRET="+jwtSecret, "REALTIME_API_KEY="+apiKey)
-	n.cmd.Stdout = n.logs
-	n.cmd.Stderr = n.logs
-	if err := n.cmd.Start(); err != nil {
-		return n, err
-	}
-	go func() {
-		n.err = n.cmd.Wait()
-		close(n.exited)
-	}()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-n.exited:
-			return n, fmt.Errorf("node %s exited before /healthz answered (%v):\n%s", id, n.err, n.Logs())
-		default:
-		}
-		if resp, err := client.Get(n.AdminURL + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			n.kill()
-			return n, fmt.Errorf("node %s did not answer /healthz within 15 s:\n%s", id, n.Logs())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Cleanup(func() {
-		select {
-		case <-n.exited:
-			if !n.stopped {
-				t.Errorf("node %s exited by itself during the test: %v", id, n.err)
-			}
-		default:
-			_ = n.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-n.exited:
-				if n.err != nil {
-					t.Errorf("node %s exited with %v after SIGTERM (want 0)", id, n.err)
-				}
-			case <-time.After(15 * time.Second):
-				t.Errorf("node %s did not exit within 15 s of SIGTERM; killing it", id)
-				n.kill()
-			}
-		}
-		if t.Failed() {
-			t.Logf("node %s logs (realtime %s):\n%s", id, strings.Join(n.Args, " "), n.Logs())
-		}
-	})
-	return n, nil
+	return &rtmNode{Node: StartNode(t, append([]string{"--node-id", id}, args...)...), id: id}
 }
 
 // expectExit marks the node as stopped by the test and waits for its exit.
 func (n *rtmNode) expectExit() {
-	n.stopped = true
+	n.Node.expectExit()
 	<-n.exited
 }
 

@@ -77,7 +77,7 @@ spec:
                   name: rt
                   key: api-key
             - name: REALTIME_REDIS_URL
-              value: "redis://$(REALTIME_HOST):6379/0"
+              value: "redis://$(REALTIME_HOST):6380/0"
           ports:
             - name: http
               containerPort: 8080
@@ -154,7 +154,7 @@ func TestBadManifests(t *testing.T) {
 			`ServiceMonitor: json: unknown field "scrapeEvery"`},
 		{"wrong type: string for integer", "  replicas: 2", `  replicas: "2"`,
 			"cannot unmarshal string into Go struct field"},
-		{"wrong type: number for string env value", `value: "redis://$(REALTIME_HOST):6379/0"`, "value: 6379",
+		{"wrong type: number for string env value", `value: "redis://$(REALTIME_HOST):6380/0"`, "value: 6380",
 			"cannot unmarshal number into Go struct field"},
 		{"wrong type: map for list", "              drop: [\"ALL\"]", "              drop: {all: true}",
 			"cannot unmarshal object"},
