@@ -198,6 +198,9 @@ func TestWriteDelayCoalesces(t *testing.T) {
 	for _, c := range []*testClient{a, b} {
 		c.emit("join_chat", map[string]string{"chatId": "wd"}, true)
 	}
+	// Let the joins' own writes finish: frames queued while a write is in
+	// progress join it without a delay, by design.
+	time.Sleep(100 * time.Millisecond)
 	start := time.Now()
 	for i := range 20 {
 		msg := newMessage{ChatID: "wd", SenderID: "s", Content: itoa(i), MessageType: "TEXT", CreatedAt: timestamp(time.Now())}

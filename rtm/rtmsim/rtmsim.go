@@ -37,6 +37,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -581,7 +582,9 @@ func (s *Server) randomEvent(profile string) Event {
 func (s *Server) dropper() {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	p := s.cfg.DropRate / 10
+	// Ten independent checks make up the per-second probability:
+	// 1-(1-p)^(1/10) each, so DropRate 1 drops within the second, always.
+	p := 1 - math.Pow(1-s.cfg.DropRate, 0.1)
 	for {
 		select {
 		case <-s.stop:
