@@ -289,21 +289,20 @@ func (c *conn) isClosed() bool {
 
 // Disconnect reasons, logged and used as metric labels.
 const (
-	reasonClientClose   = "client_close"
-	reasonClientGone    = "client_gone"
-	reasonReadError     = "read_error"
-	reasonWriteError    = "write_error"
-	reasonProtocol      = "protocol_error"
-	reasonFrameTooLarge = "frame_too_large"
-	reasonPingTimeout   = "ping_timeout"
-	reasonSlowConsumer  = "slow_consumer"
-	reasonAuthExpired   = "auth_expired"
-	reasonConnectTimout = "connect_timeout"
-	reasonRefused       = "refused"
-	reasonUnavailable   = "unavailable"
-	reasonDraining      = "draining"
-	reasonNamespace     = "invalid_namespace"
-	reasonShutdown      = "shutdown"
+	reasonClientClose    = "client_close"
+	reasonClientGone     = "client_gone"
+	reasonReadError      = "read_error"
+	reasonWriteError     = "write_error"
+	reasonProtocol       = "protocol_error"
+	reasonFrameTooLarge  = "frame_too_large"
+	reasonPingTimeout    = "ping_timeout"
+	reasonSlowConsumer   = "slow_consumer"
+	reasonAuthExpired    = "auth_expired"
+	reasonConnectTimeout = "connect_timeout"
+	reasonUnavailable    = "unavailable"
+	reasonDraining       = "draining"
+	reasonNamespace      = "invalid_namespace"
+	reasonShutdown       = "shutdown"
 )
 
 // onData parses and handles every complete frame at the front of b and

@@ -5,12 +5,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-func gaugeValue(g prometheus.Gauge) float64 {
-	var m dto.Metric
-	_ = g.Write(&m)
-	return m.GetGauge().GetValue()
-}
-
 func counterValue(c prometheus.Counter) float64 {
 	var m dto.Metric
 	_ = c.Write(&m)

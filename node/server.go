@@ -315,7 +315,7 @@ func (srv *server) sweep(now time.Time, conns []*conn) {
 		id := c.sess.who.Load()
 		if id == nil {
 			if now.Sub(c.born) > srv.cfg.ConnectTimeout {
-				c.close(reasonConnectTimout)
+				c.close(reasonConnectTimeout)
 			}
 			continue
 		}

@@ -9,10 +9,9 @@ import (
 
 // Frame-level errors (RFC 6455 section 5).
 var (
-	errFrameTooLarge   = errors.New("node: frame over the size limit")
-	errFrameProtocol   = errors.New("node: websocket protocol error")
-	errFrameNotMasked  = errors.New("node: client frame not masked")
-	errMessageTooLarge = errors.New("node: fragmented message over the size limit")
+	errFrameTooLarge  = errors.New("node: frame over the size limit")
+	errFrameProtocol  = errors.New("node: websocket protocol error")
+	errFrameNotMasked = errors.New("node: client frame not masked")
 )
 
 // parseFrameHeader reads a frame header from the front of b without
