@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -100,7 +99,7 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 	}
 
 	// A new upgrade straight to A (not through the balancer) is refused.
-	status, ctype, body := drainUpgrade(t, a.Addr)
+	status, ctype, body := upgrade(t, a.Addr)
 	if status != http.StatusServiceUnavailable {
 		t.Errorf("upgrade straight to A during the drain: %d %s, want 503 DRAINING", status, body)
 	} else {
@@ -343,7 +342,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	n := startDrainNode(t, "--drain-period", "30s", "--limit-connects", "100000")
 	drainSocketIOClient(t, n.Addr, Token(t, "alice"))
 	for i := 1; i < conns; i++ {
-		if status, _, body := drainUpgrade(t, n.Addr); status != http.StatusSwitchingProtocols {
+		if status, _, body := upgrade(t, n.Addr); status != http.StatusSwitchingProtocols {
 			t.Fatalf("upgrade %d: %d %s", i, status, body)
 		}
 	}
@@ -395,37 +394,6 @@ func startDrainNode(t *testing.T, args ...string) *Node {
 	n := StartNode(t, args...)
 	n.expectExit()
 	return n
-}
-
-// drainUpgrade sends a raw WebSocket upgrade for the Engine.IO endpoint and
-// returns the status, and for a refusal its content type and body. An
-// accepted connection stays open until the test ends.
-func drainUpgrade(t *testing.T, addr string) (status int, contentType, body string) {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	req := "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n" +
-		"Host: " + addr + "\r\n" +
-		"Upgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := c.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("reading the upgrade response: %v", err)
-	}
-	if resp.StatusCode == http.StatusSwitchingProtocols {
-		_ = c.SetDeadline(time.Time{})
-		return resp.StatusCode, "", ""
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header.Get("Content-Type"), string(b)
 }
 
 // drainSocketIOClient opens a WebSocket and connects it to /messenger with

@@ -158,6 +158,7 @@ func upgrade(t *testing.T, addr string) (code int, contentType, body string) {
 		t.Fatalf("reading the upgrade response: %v", err)
 	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		_ = c.SetDeadline(time.Time{}) // held open, idle, until the test ends
 		return resp.StatusCode, "", ""
 	}
 	b, _ := io.ReadAll(resp.Body)
