@@ -55,17 +55,18 @@ func (srv *server) releasePartial(c *conn) {
 type writerPool struct {
 	work chan *conn
 	done chan struct{}
-	wg   sync.WaitGroup
+	wg   sync.WaitGroup // the pool's own goroutines, for close
+	g    *goroutines    // the node's tracker, for overflow flushes
 }
 
-func newWriterPool(n int) *writerPool {
+func newWriterPool(n int, g *goroutines) *writerPool {
 	if n <= 0 {
 		n = 8
 	}
-	p := &writerPool{work: make(chan *conn, 1<<16), done: make(chan struct{})}
+	p := &writerPool{work: make(chan *conn, 1<<16), done: make(chan struct{}), g: g}
 	p.wg.Add(n)
 	for range n {
-		go func() {
+		g.Go(func() {
 			defer p.wg.Done()
 			for {
 				select {
@@ -75,7 +76,7 @@ func newWriterPool(n int) *writerPool {
 					return
 				}
 			}
-		}()
+		})
 	}
 	return p
 }
@@ -86,7 +87,7 @@ func (p *writerPool) schedule(c *conn) {
 	select {
 	case p.work <- c:
 	default:
-		go c.flush()
+		p.g.Go(c.flush)
 	}
 }
 
@@ -110,10 +111,10 @@ type delayedFlusher struct {
 	pending []*conn
 }
 
-func newDelayedFlusher(delay time.Duration, writers *writerPool) *delayedFlusher {
+func newDelayedFlusher(delay time.Duration, writers *writerPool, g *goroutines) *delayedFlusher {
 	d := &delayedFlusher{delay: delay, writers: writers, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	d.wg.Add(1)
-	go d.run()
+	g.Go(d.run)
 	return d
 }
 

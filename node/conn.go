@@ -77,7 +77,7 @@ func (c *conn) send(frame []byte) bool {
 		c.srv.stats.slowConsumers.Add(1)
 		c.srv.hotLog.Warn().Str("conn", c.sid).Str("user", c.sess.userID()).Int("queued_bytes", queued).
 			Msg("slow consumer disconnected")
-		go c.close(reasonSlowConsumer)
+		c.srv.goroutines.Go(func() { c.close(reasonSlowConsumer) })
 		return false
 	}
 	c.out = append(c.out, frame)
@@ -118,7 +118,7 @@ func (c *conn) closeAfter(frame []byte, reason string) {
 		c.srv.writers.schedule(c)
 	}
 	// A client that never drains must not keep the connection forever.
-	time.AfterFunc(c.srv.cfg.WriteTimeout, func() { c.close(reason) })
+	c.srv.goroutines.AfterFunc(c.srv.cfg.WriteTimeout, func() { c.close(reason) })
 }
 
 // flush writes what is queued. It is called by a writer with c.flushing set;
@@ -148,18 +148,16 @@ func (c *conn) flush() {
 		c.mu.Unlock()
 
 		written, rest, err := c.writeBatch(batch)
-		c.srv.queuedBytes.Add(-int64(written))
 		if err != nil {
+			c.unqueue(written)
 			c.close(reasonWriteError)
 			return
 		}
 		if len(rest) > 0 {
 			// The socket buffer is full: finish in a goroutine that may block
 			// (bounded by WriteTimeout), so no pool writer is pinned.
-			c.mu.Lock()
-			c.outBytes -= written
-			c.mu.Unlock()
-			go c.flushBlocking(rest, batch)
+			c.unqueue(written)
+			c.srv.goroutines.Go(func() { c.flushBlocking(rest, batch) })
 			return
 		}
 		c.recycle(batch, written)
@@ -170,11 +168,30 @@ func (c *conn) flush() {
 func (c *conn) recycle(batch [][]byte, written int) {
 	clear(batch)
 	c.mu.Lock()
-	c.outBytes -= written
-	if c.spare == nil {
+	c.unqueueLocked(written)
+	if c.spare == nil && !c.closed {
 		c.spare = batch[:0]
 	}
 	c.mu.Unlock()
+}
+
+// unqueue accounts n queued bytes as written (or lost to a write error).
+func (c *conn) unqueue(n int) {
+	c.mu.Lock()
+	c.unqueueLocked(n)
+	c.mu.Unlock()
+}
+
+// unqueueLocked subtracts n written bytes from the connection's and the
+// node's queued bytes. Once the connection is closed, shutdown has already
+// subtracted everything still counted (including bytes a writer had in
+// flight), so nothing is subtracted twice. c.mu must be held.
+func (c *conn) unqueueLocked(n int) {
+	if c.closed || n == 0 {
+		return
+	}
+	c.outBytes -= n
+	c.srv.queuedBytes.Add(-int64(n))
 }
 
 // writeBatch writes frames without blocking when the connection has a raw
@@ -237,8 +254,8 @@ func (c *conn) flushBlocking(rest [][]byte, batch [][]byte) {
 	bufs := net.Buffers(rest)
 	n, err := bufs.WriteTo(c.nc)
 	_ = c.nc.SetWriteDeadline(time.Time{})
-	c.srv.queuedBytes.Add(-n)
 	if err != nil {
+		c.unqueue(int(n))
 		c.close(reasonWriteError)
 		return
 	}
@@ -265,15 +282,17 @@ func (c *conn) shutdown(reason string, graceful bool) {
 		return
 	}
 	c.closed = true
-	queued := c.outBytes
+	// Everything still counted leaves the node's total here, including
+	// bytes a writer has in flight: its unqueue finds c.closed and
+	// subtracts nothing.
+	c.srv.queuedBytes.Add(-int64(c.outBytes))
 	c.out, c.spare, c.outBytes = nil, nil, 0
 	c.mu.Unlock()
-	c.srv.queuedBytes.Add(-int64(queued))
 	// Remove from epoll before closing: the fd number is reused at once.
 	c.srv.reader.remove(c)
 	if hc, ok := c.nc.(interface{ CloseWrite() error }); graceful && ok {
 		_ = hc.CloseWrite()
-		time.AfterFunc(lingerAfterClose, func() { _ = c.nc.Close() })
+		c.srv.goroutines.AfterFunc(lingerAfterClose, func() { _ = c.nc.Close() })
 	} else {
 		_ = c.nc.Close()
 	}

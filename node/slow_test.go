@@ -112,3 +112,62 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestQueuedBytesReturnToZeroAfterSlowConsumerChurn drops many slow consumers
+// while their writers have bytes in flight: the node's queued bytes (the
+// realtime_outbound_queue_bytes gauge) never go negative and return to 0 once
+// every connection is gone. Shutdown and the writers used to subtract the
+// same in-flight bytes twice.
+func TestQueuedBytesReturnToZeroAfterSlowConsumerChurn(t *testing.T) {
+	const stuckClients, queueLimit = 60, 32 << 10
+	n := startNode(t, func(c *Config) {
+		c.OutboundQueueBytes = queueLimit
+		c.Limits.Messages = 1 << 20
+		c.Limits.Joins = 1 << 20
+		c.Limits.Connects = 1 << 20
+	})
+	addr := n.Addr().String()
+	for i := range stuckClients {
+		stuck := dialTinyBuffer(t, addr)
+		if _, err := wsutilReadText(stuck); err != nil {
+			t.Fatal(err)
+		}
+		stuck.write(`40/messenger,{"token":"` + token(t, "stuck"+itoa(i), time.Hour, nil) + `"}`)
+		if msg, err := wsutilReadText(stuck); err != nil || !strings.HasPrefix(msg, "40/messenger") {
+			t.Fatalf("stuck connect: %q %v", msg, err)
+		}
+		stuck.write(`42/messenger,0["join_chat",{"chatId":"churn"}]`)
+		for {
+			msg, err := wsutilReadText(stuck)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(msg, "43/messenger,0") {
+				break
+			}
+		}
+	}
+	content := strings.Repeat("m", 4000)
+	minQueued := int64(0)
+	for sent := 0; counterValue(n.srv.metrics.slowConsumers) < stuckClients; sent++ {
+		if sent > 100000 {
+			t.Fatalf("only %v of %d slow consumers dropped", counterValue(n.srv.metrics.slowConsumers), stuckClients)
+		}
+		msg := newMessage{ChatID: "churn", SenderID: "server", Content: content, MessageType: "TEXT", CreatedAt: timestamp(time.Now())}
+		if _, err := n.srv.appendMessage(msg, "server"); err != nil {
+			t.Fatal(err)
+		}
+		minQueued = min(minQueued, n.srv.queuedBytes.Load())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for n.srv.connCount() > 0 || n.srv.queuedBytes.Load() != 0 {
+		minQueued = min(minQueued, n.srv.queuedBytes.Load())
+		if time.Now().After(deadline) {
+			t.Fatalf("with %d connections left, queued bytes = %d (want 0)", n.srv.connCount(), n.srv.queuedBytes.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if minQueued < 0 {
+		t.Fatalf("queued bytes went negative: %d", minQueued)
+	}
+}
