@@ -31,7 +31,7 @@ type hub struct {
 	// always ends subscribed iff there are members.
 	subLocks [64]sync.Mutex
 	seed     maphash.Seed
-	subMu    sync.Mutex // guards subscribed
+	subMu    sync.Mutex // guards subbed
 	subbed   map[bus.Channel]bool
 
 	typingMu sync.Mutex // guards typing
@@ -146,16 +146,19 @@ func addTo(m map[string][]*conn, key string, c *conn) {
 	}
 }
 
-func removeFrom(m map[string][]*conn, key string, c *conn) {
+// removeFrom drops c from m[key]; it reports whether key is left without
+// connections.
+func removeFrom(m map[string][]*conn, key string, c *conn) (emptied bool) {
 	conns := m[key]
 	if i := slices.Index(conns, c); i >= 0 {
 		conns = slices.Delete(conns, i, i+1)
 		if len(conns) == 0 {
 			delete(m, key)
-		} else {
-			m[key] = conns
+			return true
 		}
+		m[key] = conns
 	}
+	return false
 }
 
 // joinChat adds c (in namespace ns) to chatID's local members and makes sure
@@ -232,6 +235,7 @@ func (h *hub) leaveChat(c *conn, chatID string, ns nsMask) bool {
 		return false
 	}
 	h.mu.Lock()
+	last := false
 	if set := h.chats[chatID]; set != nil {
 		if v := set[c] &^ ns; v == 0 {
 			delete(set, c)
@@ -240,10 +244,15 @@ func (h *hub) leaveChat(c *conn, chatID string, ns nsMask) bool {
 		}
 		if len(set) == 0 {
 			delete(h.chats, chatID)
+			last = true
 		}
 	}
 	h.mu.Unlock()
-	h.syncLogged(bus.Chat(chatID))
+	if last {
+		// Not here: this may run on the bus reader (kick), whose shard a
+		// concurrent Subscribe waits on.
+		h.srv.cleaner.unsubscribeLater(bus.Chat(chatID))
+	}
 	return true
 }
 
@@ -260,26 +269,35 @@ func (c *conn) joinedCount() int {
 	return len(c.sess.chats)
 }
 
-// removeConn drops every index entry of a closing connection.
+// removeConn drops every index entry of a closing connection. The channels
+// it leaves without local interest are unsubscribed by the cleaner: this
+// runs on whichever goroutine closed the connection (a writer, the sweeper,
+// the bus reader), which must not wait for the engine.
 func (h *hub) removeConn(c *conn) {
 	c.sess.mu.Lock()
 	chats := c.sess.chats
 	c.sess.chats = nil
 	c.sess.mu.Unlock()
 	id := c.sess.who.Load()
+	var unwanted []bus.Channel
 	h.mu.Lock()
 	for _, j := range chats {
 		if set := h.chats[j.chatID]; set != nil {
 			delete(set, c)
 			if len(set) == 0 {
 				delete(h.chats, j.chatID)
+				unwanted = append(unwanted, bus.Chat(j.chatID))
 			}
 		}
 	}
 	if id != nil {
-		removeFrom(h.users, id.userID, c)
+		if removeFrom(h.users, id.userID, c) {
+			unwanted = append(unwanted, bus.User(id.userID))
+		}
 		for _, p := range id.profiles {
-			removeFrom(h.profiles, p, c)
+			if removeFrom(h.profiles, p, c) {
+				unwanted = append(unwanted, bus.Profile(p))
+			}
 		}
 	}
 	h.mu.Unlock()
@@ -288,14 +306,8 @@ func (h *hub) removeConn(c *conn) {
 		delete(h.held, heldKey{c, j.chatID})
 	}
 	h.heldMu.Unlock()
-	for _, j := range chats {
-		h.syncLogged(bus.Chat(j.chatID))
-	}
-	if id != nil {
-		h.syncLogged(bus.User(id.userID))
-		for _, p := range id.profiles {
-			h.syncLogged(bus.Profile(p))
-		}
+	for _, ch := range unwanted {
+		h.srv.cleaner.unsubscribeLater(ch)
 	}
 }
 

@@ -40,11 +40,14 @@ type server struct {
 	verifier *verifier
 	hub      *hub
 	metrics  *metrics
-	writers  *writerPool
-	delayed  *delayedFlusher // nil unless WriteDelay > 0
-	reader   connReader
-	presence presenceSlots
-	tlsConf  *tls.Config
+	// goroutines tracks every goroutine the node starts; Run waits for them.
+	goroutines *goroutines
+	writers    *writerPool
+	delayed    *delayedFlusher // nil unless WriteDelay > 0
+	reader     connReader
+	presence   presenceSlots
+	cleaner    *cleaner // engine cleanup off the shared goroutines (cleanup.go)
+	tlsConf    *tls.Config
 
 	ready    chan struct{}
 	ln       net.Listener
@@ -81,11 +84,13 @@ func newServer(cfg *Config) (*server, error) {
 	srv.verifier = newVerifier(cfg.JWT, cfg.Now)
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
-	srv.writers = newWriterPool(max(4, 2*runtime.GOMAXPROCS(0)))
+	srv.goroutines = newGoroutines()
+	srv.writers = newWriterPool(max(4, 2*runtime.GOMAXPROCS(0)), srv.goroutines)
 	if cfg.WriteDelay > 0 {
-		srv.delayed = newDelayedFlusher(cfg.WriteDelay, srv.writers)
+		srv.delayed = newDelayedFlusher(cfg.WriteDelay, srv.writers, srv.goroutines)
 	}
 	srv.presence = presenceSlots{srv: srv}
+	srv.cleaner = newCleaner(srv)
 	if cfg.TLSCert != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
 		if err != nil {
@@ -106,6 +111,7 @@ func newServer(cfg *Config) (*server, error) {
 		srv.reader.close()
 		return nil, fmt.Errorf("node: start bus: %w", err)
 	}
+	srv.goroutines.Go(srv.cleaner.run)
 	return srv, nil
 }
 
@@ -144,42 +150,62 @@ func (srv *server) run(ctx context.Context) error {
 	srv.addrs.mu.Unlock()
 	srv.admin = &http.Server{Handler: srv.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
 
-	var wg sync.WaitGroup
+	// The loops are owned here: stopped (listener closed, loopCtx
+	// cancelled) and awaited before the connections are closed.
+	var loops sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	defer stopLoops()
-	wg.Add(4)
-	go func() { defer wg.Done(); srv.acceptLoop(ln) }()
-	go func() { defer wg.Done(); _ = srv.admin.Serve(adminLn) }()
-	go func() { defer wg.Done(); srv.sweepLoop(loopCtx) }()
-	go func() { defer wg.Done(); srv.maintenanceLoop(loopCtx) }()
+	for _, loop := range []func(){
+		func() { srv.acceptLoop(ln) },
+		func() { _ = srv.admin.Serve(adminLn) },
+		func() { srv.sweepLoop(loopCtx) },
+		func() { srv.maintenanceLoop(loopCtx) },
+	} {
+		loops.Add(1)
+		srv.goroutines.Go(func() { defer loops.Done(); loop() })
+	}
 	srv.log.Info().Str("addr", ln.Addr().String()).Str("admin_addr", adminLn.Addr().String()).
 		Str("namespace", srv.cfg.Namespace).Str("io", string(srv.cfg.IO)).Bool("dev", srv.cfg.Dev).Msg("node listening")
 	close(srv.ready)
 
 	<-ctx.Done()
 	srv.drain()
+	srv.stop(ln, stopLoops, &loops)
+	srv.log.Info().Msg("node stopped")
+	return nil
+}
 
+// stopGoroutinesTimeout bounds the wait for the node's goroutines at the
+// end of Run (blocked writes end at once when their sockets close; a
+// handshake ends within the upgrade timeout).
+const stopGoroutinesTimeout = 10 * time.Second
+
+// stop ends everything run started, in order: no new connections, the
+// loops, every connection, readers and writers, pending timers, the
+// goroutines still running, and last the cleaner (which drains the engine
+// cleanup the closes queued). The engines belong to whoever built them
+// (cmd/realtime closes them after Run returns).
+func (srv *server) stop(ln net.Listener, stopLoops context.CancelFunc, loops *sync.WaitGroup) {
 	srv.stopping.Store(true)
 	_ = ln.Close()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = srv.admin.Shutdown(shutCtx)
 	cancel()
 	stopLoops()
-	wg.Wait()
+	loops.Wait()
 	srv.closeAll(reasonShutdown)
 	srv.reader.close()
 	if srv.delayed != nil {
 		srv.delayed.close()
 	}
 	srv.writers.close()
-	if err := srv.cfg.Engines.Presence.Close(); err != nil {
-		srv.log.Warn().Err(err).Msg("presence close")
+	srv.goroutines.fireTimers()
+	// Everything but the cleaner ends; what it queued is then drained.
+	if !srv.goroutines.wait(stopGoroutinesTimeout, 1) {
+		srv.log.Warn().Int("goroutines", srv.goroutines.count()).Msg("node goroutines still running at stop")
 	}
-	if err := srv.cfg.Engines.Bus.Close(); err != nil {
-		srv.log.Warn().Err(err).Msg("bus close")
-	}
-	srv.log.Info().Msg("node stopped")
-	return nil
+	srv.cleaner.stop()
+	srv.goroutines.wait(stopGoroutinesTimeout, 0)
 }
 
 // register adds an upgraded connection to the registry.
@@ -240,9 +266,11 @@ func (srv *server) closeAll(reason string) {
 }
 
 // releaseSlot gives back c's presence entry once, whoever gets there first.
+// The engine call is the cleaner's: this may run on a goroutine that carries
+// other connections' writes, pings or bus deliveries.
 func (srv *server) releaseSlot(c *conn) {
 	if c.sess.slot.CompareAndSwap(true, false) {
-		srv.presence.release(c)
+		srv.cleaner.release(c.sess.userID(), c.sid)
 	}
 }
 
@@ -258,13 +286,16 @@ func (p presenceSlots) acquire(c *conn, userID string) (bool, error) {
 	return p.srv.cfg.Engines.Presence.Acquire(ctx, userID, c.sid, p.srv.cfg.Limits.MaxUserConnections)
 }
 
-func (p presenceSlots) release(c *conn) {
-	ctx, cancel := p.srv.engineCtx()
-	defer cancel()
-	if err := p.srv.cfg.Engines.Presence.Release(ctx, c.sess.userID(), c.sid); err != nil {
-		// The entry expires by itself when this node stops refreshing it.
-		p.srv.log.Warn().Err(err).Str("user", c.sess.userID()).Str("conn", c.sid).Msg("presence release failed")
+// release gives an entry back; only the cleaner calls it. While the engine
+// is down it answers errEngineDown without a round trip, and the cleaner
+// tries again later.
+func (p presenceSlots) release(parent context.Context, userID, connID string) error {
+	if p.srv.engineDown.Load() {
+		return errEngineDown
 	}
+	ctx, cancel := context.WithTimeout(parent, p.srv.engineTimeout())
+	defer cancel()
+	return p.srv.cfg.Engines.Presence.Release(ctx, userID, connID)
 }
 
 // isUnavailable reports whether err means an engine could not be reached.
