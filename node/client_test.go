@@ -33,6 +33,7 @@ type testClient struct {
 	closeErr  error // the read error when the close had no close frame
 	ackSeq    int64
 	noPong    atomic.Bool
+	pings     atomic.Int64 // pings received
 }
 
 // packet is one received Socket.IO packet (or engine-level marker).
@@ -131,6 +132,7 @@ func (c *testClient) readLoop() {
 			}
 			s := string(m.Payload)
 			if s == "2" {
+				c.pings.Add(1)
 				if !c.noPong.Load() {
 					c.write("3")
 				}

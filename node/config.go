@@ -9,7 +9,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
-	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/membership"
 	"github.com/anchat/realtime/presence"
@@ -57,12 +56,13 @@ type Limits struct {
 }
 
 // Engines are the cluster-wide concerns; memory or Redis implementations.
+// They belong to the caller, which built them: the node never closes them
+// (close them after Run returns).
 type Engines struct {
 	Bus        bus.Broker
 	Presence   presence.Presence
 	Membership membership.Store
 	Limiter    limits.Limiter
-	Lease      lease.Lease
 	// Ping checks the engine's reachability for /readyz; nil means always reachable.
 	Ping func() error
 }
@@ -215,7 +215,7 @@ func (c *Config) setDefaults() error {
 		c.Now = time.Now
 	}
 	if c.Engines.Bus == nil || c.Engines.Presence == nil || c.Engines.Membership == nil ||
-		c.Engines.Limiter == nil || c.Engines.Lease == nil {
+		c.Engines.Limiter == nil {
 		return fmt.Errorf("%w: every engine must be set", ErrBadConfig)
 	}
 	return nil

@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
-	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/membership"
 	"github.com/anchat/realtime/presence"
@@ -30,7 +29,6 @@ func memoryEngines() Engines {
 		Presence:   presence.NewMemory(),
 		Membership: membership.NewMemory(),
 		Limiter:    limits.NewMemory(nil),
-		Lease:      lease.NewMemory(nil),
 	}
 }
 

@@ -22,8 +22,11 @@ import (
 const envRedisPassword = "REALTIME_REDIS_PASSWORD"
 
 // engines are the cluster-wide engines of one node and how to release them.
+// This command built them and is their only owner: close runs once, after
+// the node and the RTM bridge stopped (node.Run never closes engines).
 type engines struct {
 	node.Engines
+	Lease  lease.Lease           // the RTM bridge's leader lease (the node does not use it)
 	kind   string                // "memory" or "redis"
 	target string                // where Redis is, without credentials (for the log)
 	redis  redis.UniversalClient // the Redis engines' client (nil on memory); closed by close
@@ -49,9 +52,9 @@ func memoryEngines(o *serveOptions) *engines {
 			Presence:   p,
 			Membership: membership.NewMemory(),
 			Limiter:    limits.NewMemory(nil),
-			Lease:      lease.NewMemory(nil),
 		},
-		kind: "memory",
+		Lease: lease.NewMemory(nil),
+		kind:  "memory",
 		close: func() {
 			_ = b.Close()
 			_ = p.Close()
@@ -146,13 +149,13 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 			Presence:   p,
 			Membership: m,
 			Limiter:    l,
-			Lease:      ls,
 			Ping: func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
 				return client.Ping(ctx).Err()
 			},
 		},
+		Lease:  ls,
 		kind:   "redis",
 		target: target,
 		redis:  client,
