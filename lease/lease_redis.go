@@ -84,6 +84,13 @@ func (r *Redis) TryAcquire(ctx context.Context, name, holder string, ttl time.Du
 	if err != nil {
 		return Term{}, false, wrapErr("acquire", err)
 	}
+	return parseAcquireReply(v, holder)
+}
+
+// parseAcquireReply reads acquire.lua's reply: {1, fencing} when granted,
+// {0, fencing, holder} when another holder has the lease. Any other shape is
+// an error, never a panic.
+func parseAcquireReply(v []any, holder string) (Term, bool, error) {
 	if len(v) < 2 {
 		return Term{}, false, fmt.Errorf("lease: acquire: unexpected reply %v", v)
 	}
@@ -94,7 +101,13 @@ func (r *Redis) TryAcquire(ctx context.Context, name, holder string, ttl time.Du
 	if ok, _ := v[0].(int64); ok == 1 {
 		return Term{Holder: holder, Fencing: fencing}, true, nil
 	}
-	other, _ := v[2].(string)
+	if len(v) < 3 {
+		return Term{}, false, fmt.Errorf("lease: acquire: refusal without a holder %v", v)
+	}
+	other, ok := v[2].(string)
+	if !ok {
+		return Term{}, false, fmt.Errorf("lease: acquire: holder %v is not a string", v[2])
+	}
 	return Term{Holder: other, Fencing: fencing}, false, nil
 }
 
