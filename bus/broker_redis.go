@@ -13,6 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+
+	"github.com/anchat/realtime/internal/rediserr"
 )
 
 // Redis layout. Every key and channel starts with the configured prefix and
@@ -153,10 +155,13 @@ func (r *Redis) channelName(ch Channel) string {
 	return ""
 }
 
-// unavailable wraps a Redis failure so that errors.Is matches both
-// ErrUnavailable and the cause (a context error, for instance).
+// unavailable wraps a Redis failure: one Redis could not serve (no
+// connection, a timeout, a server not ready) matches both ErrUnavailable and
+// the cause; a reply that rejects the call (WRONGTYPE, a script error) does
+// not match ErrUnavailable, so clients are not told to retry what will keep
+// failing.
 func unavailable(op string, err error) error {
-	return fmt.Errorf("bus: %s: %w: %w", op, ErrUnavailable, err)
+	return rediserr.Wrap("bus", op, ErrUnavailable, err)
 }
 
 func (r *Redis) isClosed() bool {

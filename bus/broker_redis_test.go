@@ -557,3 +557,37 @@ func BenchmarkRedisAppend(b *testing.B) {
 		}
 	}
 }
+
+// TestRedisRejectionsAreNotUnavailable: a reply that rejects the call (here
+// WRONGTYPE, inside the append script and outside it) is an error, but not
+// ErrUnavailable, which tells clients to retry what would keep failing.
+func TestRedisRejectionsAreNotUnavailable(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	prefix := redistest.Prefix(t)
+	b := newRedisBroker(t, s, bus.RedisConfig{Prefix: prefix})
+	if err := b.Start(func(bus.Delivery) {}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	c := s.Client()
+	if err := c.Set(ctx, prefix+":{chat:c}:h", "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		do   func() error
+	}{
+		{"append (script)", func() error {
+			_, err := b.Append(ctx, "c", bus.Op{Kind: bus.OpSend, UserID: "u", Event: "new_message", Data: json.RawMessage(`{}`)})
+			return err
+		}},
+		{"since", func() error { _, _, err := b.Since(ctx, "c", "1-0", 10); return err }},
+		{"since (malformed id)", func() error { _, _, err := b.Since(ctx, "c", "", 10); return err }},
+		{"subscribe", func() error { return b.Subscribe(ctx, bus.Chat("c")) }},
+	} {
+		err := tc.do()
+		if err == nil || errors.Is(err, bus.ErrUnavailable) {
+			t.Errorf("%s on a key of the wrong type: %v, want an error that is not ErrUnavailable", tc.name, err)
+		}
+	}
+}
