@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/leakcheck"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/membership"
@@ -53,6 +54,7 @@ func redisEngines(tb testing.TB, shards int) (Engines, *redistest.Server) {
 // Subscribe waiting for a confirmation only that reader could deliver: the
 // Subscribe failed UNAVAILABLE after its timeout.
 func TestKickDoesNotStallTheBusShard(t *testing.T) {
+	leakcheck.Check(t)
 	eng, _ := redisEngines(t, 1)
 	n := startNode(t, func(c *Config) {
 		c.Engines = eng
@@ -107,6 +109,7 @@ func TestKickDoesNotStallTheBusShard(t *testing.T) {
 // closes are quick, the releases wait on the cleaner, and the connection
 // that stays keeps receiving pings.
 func TestClosesWithRedisPausedKeepPingsFlowing(t *testing.T) {
+	leakcheck.Check(t)
 	eng, redisSrv := redisEngines(t, 1)
 	n := startNode(t, func(c *Config) {
 		c.Engines = eng

@@ -24,10 +24,13 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/rs/zerolog"
+
+	"github.com/anchat/realtime/internal/leakcheck"
 )
 
 // TestGoroutineReader runs the same client exchange through --io goroutine.
 func TestGoroutineReader(t *testing.T) {
+	leakcheck.Check(t)
 	n := startNode(t, func(c *Config) { c.IO = IOGoroutine })
 	a := connect(t, n.Addr().String(), token(t, "a", time.Hour, nil))
 	b := connect(t, n.Addr().String(), token(t, "b", time.Hour, nil))
@@ -75,6 +78,7 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 
 // TestTLS serves wss through the goroutine reader.
 func TestTLS(t *testing.T) {
+	leakcheck.Check(t)
 	cert, key := selfSigned(t)
 	n := startNode(t, func(c *Config) { c.TLSCert, c.TLSKey = cert, key })
 	if n.cfg.IO != IOGoroutine {

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/leakcheck"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/membership"
 	"github.com/anchat/realtime/presence"
@@ -35,6 +36,17 @@ func memoryEngines() Engines {
 // startNode runs a node on loopback with memory engines; mod adjusts the
 // config. The node is drained and stopped with the test.
 func startNode(tb testing.TB, mod func(*Config)) *Node {
+	tb.Helper()
+	n, stop := runNode(tb, mod)
+	tb.Cleanup(stop)
+	return n
+}
+
+// runNode is startNode with the stop in the caller's hands: stop cancels
+// Run, waits for it to return, checks that no node goroutine is left and
+// closes the engines (the test built them and owns them: Run never closes
+// them). The caller must call stop exactly once.
+func runNode(tb testing.TB, mod func(*Config)) (*Node, func()) {
 	tb.Helper()
 	cfg := Config{
 		Addr:          "127.0.0.1:0",
@@ -63,18 +75,23 @@ func startNode(tb testing.TB, mod func(*Config)) *Node {
 	case err := <-done:
 		tb.Fatalf("node stopped: %v", err)
 	}
-	tb.Cleanup(func() {
+	stop := func() {
 		cancel()
 		select {
 		case err := <-done:
 			if err != nil {
 				tb.Errorf("node run: %v", err)
 			}
+			if left := n.srv.goroutines.count(); left != 0 {
+				tb.Errorf("%d node goroutines still running after Run returned", left)
+			}
 		case <-time.After(15 * time.Second):
 			tb.Errorf("node did not stop")
 		}
-	})
-	return n
+		_ = cfg.Engines.Bus.Close()
+		_ = cfg.Engines.Presence.Close()
+	}
+	return n, stop
 }
 
 func token(tb testing.TB, user string, ttl time.Duration, extra map[string]any) string {
@@ -276,6 +293,7 @@ func TestBinaryRefusedAttachmentsDiscarded(t *testing.T) {
 }
 
 func TestPingTimeoutDropsSilentClient(t *testing.T) {
+	leakcheck.Check(t)
 	n := startNode(t, func(c *Config) { c.PingInterval, c.PingTimeout = 100*time.Millisecond, 100*time.Millisecond })
 	alive := connect(t, n.Addr().String(), token(t, "alive", time.Hour, nil))
 	silent := connect(t, n.Addr().String(), token(t, "silent", time.Hour, nil))
@@ -300,6 +318,7 @@ func TestOversizedFrameClosesWith1009(t *testing.T) {
 }
 
 func TestTokenExpiryDisconnects(t *testing.T) {
+	leakcheck.Check(t)
 	n := startNode(t, func(c *Config) { c.PingInterval, c.PingTimeout = 50*time.Millisecond, 50*time.Millisecond })
 	c := connect(t, n.Addr().String(), token(t, "short", 1500*time.Millisecond, nil))
 	p := c.waitEvent("error", 5*time.Second)
@@ -359,6 +378,7 @@ func TestIdleConnectionsHoldNoGoroutines(t *testing.T) {
 // TestDrainSpreadsCloses checks the drain uses its whole period: with few
 // connections the last close comes near the end, not after a few ticks.
 func TestDrainSpreadsCloses(t *testing.T) {
+	leakcheck.Check(t)
 	n := startNode(t, func(c *Config) { c.DrainPeriod = time.Second })
 	var clients []*testClient
 	for i := range 5 {

@@ -12,7 +12,7 @@ import (
 type goroutineReader struct{ srv *server }
 
 func (g goroutineReader) add(c *conn) error {
-	go g.read(c)
+	g.srv.goroutines.Go(func() { g.read(c) })
 	return nil
 }
 

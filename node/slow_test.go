@@ -11,6 +11,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
+
+	"github.com/anchat/realtime/internal/leakcheck"
 )
 
 // dialTinyBuffer connects with a 4 KiB receive buffer so a client that stops
@@ -40,6 +42,7 @@ func dialTinyBuffer(tb testing.TB, addr string) *testClient {
 // that member is disconnected as a slow consumer, the others receive every
 // message, and the node's queued bytes never exceed the per-connection bound.
 func TestSlowConsumerDisconnected(t *testing.T) {
+	leakcheck.Check(t)
 	const queueLimit = 64 << 10
 	n := startNode(t, func(c *Config) {
 		c.OutboundQueueBytes = queueLimit
@@ -119,6 +122,7 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 // every connection is gone. Shutdown and the writers used to subtract the
 // same in-flight bytes twice.
 func TestQueuedBytesReturnToZeroAfterSlowConsumerChurn(t *testing.T) {
+	leakcheck.Check(t)
 	const stuckClients, queueLimit = 60, 32 << 10
 	n := startNode(t, func(c *Config) {
 		c.OutboundQueueBytes = queueLimit

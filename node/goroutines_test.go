@@ -1,0 +1,104 @@
+package node
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsutil"
+
+	"github.com/anchat/realtime/internal/leakcheck"
+)
+
+// heldSockets counts the TCP sockets on local port port that a process
+// still holds (/proc/net/tcp lists orphaned, already closed sockets with
+// inode 0). Test clients dial from other ports, so on the node's port these
+// are the node's own.
+func heldSockets(tb testing.TB, port int) int {
+	tb.Helper()
+	held := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		f, err := os.Open(file)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Scan() // header
+		suffix := fmt.Sprintf(":%04X", port)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 10 || !strings.HasSuffix(fields[1], suffix) {
+				continue
+			}
+			if inode, _ := strconv.Atoi(fields[9]); inode != 0 {
+				held++
+			}
+		}
+		_ = f.Close()
+	}
+	return held
+}
+
+// TestRunLeavesNothingBehind stops a node while connections are in every
+// state that starts a goroutine or a timer: one joined, one stuck with a
+// blocked write in flight, one closing gracefully (its socket lingers
+// half-closed for a second), one mid-queue with write coalescing on. When
+// Run returns, every goroutine the node started has ended (runNode checks
+// the tracker), the node holds no socket on its port any more (the lingering
+// one used to stay open for a second after Run returned), and once the
+// test's own clients are gone no goroutine is left (leakcheck).
+func TestRunLeavesNothingBehind(t *testing.T) {
+	leakcheck.Check(t)
+	n, stop := runNode(t, func(c *Config) {
+		c.WriteDelay = time.Millisecond
+		c.OutboundQueueBytes = 8 << 20
+		c.Limits.Messages = 1 << 20
+	})
+	addr := n.Addr().String()
+	joined := connect(t, addr, token(t, "joined", time.Hour, nil))
+	joined.emit("join_chat", map[string]string{"chatId": "c"}, true)
+
+	stuck := dialTinyBuffer(t, addr)
+	if _, err := wsutilReadText(stuck); err != nil {
+		t.Fatal(err)
+	}
+	stuck.write(`40/messenger,{"token":"` + token(t, "stuck", time.Hour, nil) + `"}`)
+	if msg, err := wsutilReadText(stuck); err != nil || !strings.HasPrefix(msg, "40/messenger") {
+		t.Fatalf("stuck connect: %q %v", msg, err)
+	}
+	stuck.write(`42/messenger,0["join_chat",{"chatId":"c"}]`)
+	for {
+		msg, err := wsutilReadText(stuck)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(msg, "43/messenger,0") {
+			break
+		}
+	}
+	content := strings.Repeat("m", 4000)
+	for range 300 { // 1.2 MB: more than the stuck socket takes
+		msg := newMessage{ChatID: "c", SenderID: "server", Content: content, MessageType: "TEXT", CreatedAt: timestamp(time.Now())}
+		if _, err := n.srv.appendMessage(msg, "server"); err != nil {
+			t.Fatal(err)
+		}
+		joined.waitEvent("new_message", 10*time.Second)
+	}
+
+	closing := connect(t, addr, token(t, "closing", time.Hour, nil))
+	if err := wsutil.WriteClientMessage(closing.nc, ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, "")); err != nil {
+		t.Fatal(err)
+	}
+	<-closing.done // the node answered and shut its write side; the socket lingers
+
+	stop()
+	if held := heldSockets(t, n.Addr().(*net.TCPAddr).Port); held != 0 {
+		t.Fatalf("the node still holds %d sockets on its port after Run returned", held)
+	}
+}
