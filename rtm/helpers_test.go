@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/leakcheck"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/rtm"
@@ -50,7 +51,10 @@ func startSim(t *testing.T, cfg rtmsim.Config) (*rtmsim.Server, string) {
 	return s, "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
 }
 
+// newRedisEnv and newMemoryEnv check, when the test ends, that every
+// goroutine the test's bridges, brokers and simulator started has ended.
 func newRedisEnv(t *testing.T, simCfg rtmsim.Config) *env {
+	leakcheck.Check(t)
 	e := &env{t: t}
 	e.sim, e.simURL = startSim(t, simCfg)
 	e.redis = redistest.Start(t, redistest.Options{})
@@ -60,6 +64,7 @@ func newRedisEnv(t *testing.T, simCfg rtmsim.Config) *env {
 }
 
 func newMemoryEnv(t *testing.T, simCfg rtmsim.Config) *env {
+	leakcheck.Check(t)
 	e := &env{t: t}
 	e.sim, e.simURL = startSim(t, simCfg)
 	e.memLease = lease.NewMemory(nil)
