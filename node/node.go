@@ -8,6 +8,11 @@
 //
 // Everything cluster-wide goes through the engines in Config.Engines (memory
 // for a single node, Redis for a cluster); nothing in this package knows which.
+// The engines belong to the caller, which closes them after Run returns.
+//
+// CONCURRENCY.md in this directory names every goroutine the node runs, its
+// owner and how it stops, which goroutines may wait on Redis (none that carry
+// other connections' writes, pings or bus deliveries), and the lock order.
 //
 //	n, err := node.New(cfg)
 //	if err != nil { ... }

@@ -62,7 +62,7 @@ type server struct {
 	pending atomic.Int64 // upgrades in progress (count against the node cap)
 
 	addrs struct {
-		mu          sync.Mutex
+		mu          sync.Mutex // guards main and admin
 		main, admin net.Addr
 	}
 
