@@ -15,6 +15,7 @@ type goroutines struct {
 	running int                    // started and not ended, pending timers included
 	timers  map[*time.Timer]func() // pending AfterFunc timers and their functions
 	changed chan struct{}          // closed (and replaced) whenever a goroutine ends
+	firing  bool                   // stopping: AfterFunc runs its function at once
 }
 
 func newGoroutines() *goroutines {
@@ -51,6 +52,13 @@ func (g *goroutines) AfterFunc(d time.Duration, f func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock() // the timer's function waits for this before it reads t
 	g.add()
+	if g.firing {
+		go func() { // counted above
+			defer g.done()
+			f()
+		}()
+		return
+	}
 	var t *time.Timer
 	t = time.AfterFunc(d, func() {
 		g.mu.Lock()
@@ -63,9 +71,11 @@ func (g *goroutines) AfterFunc(d time.Duration, f func()) {
 }
 
 // fireTimers runs the functions of all pending timers now, each on its own
-// tracked goroutine (shutdown: closers and lingering sockets end at once).
+// tracked goroutine, and those of timers set from now on at once (shutdown:
+// closers and lingering sockets end at once).
 func (g *goroutines) fireTimers() {
 	g.mu.Lock()
+	g.firing = true
 	var now []func()
 	for t, f := range g.timers {
 		if t.Stop() { // stopped before it fired: f is ours to run

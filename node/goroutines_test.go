@@ -102,3 +102,35 @@ func TestRunLeavesNothingBehind(t *testing.T) {
 		t.Fatalf("the node still holds %d sockets on its port after Run returned", held)
 	}
 }
+
+// TestGoroutinesTracker: Go and AfterFunc are counted until they end; wait
+// honours its bound; fireTimers runs pending timers now and later ones at
+// once.
+func TestGoroutinesTracker(t *testing.T) {
+	g := newGoroutines()
+	release := make(chan struct{})
+	g.Go(func() { <-release })
+	fired := make(chan string, 3)
+	g.AfterFunc(time.Hour, func() { fired <- "pending" })
+	if n := g.count(); n != 2 {
+		t.Fatalf("count %d, want 2 (a goroutine and a pending timer)", n)
+	}
+	if g.wait(10*time.Millisecond, 0) {
+		t.Fatal("wait returned true with goroutines running")
+	}
+	g.fireTimers()
+	if got := <-fired; got != "pending" {
+		t.Fatal(got)
+	}
+	g.AfterFunc(time.Hour, func() { fired <- "late" })
+	if got := <-fired; got != "late" {
+		t.Fatal(got)
+	}
+	if !g.wait(5*time.Second, 1) {
+		t.Fatalf("timers not done: count %d", g.count())
+	}
+	close(release)
+	if !g.wait(5*time.Second, 0) || g.count() != 0 {
+		t.Fatalf("count %d after everything ended", g.count())
+	}
+}
