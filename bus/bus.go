@@ -77,7 +77,10 @@ type Delivery struct {
 
 // Handler receives deliveries. It is called from the broker's own goroutine(s),
 // possibly concurrently for different channels but in order for one chat, and
-// must not block for long: queue and return. It must not call Close.
+// must not block for long: queue and return. It must not call Close, nor
+// Subscribe or Unsubscribe: on Redis a Subscribe on the same pub/sub
+// connection waits for a confirmation that only the handler's goroutine can
+// deliver, so both would stall until the Subscribe's context ends.
 type Handler func(Delivery)
 
 // OpKind is a history-changing chat operation.
