@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/internal/leakcheck"
 )
 
@@ -133,4 +135,35 @@ func TestGoroutinesTracker(t *testing.T) {
 	if !g.wait(5*time.Second, 0) || g.count() != 0 {
 		t.Fatalf("count %d after everything ended", g.count())
 	}
+}
+
+// TestRunLeavesEnginesToTheirOwner: the engines belong to whoever built
+// them; Run used to close the bus and presence, which the caller closed
+// again (and could not use after Run, to hand over or clean up).
+func TestRunLeavesEnginesToTheirOwner(t *testing.T) {
+	leakcheck.Check(t)
+	eng := memoryEngines()
+	n, err := New(Config{
+		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", NodeID: "n", JWT: JWTConfig{Secret: []byte(testSecret)},
+		DrainPeriod: time.Millisecond, StatsInterval: -1, Engines: eng,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	<-n.Ready()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Bus.Publish(context.Background(), bus.User("u"), "e", []byte(`{}`)); err != nil {
+		t.Errorf("bus after Run returned: %v", err)
+	}
+	if ok, err := eng.Presence.Acquire(context.Background(), "u", "c", 1); !ok || err != nil {
+		t.Errorf("presence after Run returned: ok=%v err=%v", ok, err)
+	}
+	_ = eng.Bus.Close()
+	_ = eng.Presence.Close()
 }
