@@ -160,8 +160,10 @@ func (cl *cleaner) work(parent context.Context, due time.Time) (next time.Durati
 		}
 		if err := cl.srv.presence.release(parent, k.userID, k.connID); err != nil {
 			if isUnavailable(err) {
-				retry = append(retry, k)
-				continue
+				// The next would most likely wait as long: keep the rest
+				// for later rather than spend an engine timeout on each.
+				retry = append(retry, releases[i:]...)
+				break
 			}
 			cl.srv.log.Warn().Err(err).Str("user", k.userID).Str("conn", k.connID).Msg("presence release failed")
 		}

@@ -152,4 +152,21 @@ func TestClosesWithRedisPausedKeepPingsFlowing(t *testing.T) {
 		t.Fatalf("the watcher was disconnected: %v %v", watcher.closeCode, watcher.closeErr)
 	default:
 	}
+
+	// Once Redis is back, the cleaner releases every closed connection's
+	// entry: only the watcher's is left.
+	redisSrv.Resume()
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := eng.Presence.Stats(ctx)
+		cancel()
+		if err == nil && st.Connections == 1 && n.srv.cleaner.pending() == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis back for 20 s: presence %+v (%v), %d cleanup jobs pending; want 1 entry, none pending", st, err, n.srv.cleaner.pending())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
