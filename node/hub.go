@@ -14,10 +14,11 @@ import (
 )
 
 // hub indexes local connections by chat, user and RTM profile, keeps this
-// node's bus subscriptions equal to its interests (a chat's channel is
-// subscribed while at least one local connection has joined it), and fans
-// deliveries out: each event is encoded once per namespace and the same bytes
-// are queued to every local recipient.
+// node's bus subscriptions following its interests (a chat's channel is
+// subscribed before a join returns, and dropped by the cleaner a moment
+// after the last local member left: see cleanup.go), and fans deliveries
+// out: each event is encoded once per namespace and the same bytes are
+// queued to every local recipient. Lock order: CONCURRENCY.md.
 type hub struct {
 	srv *server
 
@@ -28,7 +29,8 @@ type hub struct {
 
 	// Subscription changes for one channel are serialised by a striped lock
 	// and re-read the wanted state under it, so a join racing a last leave
-	// always ends subscribed iff there are members.
+	// (or the cleaner's delayed unsubscribe) never ends unsubscribed with
+	// members. The bus is called with a stripe held, never with mu.
 	subLocks [64]sync.Mutex
 	seed     maphash.Seed
 	subMu    sync.Mutex // guards subbed
