@@ -21,8 +21,7 @@ type conn struct {
 	id   uint64 // unique in this process; also the epoll generation tag
 	sid  string // Engine.IO session id
 	nc   net.Conn
-	rc   syscall.RawConn // nil for TLS connections
-	fd   int             // -1 unless registered with epoll
+	rc   syscall.RawConn // nil for TLS connections; the fd is used only inside rc's methods
 	srv  *server
 	born time.Time
 

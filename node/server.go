@@ -182,9 +182,16 @@ func (srv *server) run(ctx context.Context) error {
 	return nil
 }
 
-// register adds an upgraded connection to the registry.
+// register adds an upgraded connection to the registry, unless it is
+// already closed (its reader may close it before it is registered). The
+// check runs under connsMu, which onClosed takes after setting closed: a
+// connection closed later is removed by its onClosed.
 func (srv *server) register(c *conn) {
 	srv.connsMu.Lock()
+	if c.isClosed() {
+		srv.connsMu.Unlock()
+		return
+	}
 	srv.conns[c.id] = c
 	srv.connsMu.Unlock()
 	srv.metrics.connections.Inc()
