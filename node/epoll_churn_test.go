@@ -230,3 +230,95 @@ func waitFor(tb testing.TB, d time.Duration, cond func() string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestEpollRearmAfterDescriptorReuse closes a connection while its worker
+// is between reading it and re-arming it, and gives its descriptor number
+// to a new connection before the re-arm runs. A re-arm of the closed
+// connection must not touch the new one's registration: the new connection
+// must still be read.
+func TestEpollRearmAfterDescriptorReuse(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.IO = IOEpoll })
+	srv := n.srv
+	r := srv.reader.(*epollReader)
+
+	// B's TCP connection is established now and accepted only inside the
+	// hook, right after A's descriptor is freed, so it gets A's number.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	clientB, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clientB.Close()
+
+	a, err := dialPinger(t, n.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.nc.Close()
+	aAddr := a.nc.LocalAddr().String()
+
+	var reused atomic.Bool
+	hookDone := make(chan error, 1)
+	var fired atomic.Bool
+	hook := func(c *conn) {
+		if c.remote() != aAddr || !fired.CompareAndSwap(false, true) {
+			return
+		}
+		hookDone <- func() error {
+			fdA := connFD(c)
+			c.close(reasonShutdown) // as a sweeper or drain would, from anywhere
+			nc, err := ln.Accept()
+			if err != nil {
+				return err
+			}
+			b := &conn{id: srv.nextID.Add(1), sid: "b", nc: nc, srv: srv, born: time.Now()}
+			if b.rc, err = nc.(*net.TCPConn).SyscallConn(); err != nil {
+				return err
+			}
+			reused.Store(connFD(b) == fdA)
+			t.Cleanup(func() { b.close(reasonShutdown) })
+			return r.add(b)
+		}()
+	}
+	r.beforeRearm.Store(&hook)
+	defer r.beforeRearm.Store(nil)
+
+	// A's input wakes its worker; the hook closes A before any answer.
+	if _, err := a.nc.Write(maskedFrame(ws.OpText, true, []byte("2a"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-hookDone:
+		if err != nil {
+			t.Fatalf("hook: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("A's input was not read")
+	}
+	if !reused.Load() {
+		t.Skip("the new connection did not get the closed one's descriptor number; nothing to check")
+	}
+	// B must be read: a ping is answered with a pong.
+	if _, err := clientB.Write(maskedFrame(ws.OpPing, true, []byte("b"))); err != nil {
+		t.Fatal(err)
+	}
+	_ = clientB.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := ws.ReadFrame(clientB)
+	if err != nil {
+		t.Fatalf("B is not read after A's stale re-arm: %v", err)
+	}
+	if f.Header.OpCode != ws.OpPong || string(f.Payload) != "b" {
+		t.Fatalf("B got opcode %d payload %q, want a pong", f.Header.OpCode, f.Payload)
+	}
+}
+
+// connFD is c's descriptor number, -1 once closed.
+func connFD(c *conn) int {
+	fd := -1
+	_ = c.rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,6 +33,11 @@ type epollReader struct {
 	byID      map[uint64]*conn // connections in the epoll set, by conn id (the events' data)
 	wake      [2]int           // a pipe that ends EpollWait on close
 	closeOnce sync.Once
+
+	// beforeRearm, set by tests only, runs in the worker between handling
+	// a connection's input and re-arming it: the window a concurrent close
+	// and descriptor reuse must not break.
+	beforeRearm atomic.Pointer[func(*conn)]
 }
 
 const readInterest = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
@@ -190,6 +196,9 @@ func (r *epollReader) worker() {
 		open := r.readReady(c, buf)
 		c.readMu.Unlock()
 		if open {
+			if hook := r.beforeRearm.Load(); hook != nil {
+				(*hook)(c)
+			}
 			r.rearm(c)
 		}
 	}
