@@ -19,7 +19,7 @@ import (
 // under "read side" are touched only there. Writing is a bounded queue with at
 // most one writer at a time (flushing), so frames are never interleaved.
 type conn struct {
-	id   uint64 // unique in this process; also the epoll generation tag
+	id   uint64 // unique in this process, never 0; also the data of its epoll events
 	sid  string // Engine.IO session id
 	nc   net.Conn
 	rc   syscall.RawConn // nil for TLS connections; the fd is used only inside rc's methods
