@@ -104,6 +104,9 @@ func conformanceCases() []conformanceCase {
 		data := strings.Repeat("*", n)
 		add(fmt.Sprintf("1.1 text %d", n+1), stays, []wsf{text("2" + data)}, echoed(data))
 	}
+	// An empty message is not an Engine.IO packet.
+	add("1.1 empty text", ws.StatusProtocolError, []wsf{text("")})
+	add("1.1 empty text in empty fragments", ws.StatusProtocolError, []wsf{textPart(""), cont("")})
 	add("1.2 binary message", ws.StatusUnsupportedData, []wsf{{op: ws.OpBinary, payload: []byte{0xfe, 0xff}}})
 
 	// 2: pings and pongs.
