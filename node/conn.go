@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -18,11 +19,10 @@ import (
 // under "read side" are touched only there. Writing is a bounded queue with at
 // most one writer at a time (flushing), so frames are never interleaved.
 type conn struct {
-	id   uint64 // unique in this process; also the epoll generation tag
+	id   uint64 // unique in this process, never 0; also the data of its epoll events
 	sid  string // Engine.IO session id
 	nc   net.Conn
-	rc   syscall.RawConn // nil for TLS connections
-	fd   int             // -1 unless registered with epoll
+	rc   syscall.RawConn // nil for TLS connections; the fd is used only inside rc's methods
 	srv  *server
 	born time.Time
 
@@ -51,8 +51,33 @@ type conn struct {
 
 // fragment is a message arriving in several frames (RFC 6455 5.4).
 type fragment struct {
-	op   ws.OpCode
-	data []byte
+	op      ws.OpCode
+	data    []byte
+	checked int // text: bytes of data known to be complete, valid UTF-8
+}
+
+// checkUTF8 validates a text message's bytes from f.checked on as they
+// arrive, so invalid UTF-8 fails the connection at the fragment that holds
+// it (RFC 6455 8.1). Until final, a rune cut by the fragment boundary is left
+// for the next fragment.
+func (f *fragment) checkUTF8(final bool) bool {
+	b := f.data[f.checked:]
+	end := len(b)
+	if !final {
+		for i := len(b) - 1; i >= 0 && i >= len(b)-utf8.UTFMax; i-- {
+			if utf8.RuneStart(b[i]) {
+				if !utf8.FullRune(b[i:]) {
+					end = i
+				}
+				break
+			}
+		}
+	}
+	if !utf8.Valid(b[:end]) {
+		return false
+	}
+	f.checked += end
+	return true
 }
 
 // remote is the client's address, for logs.
@@ -352,7 +377,8 @@ func (c *conn) onData(b []byte) (consumed int, reason string) {
 	return consumed, ""
 }
 
-// onFrame handles one unmasked frame (RFC 6455 5.4-5.6).
+// onFrame handles one unmasked frame (RFC 6455 5.4-5.6). Control frames
+// may arrive between the fragments of a message.
 func (c *conn) onFrame(h ws.Header, payload []byte) (reason string) {
 	switch h.OpCode {
 	case ws.OpPing:
@@ -361,8 +387,7 @@ func (c *conn) onFrame(h ws.Header, payload []byte) (reason string) {
 	case ws.OpPong:
 		return ""
 	case ws.OpClose:
-		c.closeAfter(closeFrame(ws.StatusNormalClosure, ""), reasonClientClose)
-		return reasonClientClose
+		return c.onClose(payload)
 	case ws.OpContinuation:
 		if c.frag == nil {
 			c.closeAfter(closeFrame(ws.StatusProtocolError, "unexpected continuation"), reasonProtocol)
@@ -374,6 +399,10 @@ func (c *conn) onFrame(h ws.Header, payload []byte) (reason string) {
 			return reasonFrameTooLarge
 		}
 		c.frag.data = append(c.frag.data, payload...)
+		if c.frag.op == ws.OpText && !c.frag.checkUTF8(h.Fin) {
+			c.frag = nil
+			return c.invalidUTF8()
+		}
 		if !h.Fin {
 			return ""
 		}
@@ -387,11 +416,39 @@ func (c *conn) onFrame(h ws.Header, payload []byte) (reason string) {
 		}
 		if !h.Fin {
 			c.frag = &fragment{op: h.OpCode, data: append(make([]byte, 0, len(payload)*2), payload...)}
+			if h.OpCode == ws.OpText && !c.frag.checkUTF8(false) {
+				c.frag = nil
+				return c.invalidUTF8()
+			}
 			return ""
+		}
+		if h.OpCode == ws.OpText && !utf8.Valid(payload) {
+			return c.invalidUTF8()
 		}
 		return c.onMessage(h.OpCode, payload)
 	}
 	c.closeAfter(closeFrame(ws.StatusProtocolError, "bad opcode"), reasonProtocol)
+	return reasonProtocol
+}
+
+// onClose answers a client's close frame (RFC 6455 5.5.1, 7.4): an empty
+// one with 1000, a well-formed one by echoing its code, and a malformed one
+// (a one-byte body, a code no endpoint may send, a reason that is not UTF-8)
+// with 1002.
+func (c *conn) onClose(payload []byte) (reason string) {
+	code, ok := parseClosePayload(payload)
+	if !ok {
+		return c.protocolError("invalid close frame")
+	}
+	c.closeAfter(closeFrame(code, ""), reasonClientClose)
+	return reasonClientClose
+}
+
+// invalidUTF8 fails the connection for a text message that is not UTF-8
+// (RFC 6455 8.1 and 7.4.1: status 1007).
+func (c *conn) invalidUTF8() (reason string) {
+	c.srv.hotLog.Warn().Str("conn", c.sid).Str("user", c.sess.userID()).Msg("text message is not valid UTF-8")
+	c.closeAfter(closeFrame(ws.StatusInvalidFramePayloadData, "invalid UTF-8"), reasonProtocol)
 	return reasonProtocol
 }
 
@@ -405,7 +462,10 @@ func (c *conn) onMessage(op ws.OpCode, msg []byte) (reason string) {
 			c.discard--
 			return ""
 		}
-		return c.protocolError("unexpected binary frame")
+		// RFC 6455 7.4.1: 1003 is for a type of data the endpoint cannot accept.
+		c.srv.hotLog.Warn().Str("conn", c.sid).Str("user", c.sess.userID()).Msg("binary message outside attachments")
+		c.closeAfter(closeFrame(ws.StatusUnsupportedData, "unexpected binary message"), reasonProtocol)
+		return reasonProtocol
 	}
 	return c.sess.onText(c, msg)
 }

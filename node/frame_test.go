@@ -82,9 +82,11 @@ func TestAppendFrameRoundTrip(t *testing.T) {
 	}
 }
 
-// FuzzFrames feeds arbitrary input to the frame reader whole and split in
-// two at every fuzzed point: it must never panic, and a split must yield the
-// same frames as the whole input (partial input is buffered, not misread).
+// FuzzFrames feeds arbitrary input to the frame header parser whole and
+// split in two at every fuzzed point: it must never panic, and a split must
+// yield the same frames as the whole input (partial input is buffered, not
+// misread). The production read path (conn.onData, epollReader.readReady) is
+// fuzzed by FuzzConnOnData and FuzzEpollReadReady.
 func FuzzFrames(f *testing.F) {
 	seeds := [][]byte{
 		maskedFrame(ws.OpText, true, []byte(`40/messenger,{"token":"eyJhbGciOiJIUzI1NiJ9.e30.x"}`)),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,19 +16,45 @@ import (
 // complete frame, keeps an incomplete one in a pooled buffer attached to the
 // connection, and re-arms the fd. No goroutine belongs to an idle connection
 // and idle connections hold no read buffer.
+//
+// Descriptor lifecycle: the connection never stores its fd number. Every
+// epoll_ctl runs inside the connection's RawConn.Control, which holds a
+// reference on the descriptor: while it runs the socket cannot be closed, so
+// its number cannot have been reused by another connection. An event carries
+// the connection's id (unique per process, never reused), not its fd, so an
+// event of a closed connection cannot be delivered to a successor.
 type epollReader struct {
 	srv  *server
 	epfd int
 	work chan *conn
 	wg   sync.WaitGroup
 
-	mu        sync.RWMutex // guards byFD
-	byFD      map[int32]*conn
-	wake      [2]int // a pipe that ends EpollWait on close
+	mu        sync.RWMutex     // guards byID
+	byID      map[uint64]*conn // connections in the epoll set, by conn id (the events' data)
+	wake      [2]int           // a pipe that ends EpollWait on close
 	closeOnce sync.Once
+
+	// beforeRearm, set by tests only, runs in the worker between handling
+	// a connection's input and re-arming it: the window a concurrent close
+	// and descriptor reuse must not break.
+	beforeRearm atomic.Pointer[func(*conn)]
 }
 
 const readInterest = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// wakeID is the event data of the wake pipe; connection ids start at 1.
+const wakeID = 0
+
+// epollEvent is the registration of id: its 64 bits fill the event's data
+// (Fd and Pad together are the kernel's epoll_data union).
+func epollEvent(events uint32, id uint64) unix.EpollEvent {
+	return unix.EpollEvent{Events: events, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
+}
+
+// eventID is the id an event was registered with.
+func eventID(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
 
 func newEpollReader(srv *server, workers int) (*epollReader, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -39,7 +66,11 @@ func newEpollReader(srv *server, workers int) (*epollReader, error) {
 		_ = unix.Close(epfd)
 		return nil, fmt.Errorf("node: pipe2: %w", err)
 	}
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p[0], &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(p[0])}); err != nil {
+	ev := epollEvent(unix.EPOLLIN, wakeID)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, p[0], &ev); err != nil {
+		_ = unix.Close(p[0])
+		_ = unix.Close(p[1])
+		_ = unix.Close(epfd)
 		return nil, fmt.Errorf("node: epoll_ctl wake pipe: %w", err)
 	}
 	if workers <= 0 {
@@ -47,7 +78,7 @@ func newEpollReader(srv *server, workers int) (*epollReader, error) {
 		// keep more workers than cores.
 		workers = max(32, 8*runtime.GOMAXPROCS(0))
 	}
-	r := &epollReader{srv: srv, epfd: epfd, work: make(chan *conn, 4096), byFD: make(map[int32]*conn), wake: p}
+	r := &epollReader{srv: srv, epfd: epfd, work: make(chan *conn, 4096), byID: make(map[uint64]*conn), wake: p}
 	r.wg.Add(1 + workers)
 	go r.loop()
 	for range workers {
@@ -56,49 +87,72 @@ func newEpollReader(srv *server, workers int) (*epollReader, error) {
 	return r, nil
 }
 
-// add registers c's fd. The fd is taken with SyscallConn().Control, never
-// File() (which would duplicate it).
+// ctl runs epoll_ctl for c's descriptor inside RawConn.Control, so the
+// descriptor is c's for the whole call. It returns net.ErrClosed (wrapped)
+// once c's socket is closed.
+func (r *epollReader) ctl(c *conn, op int, events uint32) error {
+	var ctlErr error
+	err := c.rc.Control(func(fd uintptr) {
+		if op == unix.EPOLL_CTL_DEL {
+			ctlErr = unix.EpollCtl(r.epfd, op, int(fd), nil)
+			return
+		}
+		ev := epollEvent(events, c.id)
+		ctlErr = unix.EpollCtl(r.epfd, op, int(fd), &ev)
+	})
+	if err != nil {
+		return fmt.Errorf("node: socket closed: %w", err)
+	}
+	return ctlErr
+}
+
+// add puts c in the epoll set. The fd is only ever used inside
+// SyscallConn().Control, never File() (which would duplicate it).
 func (r *epollReader) add(c *conn) error {
 	if c.rc == nil {
 		return errors.New("node: epoll needs a raw TCP connection")
 	}
-	var fd int
-	if err := c.rc.Control(func(f uintptr) { fd = int(f) }); err != nil {
-		return fmt.Errorf("node: take fd: %w", err)
+	if c.id == wakeID {
+		return errors.New("node: connection id 0 is the wake pipe's")
 	}
-	c.fd = fd
+	// Known before the first event can arrive: an event for an unknown id
+	// is dropped and, with EPOLLONESHOT, never comes again.
 	r.mu.Lock()
-	r.byFD[int32(fd)] = c
+	r.byID[c.id] = c
 	r.mu.Unlock()
-	// Pad carries the connection's generation so an event for a closed
-	// connection cannot land on a successor that reused its fd number.
-	ev := unix.EpollEvent{Events: readInterest, Fd: int32(fd), Pad: int32(uint32(c.id))}
-	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		r.mu.Lock()
-		delete(r.byFD, int32(fd))
-		r.mu.Unlock()
+	if err := r.ctl(c, unix.EPOLL_CTL_ADD, readInterest); err != nil {
+		r.forget(c)
 		return fmt.Errorf("node: epoll_ctl add: %w", err)
+	}
+	if c.isClosed() {
+		// Closed while being added: its remove may have run before the
+		// ADD. Removing twice is harmless.
+		r.remove(c)
 	}
 	return nil
 }
 
-// remove unregisters c before its socket is closed.
-func (r *epollReader) remove(c *conn) {
-	if c.fd < 0 {
-		return
-	}
+// forget drops c from the id index; its events are ignored from now on.
+func (r *epollReader) forget(c *conn) {
 	r.mu.Lock()
-	if r.byFD[int32(c.fd)] == c {
-		delete(r.byFD, int32(c.fd))
-	}
+	delete(r.byID, c.id)
 	r.mu.Unlock()
-	_ = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+}
+
+// remove takes c out of the epoll set; call it before c's socket is closed.
+// After its socket is closed there is nothing left to do: the kernel drops a
+// closed descriptor from the set by itself.
+func (r *epollReader) remove(c *conn) {
+	r.forget(c)
+	if c.rc != nil {
+		_ = r.ctl(c, unix.EPOLL_CTL_DEL, 0)
+	}
 }
 
 // rearm asks for the next readiness event of c.
 func (r *epollReader) rearm(c *conn) {
-	ev := unix.EpollEvent{Events: readInterest, Fd: int32(c.fd), Pad: int32(uint32(c.id))}
-	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_MOD, c.fd, &ev); err != nil && !c.isClosed() {
+	err := r.ctl(c, unix.EPOLL_CTL_MOD, readInterest)
+	if err != nil && !c.isClosed() {
 		c.close(reasonReadError)
 	}
 }
@@ -117,15 +171,15 @@ func (r *epollReader) loop() {
 			return
 		}
 		for i := range n {
-			ev := &events[i]
-			if ev.Fd == int32(r.wake[0]) {
+			id := eventID(&events[i])
+			if id == wakeID {
 				return
 			}
 			r.mu.RLock()
-			c := r.byFD[ev.Fd]
+			c := r.byID[id]
 			r.mu.RUnlock()
-			if c == nil || int32(uint32(c.id)) != ev.Pad {
-				continue // stale event of a closed connection
+			if c == nil {
+				continue // stale event of a removed connection
 			}
 			r.work <- c
 		}
@@ -142,6 +196,9 @@ func (r *epollReader) worker() {
 		open := r.readReady(c, buf)
 		c.readMu.Unlock()
 		if open {
+			if hook := r.beforeRearm.Load(); hook != nil {
+				(*hook)(c)
+			}
 			r.rearm(c)
 		}
 	}

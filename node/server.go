@@ -208,9 +208,16 @@ func (srv *server) stop(ln net.Listener, stopLoops context.CancelFunc, loops *sy
 	srv.goroutines.wait(stopGoroutinesTimeout, 0)
 }
 
-// register adds an upgraded connection to the registry.
+// register adds an upgraded connection to the registry, unless it is
+// already closed (its reader may close it before it is registered). The
+// check runs under connsMu, which onClosed takes after setting closed: a
+// connection closed later is removed by its onClosed.
 func (srv *server) register(c *conn) {
 	srv.connsMu.Lock()
+	if c.isClosed() {
+		srv.connsMu.Unlock()
+		return
+	}
 	srv.conns[c.id] = c
 	srv.connsMu.Unlock()
 	srv.metrics.connections.Inc()

@@ -2,6 +2,7 @@ package node
 
 import (
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -135,7 +136,11 @@ func (s *session) onText(c *conn, msg []byte) (reason string) {
 // onPacket handles one Socket.IO packet (socket.io-protocol v5, "Packet format").
 func (s *session) onPacket(c *conn, data []byte) (reason string) {
 	p, err := socketio.ParsePacket(data)
-	if err != nil {
+	// An EVENT or ACK whose header parses but whose payload is of the wrong
+	// kind is answered below; any other malformed packet closes.
+	badPayload := errors.Is(err, socketio.ErrPayload) && p.Type != socketio.Connect &&
+		p.Type != socketio.Disconnect && p.Type != socketio.ConnectError
+	if err != nil && !badPayload {
 		return c.protocolError("malformed socket.io packet")
 	}
 	ns := c.srv.nsOf(p.Namespace)
@@ -158,8 +163,9 @@ func (s *session) onPacket(c *conn, data []byte) (reason string) {
 			return "" // as the reference server: events of an unconnected namespace are ignored
 		}
 		name, arg, _, err := socketio.ParseEvent(p.Data)
-		if err != nil {
-			return c.protocolError("malformed event")
+		if badPayload || err != nil {
+			s.badEvent(c, ns, p.ID, p.Data)
+			return ""
 		}
 		c.srv.dispatch(c, ns, p.ID, name, arg)
 	case socketio.Ack:
@@ -175,6 +181,21 @@ func (s *session) onPacket(c *conn, data []byte) (reason string) {
 		return c.protocolError("unexpected socket.io packet type")
 	}
 	return ""
+}
+
+// badEvent answers an EVENT whose payload is not a well-formed
+// `["name", ...]` array (malformed or too deeply nested JSON, a name that is
+// not a plain string) with INVALID_PAYLOAD, as an ack or an error event; the
+// connection stays (PROTOCOL.md: a bad event payload never closes it).
+func (s *session) badEvent(c *conn, ns nsMask, ackID int64, payload []byte) {
+	event := "unknown" // a label: only known names are used
+	if name := socketio.PeekEventName(payload); name != nil {
+		if _, known := handlers[string(name)]; known {
+			event = string(name)
+		}
+	}
+	r := request{c: c, ns: ns, ackID: ackID, event: event}
+	r.fail(errInvalid("malformed event payload: want [\"name\", ...] as well-formed JSON, nested at most %d deep", socketio.MaxJSONDepth))
 }
 
 // connect handles a Socket.IO CONNECT with an optional auth payload in one of

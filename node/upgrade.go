@@ -187,21 +187,26 @@ func (srv *server) handshake(nc net.Conn) {
 		sid:  srv.newID(),
 		nc:   nc,
 		rc:   raw,
-		fd:   -1,
 		srv:  srv,
 		born: now,
 	}
 	c.sess.upgradeToken = token
 	c.pingSentAt.Store(now.UnixNano())
-	srv.register(c)
+	// The open packet is queued before anything is read, so it precedes
+	// every answer; the connection becomes visible to closers (register)
+	// only once its reader holds it.
 	c.send(textFrame(func(dst []byte) []byte {
 		return socketio.AppendOpen(dst, socketio.Open{SID: c.sid, PingInterval: srv.cfg.PingInterval,
 			PingTimeout: srv.cfg.PingTimeout, MaxPayload: srv.cfg.Limits.MaxFrame})
 	}))
 	if err := srv.reader.add(c); err != nil {
-		srv.log.Error().Err(err).Msg("register connection for reading")
+		if !c.isClosed() {
+			srv.log.Error().Err(err).Msg("register connection for reading")
+		}
 		c.close(reasonReadError)
+		return
 	}
+	srv.register(c)
 }
 
 // checkRequest validates the upgrade request line: the Engine.IO path,

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/binary"
 	"errors"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -121,4 +122,37 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 	binary.BigEndian.PutUint16(body, uint16(code))
 	copy(body[2:], reason)
 	return appendFrame(nil, ws.OpClose, body)
+}
+
+// parseClosePayload reads the body of a client's close frame (RFC 6455
+// 5.5.1): empty (answered as 1000), or a status code and a UTF-8 reason. ok
+// is false for a one-byte body, a code an endpoint may not send, or a reason
+// that is not UTF-8.
+func parseClosePayload(p []byte) (code ws.StatusCode, ok bool) {
+	switch len(p) {
+	case 0:
+		return ws.StatusNormalClosure, true
+	case 1:
+		return 0, false
+	}
+	code = ws.StatusCode(binary.BigEndian.Uint16(p))
+	if !validCloseCode(code) || !utf8.Valid(p[2:]) {
+		return 0, false
+	}
+	return code, true
+}
+
+// validCloseCode reports whether a peer may send code in a close frame: the
+// codes RFC 6455 7.4.1 and the IANA WebSocket Close Code Number Registry
+// assign (1000-1003, 1007-1014), and the ranges for libraries and
+// applications (3000-4999). 1004 is reserved, 1005, 1006 and 1015 must never
+// be sent, and the rest is unassigned.
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
 }

@@ -29,9 +29,10 @@
 //	case socketio.EnginePong: // heartbeat answered
 //	case socketio.EngineMessage:
 //		p, err := socketio.ParsePacket(data)
-//		if err != nil { /* close the connection */ }
+//		if err != nil && !errors.Is(err, socketio.ErrPayload) { /* bad header: close the connection */ }
 //		if p.Type == socketio.Event {
 //			name, arg0, nargs, err := socketio.ParseEvent(p.Data)
+//			// on error (or ErrPayload above): answer p.ID with an error, keep the connection
 //			// dispatch on name; decode arg0 with encoding/json; ack with p.ID
 //		}
 //	}

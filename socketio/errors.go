@@ -16,8 +16,6 @@ var (
 	ErrPacketType = errors.New("socketio: unknown Socket.IO packet type")
 	// ErrAttachments: a BINARY_EVENT/BINARY_ACK without a valid "<n>-" prefix.
 	ErrAttachments = errors.New("socketio: bad binary attachments count")
-	// ErrNamespace: a namespace ("/...") not terminated by a comma.
-	ErrNamespace = errors.New("socketio: namespace without terminating comma")
 	// ErrAckID: an acknowledgement id that is too long, or an ACK without one.
 	ErrAckID = errors.New("socketio: bad acknowledgement id")
 	// ErrPayload: a payload of the wrong kind for its packet type (e.g. an

@@ -19,42 +19,64 @@ import "unicode/utf8"
 // Reserved names (IsReservedEvent) are not refused here: that is the caller's
 // policy.
 func ParseEvent(data []byte) (name []byte, arg0 []byte, nargs int, err error) {
-	i := skipSpace(data, 0)
-	if i >= len(data) || data[i] != '[' {
-		return nil, nil, 0, ErrPayload
+	name, next, err := eventName(data)
+	if err != nil {
+		return nil, nil, 0, err
 	}
-	i = skipSpace(data, i+1)
-	if i >= len(data) {
-		return nil, nil, 0, ErrJSON
-	}
-	switch data[i] {
-	case ']': // "MUST be a non-empty array"
-		return nil, nil, 0, ErrPayload
-	case '"':
-	default:
-		return nil, nil, 0, ErrEventName
-	}
-	start := i + 1
-	for i = start; i < len(data) && data[i] != '"'; i++ {
-		if data[i] == '\\' {
-			return nil, nil, 0, ErrEventName
-		}
-		if data[i] < 0x20 {
-			return nil, nil, 0, ErrJSON
-		}
-	}
-	if i >= len(data) {
-		return nil, nil, 0, ErrJSON
-	}
-	name = data[start:i]
-	if !utf8.Valid(name) {
-		return nil, nil, 0, ErrEventName
-	}
-	arg0, nargs, err = arrayTail(data, i+1)
+	arg0, nargs, err = arrayTail(data, next)
 	if err != nil {
 		return nil, nil, 0, err
 	}
 	return name, arg0, nargs, nil
+}
+
+// PeekEventName returns the event name of an EVENT payload whose arguments
+// may be malformed: the plain string that opens the array, as ParseEvent
+// reads it, or nil when there is none. It lets a server name the event it
+// refuses as INVALID_PAYLOAD; it validates nothing after the name.
+func PeekEventName(data []byte) []byte {
+	name, _, err := eventName(data)
+	if err != nil {
+		return nil
+	}
+	return name
+}
+
+// eventName reads `["name"` at the start of data and returns the name and
+// the index just after its closing quote.
+func eventName(data []byte) (name []byte, next int, err error) {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '[' {
+		return nil, 0, ErrPayload
+	}
+	i = skipSpace(data, i+1)
+	if i >= len(data) {
+		return nil, 0, ErrJSON
+	}
+	switch data[i] {
+	case ']': // "MUST be a non-empty array"
+		return nil, 0, ErrPayload
+	case '"':
+	default:
+		return nil, 0, ErrEventName
+	}
+	start := i + 1
+	for i = start; i < len(data) && data[i] != '"'; i++ {
+		if data[i] == '\\' {
+			return nil, 0, ErrEventName
+		}
+		if data[i] < 0x20 {
+			return nil, 0, ErrJSON
+		}
+	}
+	if i >= len(data) {
+		return nil, 0, ErrJSON
+	}
+	name = data[start:i]
+	if !utf8.Valid(name) {
+		return nil, 0, ErrEventName
+	}
+	return name, i + 1, nil
 }
 
 // ParseArgs splits the payload of an ACK or BINARY_ACK packet, `[arg0, ...]`,

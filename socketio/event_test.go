@@ -93,14 +93,14 @@ func TestParseEvent(t *testing.T) {
 }
 
 func TestParseEventDepthLimit(t *testing.T) {
-	// maxJSONDepth levels in total are accepted, one more is not.
-	ok := `["e",` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1) + `]`
+	// MaxJSONDepth levels in total are accepted, one more is not.
+	ok := `["e",` + strings.Repeat("[", MaxJSONDepth-1) + strings.Repeat("]", MaxJSONDepth-1) + `]`
 	if _, _, _, err := ParseEvent([]byte(ok)); err != nil {
-		t.Errorf("depth %d: %v", maxJSONDepth, err)
+		t.Errorf("depth %d: %v", MaxJSONDepth, err)
 	}
-	deep := `["e",` + strings.Repeat(`{"a":`, maxJSONDepth) + `1` + strings.Repeat("}", maxJSONDepth) + `]`
+	deep := `["e",` + strings.Repeat(`{"a":`, MaxJSONDepth) + `1` + strings.Repeat("}", MaxJSONDepth) + `]`
 	if _, _, _, err := ParseEvent([]byte(deep)); !errors.Is(err, ErrJSON) {
-		t.Errorf("depth %d: err = %v, want ErrJSON", maxJSONDepth+1, err)
+		t.Errorf("depth %d: err = %v, want ErrJSON", MaxJSONDepth+1, err)
 	}
 }
 
@@ -227,5 +227,26 @@ func TestHasSpecialByte(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestPeekEventName(t *testing.T) {
+	deep := `["send_message",` + strings.Repeat("[", 10000)
+	for _, tt := range []struct{ data, want string }{
+		{deep, "send_message"},
+		{`["join_chat",{"chatId":`, "join_chat"},
+		{` [ "x" ]`, "x"},
+		{`["a\u0041"]`, ""}, // escapes are not plain names
+		{`[1,2]`, ""},
+		{`{"a":1}`, ""},
+		{`["unterminated`, ""},
+		{strings.Repeat("[", 10000), ""},
+	} {
+		if got := PeekEventName([]byte(tt.data)); string(got) != tt.want {
+			t.Errorf("PeekEventName(%.40q) = %q, want %q", tt.data, got, tt.want)
+		}
+	}
+	if _, _, _, err := ParseEvent([]byte(deep)); !errors.Is(err, ErrJSON) {
+		t.Errorf("ParseEvent of a 10,000-deep payload: %v, want ErrJSON", err)
 	}
 }

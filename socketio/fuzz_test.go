@@ -159,7 +159,7 @@ func checkPacket(t *testing.T, data []byte) {
 // with encoding/json's. Inputs are kept short enough that the skipper's depth
 // limit cannot be what tells them apart.
 func checkSkipper(t *testing.T, b []byte) {
-	if len(b) > 2*maxJSONDepth {
+	if len(b) > 2*MaxJSONDepth {
 		return
 	}
 	end, err := skipValue(b, skipSpace(b, 0), 0)

@@ -8,10 +8,11 @@ import (
 // A small JSON (RFC 8259) toolkit that neither decodes nor allocates: enough
 // to find the elements of an EVENT/ACK array and to write JSON strings.
 
-// maxJSONDepth bounds the nesting of arrays and objects the skipper follows,
-// so a frame of "[[[[..." cannot run the stack deep. socket.io-client payloads
-// nest a handful of levels.
-const maxJSONDepth = 64
+// MaxJSONDepth bounds the nesting of arrays and objects the parsers follow
+// (the event array itself counts as one level), so a frame of "[[[[..."
+// cannot run the stack deep: deeper payloads are ErrJSON. socket.io-client
+// payloads nest a handful of levels.
+const MaxJSONDepth = 64
 
 // isSpace reports JSON insignificant whitespace (RFC 8259 section 2).
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -167,7 +168,7 @@ func isHex(c byte) bool {
 
 // skipArray: RFC 8259 section 5. b[i] is '['.
 func skipArray(b []byte, i, depth int) (int, error) {
-	if depth > maxJSONDepth {
+	if depth > MaxJSONDepth {
 		return i, ErrJSON
 	}
 	i = skipSpace(b, i+1)
@@ -196,7 +197,7 @@ func skipArray(b []byte, i, depth int) (int, error) {
 
 // skipObject: RFC 8259 section 4. b[i] is '{'.
 func skipObject(b []byte, i, depth int) (int, error) {
-	if depth > maxJSONDepth {
+	if depth > MaxJSONDepth {
 		return i, ErrJSON
 	}
 	i = skipSpace(b, i+1)

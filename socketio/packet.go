@@ -69,8 +69,9 @@ const (
 //   - The attachments count is present, and required, for BINARY_EVENT and
 //     BINARY_ACK only.
 //   - The namespace is present only if what follows starts with '/', and runs
-//     to the first ',' (the built-in parser has no escape, so a namespace
-//     never holds a comma).
+//     to the first ',' or to the end of the packet, as the reference
+//     decoder reads it: `40/messenger` is a CONNECT to "/messenger" (the
+//     built-in parser has no escape, so a namespace never holds a comma).
 //   - The ack id, the digits right after that, is read for EVENT, ACK,
 //     BINARY_EVENT and BINARY_ACK, and required for the two ACK types
 //     ("The receiver MUST respond with an ACK packet with the same event ID").
@@ -78,6 +79,11 @@ const (
 //     decoder's isPayloadValid does: CONNECT an optional object, DISCONNECT
 //     nothing, EVENT and ACK an array (ParseEvent and ParseArgs walk it),
 //     CONNECT_ERROR an object or a string.
+//
+// A packet whose header parses but whose payload is of the wrong kind is
+// ErrPayload, and then the returned Packet's header fields (Type,
+// Attachments, Namespace, ID) are valid: a server can answer such a packet
+// (for example an EVENT with an error) instead of closing the connection.
 func ParsePacket(b []byte) (Packet, error) {
 	p := Packet{Namespace: rootNamespace, ID: -1}
 	if len(b) == 0 {
@@ -113,11 +119,8 @@ func ParsePacket(b []byte) (Packet, error) {
 		for j < len(b) && b[j] != ',' {
 			j++
 		}
-		if j == len(b) {
-			return p, ErrNamespace
-		}
 		p.Namespace = b[i:j]
-		i = j + 1
+		i = min(j+1, len(b))
 	}
 
 	// "<acknowledgment id>", packets that can carry one.

@@ -55,14 +55,17 @@ func TestParsePacket(t *testing.T) {
 		{name: "binary event zero attachments", in: `50-["x"]`, want: Packet{Type: BinaryEvent, Namespace: []byte("/"), ID: -1, Data: []byte(`["x"]`)}},
 		{name: "ack id 18 digits", in: `2999999999999999999["x"]`,
 			want: Packet{Type: Event, Namespace: []byte("/"), ID: 999999999999999999, Data: []byte(`["x"]`)}},
+		// socket.io-parser's decodeString reads the namespace to a comma or
+		// to the end of the packet.
+		{name: "connect namespace without comma", in: `0/admin`, want: Packet{Type: Connect, Namespace: []byte("/admin"), ID: -1, Data: []byte{}}},
+		{name: "disconnect namespace without comma", in: `1/admin`, want: Packet{Type: Disconnect, Namespace: []byte("/admin"), ID: -1, Data: []byte{}}},
 		{name: "namespace root written out", in: `2/,["x"]`, want: Packet{Type: Event, Namespace: []byte("/"), ID: -1, Data: []byte(`["x"]`)}},
 
 		{name: "empty", in: ``, wantErr: ErrEmpty},
 		{name: "type 7", in: `7["x"]`, wantErr: ErrPacketType},
 		{name: "type letter", in: `x`, wantErr: ErrPacketType},
 		{name: "type below zero", in: `/`, wantErr: ErrPacketType},
-		{name: "namespace without comma", in: `0/admin`, wantErr: ErrNamespace},
-		{name: "event namespace without comma", in: `2/admin["x"]`, wantErr: ErrNamespace},
+		{name: "event namespace without comma", in: `2/admin["x"]`, wantErr: ErrPayload},
 		{name: "binary without count", in: `5["x"]`, wantErr: ErrAttachments},
 		{name: "binary without dash", in: `51["x"]`, wantErr: ErrAttachments},
 		{name: "binary empty count", in: `5-["x"]`, wantErr: ErrAttachments},
@@ -146,3 +149,27 @@ func fmtPacket(p Packet) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestParsePacketBadPayloadKeepsHeader: a packet whose header parses but
+// whose payload is of the wrong kind still reports its header, so a server
+// can answer it instead of closing.
+func TestParsePacketBadPayloadKeepsHeader(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Packet
+	}{
+		{`2/messenger,7{"a":1}`, Packet{Type: Event, Namespace: []byte("/messenger"), ID: 7, Data: []byte(`{"a":1}`)}},
+		{`2/messenger`, Packet{Type: Event, Namespace: []byte("/messenger"), ID: -1, Data: []byte{}}},
+		{`2/messenger,12`, Packet{Type: Event, Namespace: []byte("/messenger"), ID: 12, Data: []byte{}}},
+		{`52-/messenger,3"x"`, Packet{Type: BinaryEvent, Namespace: []byte("/messenger"), Attachments: 2, ID: 3, Data: []byte(`"x"`)}},
+	} {
+		got, err := ParsePacket([]byte(tt.in))
+		if !errors.Is(err, ErrPayload) {
+			t.Errorf("%s: err = %v, want ErrPayload", tt.in, err)
+			continue
+		}
+		if !equalPacket(got, tt.want) {
+			t.Errorf("%s: got %s, want %s", tt.in, fmtPacket(got), fmtPacket(tt.want))
+		}
+	}
+}
