@@ -56,7 +56,10 @@ type server struct {
 
 	connsMu sync.Mutex // guards conns
 	conns   map[uint64]*conn
-	pending atomic.Int64 // upgrades in progress (count against the node cap)
+
+	handshakes *handshakeTable // upgrades in progress, bounded per address and in total
+	upgrading  atomic.Int64    // upgrades admitted and not yet registered (count against the node cap)
+	proxies    trustedProxies  // whose X-Forwarded-For is believed
 
 	addrs struct {
 		mu          sync.Mutex
@@ -81,6 +84,9 @@ func newServer(cfg *Config) (*server, error) {
 	srv.verifier = newVerifier(cfg.JWT, cfg.Now)
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
+	srv.proxies = trustedProxies(cfg.TrustedProxies)
+	srv.handshakes = newHandshakeTable(cfg.MaxPendingHandshakesPerAddr, cfg.MaxPendingHandshakes, srv.proxies.contains,
+		func(cap string) { srv.metrics.handshakeCounts.shed.WithLabelValues(cap).Inc() })
 	srv.writers = newWriterPool(max(4, 2*runtime.GOMAXPROCS(0)))
 	if cfg.WriteDelay > 0 {
 		srv.delayed = newDelayedFlusher(cfg.WriteDelay, srv.writers)
@@ -166,6 +172,7 @@ func (srv *server) run(ctx context.Context) error {
 	cancel()
 	stopLoops()
 	wg.Wait()
+	srv.handshakes.stop()
 	srv.closeAll(reasonShutdown)
 	srv.reader.close()
 	if srv.delayed != nil {
