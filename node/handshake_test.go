@@ -266,8 +266,6 @@ func TestHandshakesPendingPerAddress(t *testing.T) {
 	})
 	addr := n.Addr().String()
 	conns := halfOpen(t, "127.0.0.2", addr, flood)
-	waitMetric(t, n, "realtime_handshakes_shed_total", map[string]string{"cap": "per_address"}, flood-perAddr)
-	waitMetric(t, n, "realtime_pending_handshakes", nil, perAddr)
 
 	// A client from another address upgrades at once (the dial's own
 	// timeout is far below UpgradeTimeout) and is not refused NODE_FULL.
@@ -282,6 +280,8 @@ func TestHandshakesPendingPerAddress(t *testing.T) {
 	}
 
 	// The address's oldest handshakes were shed, its newest are pending.
+	waitMetric(t, n, "realtime_handshakes_shed_total", map[string]string{"cap": "per_address"}, flood-perAddr)
+	waitMetric(t, n, "realtime_pending_handshakes", nil, perAddr)
 	if !closedByServer(conns[0], 5*time.Second) {
 		t.Error("the oldest half-open handshake is still open")
 	}
