@@ -508,3 +508,22 @@ func TestClientAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestPendingKeyGroupsIPv6By64(t *testing.T) {
+	for _, tc := range []struct{ a, b string }{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff::9"},
+		{"203.0.113.1", "203.0.113.1"},
+	} {
+		if ka, kb := pendingKey(netip.MustParseAddr(tc.a)), pendingKey(netip.MustParseAddr(tc.b)); ka != kb {
+			t.Errorf("%s and %s count apart (%v, %v)", tc.a, tc.b, ka, kb)
+		}
+	}
+	for _, tc := range []struct{ a, b string }{
+		{"2001:db8:1:2::1", "2001:db8:1:3::1"},
+		{"203.0.113.1", "203.0.113.2"},
+	} {
+		if pendingKey(netip.MustParseAddr(tc.a)) == pendingKey(netip.MustParseAddr(tc.b)) {
+			t.Errorf("%s and %s count as one", tc.a, tc.b)
+		}
+	}
+}

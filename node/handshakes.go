@@ -29,9 +29,10 @@ type pendingHandshake struct {
 	shedCap string        // the cap it was shed for, "" unless shed
 }
 
-// addrHandshakes are the pending handshakes of one TCP peer address.
+// addrHandshakes are the pending handshakes of one TCP peer address (see
+// pendingKey).
 type addrHandshakes struct {
-	addr    netip.Addr
+	addr    netip.Addr // pendingKey of the peers
 	pending list.List // of *pendingHandshake, oldest first
 	index   int       // in handshakeTable.busiest
 }
@@ -94,12 +95,12 @@ func newHandshakeTable(perAddr, max int, exempt func(netip.Addr) bool, onShed fu
 // goroutine that calls done when it ends.
 func (t *handshakeTable) add(nc net.Conn) *pendingHandshake {
 	p := &pendingHandshake{nc: nc, peer: peerAddrPort(nc.RemoteAddr())}
-	addr := p.peer.Addr()
+	addr := pendingKey(p.peer.Addr())
 	t.wg.Add(1)
 	t.mu.Lock()
 	var victim *pendingHandshake
 	switch a := t.byAddr[addr]; {
-	case a != nil && a.pending.Len() >= t.perAddr && !t.exempt(addr):
+	case a != nil && a.pending.Len() >= t.perAddr && !t.exempt(p.peer.Addr()):
 		victim = a.pending.Front().Value.(*pendingHandshake)
 		victim.shedCap = shedPerAddress
 	case t.total >= t.max:
@@ -166,7 +167,7 @@ func (t *handshakeTable) removeLocked(p *pendingHandshake) {
 	if p.elem == nil {
 		return
 	}
-	a := t.byAddr[p.peer.Addr()]
+	a := t.byAddr[pendingKey(p.peer.Addr())]
 	a.pending.Remove(p.elem)
 	p.elem = nil
 	t.total--
@@ -197,6 +198,17 @@ func (t *handshakeTable) stop() {
 		_ = nc.Close()
 	}
 	t.wg.Wait()
+}
+
+// pendingKey is the address the pending caps count a peer under: an IPv4
+// address, or the /64 of an IPv6 one (one host's usual allocation; counting
+// each of its 2^64 addresses apart would make the per-address cap moot).
+func pendingKey(a netip.Addr) netip.Addr {
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
 }
 
 // peerAddrPort is a connection's TCP peer address, IPv4 unmapped.

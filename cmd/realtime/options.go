@@ -83,7 +83,7 @@ func serveFlags(o *serveOptions) *flagSet {
 
 	f.Duration(&o.UpgradeTimeout, "upgrade-timeout", 5*time.Second, "time from accept to the WebSocket upgrade, however slowly the request arrives; then the connection is closed")
 	f.Int(&o.MaxHeaderBytes, "max-header-bytes", 8192, "upgrade request line and headers together; more is answered 431 HEADER_TOO_LARGE")
-	f.Int(&o.MaxPendingHandshakesPerAddr, "max-pending-handshakes-per-ip", 32, "upgrades in progress per TCP peer address (trusted proxies exempt); one more closes that address's oldest")
+	f.Int(&o.MaxPendingHandshakesPerAddr, "max-pending-handshakes-per-ip", 32, "upgrades in progress per TCP peer address (an IPv6 /64 counts as one; trusted proxies exempt); one more closes that address's oldest")
 	f.Int(&o.MaxPendingHandshakes, "max-pending-handshakes", 2048, "upgrades in progress on the node; one more closes the oldest of the address with the most")
 	f.String(&o.TrustedProxies, "trusted-proxies", "", "comma-separated CIDR list of load balancers whose X-Forwarded-For is believed for the per-IP connect limit and logs (none: the TCP peer is the client)")
 
