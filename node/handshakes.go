@@ -33,8 +33,8 @@ type pendingHandshake struct {
 // pendingKey).
 type addrHandshakes struct {
 	addr    netip.Addr // pendingKey of the peers
-	pending list.List // of *pendingHandshake, oldest first
-	index   int       // in handshakeTable.busiest
+	pending list.List  // of *pendingHandshake, oldest first
+	index   int        // in handshakeTable.busiest
 }
 
 // busiestHeap orders addresses by pending handshakes, most first, so the
