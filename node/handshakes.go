@@ -131,9 +131,9 @@ func (t *handshakeTable) add(nc net.Conn) *pendingHandshake {
 	return p
 }
 
-// upgraded reports whether p's upgrade may complete: it is no longer pending
-// (and can no longer be shed), or it was already shed and its connection
-// closed.
+// upgraded takes p out of the pending set once its 101 is written, so it can
+// no longer be shed. It reports false when p was shed first (its connection
+// is closed: the upgrade failed).
 func (t *handshakeTable) upgraded(p *pendingHandshake) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
