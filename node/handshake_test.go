@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/socketio"
 )
@@ -469,6 +470,37 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 		if st, code := upgrade(t, n, "203.0.113.2"); st != http.StatusSwitchingProtocols {
 			t.Fatalf("another client behind the proxy refused %d %s", st, code)
 		}
+	})
+	t.Run("logs name the forwarded client", func(t *testing.T) {
+		var logs lockedBuffer
+		n := startNode(t, func(c *Config) {
+			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+			c.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
+		})
+		nc, br, err := dialRaw(t, n.Addr().String(), "", map[string]string{"X-Forwarded-For": "203.0.113.7"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &testClient{t: t, nc: nc, br: br, nsp: "/messenger", in: make(chan packet, 16), done: make(chan struct{})}
+		go c.readLoop()
+		if p := c.next(5 * time.Second); p.engine != socketio.EngineOpen {
+			t.Fatalf("first packet %s is not an open packet", p)
+		}
+		auth, _ := json.Marshal(map[string]string{"token": token(t, "fwd", time.Hour, nil)})
+		c.write(string(socketio.AppendClientConnect(nil, "/messenger", auth)))
+		if p := c.nextPacket(5 * time.Second); p.typ != socketio.Connect {
+			t.Fatalf("expected CONNECT reply, got %s", p)
+		}
+		found := false
+		for _, l := range logs.lines() {
+			if strings.Contains(l, `"message":"connected"`) && strings.Contains(l, `"remote":"203.0.113.7 via 127.0.0.1:`) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no connected line naming the forwarded client; logs:\n%s", strings.Join(logs.lines(), "\n"))
+		}
+		closeUpgraded(t, n, nc)
 	})
 	t.Run("untrusted by default", func(t *testing.T) {
 		n := startNode(t, limit)
