@@ -5,6 +5,7 @@ package node
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -556,6 +558,46 @@ func TestPendingKeyGroupsIPv6By64(t *testing.T) {
 	} {
 		if pendingKey(netip.MustParseAddr(tc.a)) == pendingKey(netip.MustParseAddr(tc.b)) {
 			t.Errorf("%s and %s count as one", tc.a, tc.b)
+		}
+	}
+}
+
+// TestStopEndsPendingHandshakes: stopping the node closes the handshakes in
+// progress and waits for their goroutines (none outlives Run).
+func TestStopEndsPendingHandshakes(t *testing.T) {
+	before := runtime.NumGoroutine()
+	n, err := New(Config{
+		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", NodeID: "stop", JWT: JWTConfig{Secret: []byte(testSecret)},
+		DrainPeriod: time.Millisecond, StatsInterval: -1, Engines: memoryEngines(), UpgradeTimeout: time.Minute,
+		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	<-n.Ready()
+	conns := halfOpen(t, "127.0.0.2", n.Addr().String(), 20)
+	waitMetric(t, n, "realtime_pending_handshakes", nil, 20)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("node did not stop")
+	}
+	// Run's own goroutines are gone (a little slack for the runtime's).
+	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before+2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines after stop, %d before: handshakes outlive Run", runtime.NumGoroutine(), before)
+		}
+	}
+	for i, nc := range conns {
+		if !closedByServer(nc, 5*time.Second) {
+			t.Fatalf("pending handshake %d still open after stop", i)
 		}
 	}
 }
