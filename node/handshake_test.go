@@ -601,3 +601,25 @@ func TestStopEndsPendingHandshakes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzClientAddr: whatever X-Forwarded-For holds, the client is the peer or
+// an address that appears in the header, and nothing panics.
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{"", "203.0.113.1", "a, b,, 10.0.0.1", "[::1]:80, 10.1.1.1", ",,,", "::ffff:1.2.3.4"} {
+		f.Add(s)
+	}
+	tp := trustedProxies{netip.MustParsePrefix("10.0.0.0/8")}
+	peer := netip.MustParseAddr("10.0.0.1")
+	f.Fuzz(func(t *testing.T, xff string) {
+		got := tp.clientAddr(peer, []byte(xff))
+		if got == peer {
+			return
+		}
+		for _, hop := range strings.Split(xff, ",") {
+			if a, ok := parseHop([]byte(strings.TrimSpace(hop))); ok && a == got {
+				return
+			}
+		}
+		t.Fatalf("clientAddr(%q) = %v: neither the peer nor a hop", xff, got)
+	})
+}
