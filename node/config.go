@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -81,8 +82,26 @@ type Config struct {
 
 	PingInterval time.Duration // 25 s
 	PingTimeout  time.Duration // 20 s
-	// UpgradeTimeout bounds the HTTP upgrade (5 s).
+	// UpgradeTimeout bounds the HTTP upgrade from accept to the 101,
+	// however slowly the request arrives (5 s).
 	UpgradeTimeout time.Duration
+	// MaxHeaderBytes bounds the upgrade request line and headers together;
+	// a longer request is answered 431 HEADER_TOO_LARGE and closed (8 KiB).
+	MaxHeaderBytes int
+	// MaxPendingHandshakesPerAddr bounds the upgrades in progress from one
+	// TCP peer address (32; trusted proxies are exempt). One more closes the
+	// address's oldest pending handshake.
+	MaxPendingHandshakesPerAddr int
+	// MaxPendingHandshakes bounds the upgrades in progress on the node
+	// (2,048). One more closes the oldest pending handshake of the address
+	// with the most. Pending handshakes never count toward
+	// Limits.MaxConnections.
+	MaxPendingHandshakes int
+	// TrustedProxies are the load balancers whose X-Forwarded-For header is
+	// believed for the per-address connect limit and for logs (the rightmost
+	// hop that is not a trusted proxy). None by default: the TCP peer is the
+	// client. The pending-handshake caps always use the TCP peer.
+	TrustedProxies []netip.Prefix
 	// ConnectTimeout closes a connection that upgraded but did not connect a
 	// namespace in time (10 s).
 	ConnectTimeout time.Duration
@@ -172,6 +191,25 @@ func (c *Config) setDefaults() error {
 	def(&c.PingInterval, 25*time.Second)
 	def(&c.PingTimeout, 20*time.Second)
 	def(&c.UpgradeTimeout, 5*time.Second)
+	defInt(&c.MaxHeaderBytes, 8<<10)
+	defInt(&c.MaxPendingHandshakesPerAddr, 32)
+	defInt(&c.MaxPendingHandshakes, 2048)
+	if c.UpgradeTimeout < 0 || c.MaxHeaderBytes < 512 || c.MaxPendingHandshakesPerAddr < 1 ||
+		c.MaxPendingHandshakes < c.MaxPendingHandshakesPerAddr {
+		return fmt.Errorf("%w: handshake limits: upgrade timeout %v, header bytes %d (at least 512), pending per address %d, pending %d (at least per address)",
+			ErrBadConfig, c.UpgradeTimeout, c.MaxHeaderBytes, c.MaxPendingHandshakesPerAddr, c.MaxPendingHandshakes)
+	}
+	proxies := make([]netip.Prefix, 0, len(c.TrustedProxies)) // not the caller's array
+	for _, p := range c.TrustedProxies {
+		if p.Addr().Is4In6() && p.Bits() >= 96 { // ::ffff:10.0.0.0/104 is 10.0.0.0/8
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		if !p.IsValid() {
+			return fmt.Errorf("%w: trusted proxy %q is not a valid CIDR prefix", ErrBadConfig, p)
+		}
+		proxies = append(proxies, p.Masked())
+	}
+	c.TrustedProxies = proxies
 	def(&c.ConnectTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 10*time.Second)
 	if c.WriteDelay < 0 || c.WriteDelay > time.Second {

@@ -25,6 +25,9 @@ type conn struct {
 	rc   syscall.RawConn // nil for TLS connections; the fd is used only inside rc's methods
 	srv  *server
 	born time.Time
+	// remoteAddr is the client's address for logs: the TCP peer, or the
+	// client a trusted proxy forwarded for (see remoteForLogs).
+	remoteAddr string
 
 	// read side: guarded by readMu, which the reading worker holds. EPOLLONESHOT
 	// already gives one reader at a time; the (uncontended) lock makes the
@@ -81,7 +84,7 @@ func (f *fragment) checkUTF8(final bool) bool {
 }
 
 // remote is the client's address, for logs.
-func (c *conn) remote() string { return c.nc.RemoteAddr().String() }
+func (c *conn) remote() string { return c.remoteAddr }
 
 // send queues a frame. The frame's bytes may be shared with other
 // connections and are never modified. It reports false when the connection is

@@ -15,7 +15,7 @@ type metrics struct {
 	connected       prometheus.Gauge // authenticated connections
 	disconnects     *prometheus.CounterVec
 	refused         *prometheus.CounterVec
-	upgradeFailures prometheus.Counter
+	handshakeCounts handshakeMetrics // upgrade failures, shed handshakes, pending handshakes
 	eventsIn        *prometheus.CounterVec
 	eventsOut       *prometheus.CounterVec
 	eventErrors     *prometheus.CounterVec
@@ -36,8 +36,6 @@ func newMetrics(srv *server) *metrics {
 			Help: "Closed connections by reason."}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_connections_refused_total",
 			Help: "Refused connections and CONNECTs by code."}, []string{"code"}),
-		upgradeFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "realtime_upgrade_failures_total",
-			Help: "WebSocket upgrades that failed or were refused."}),
 		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_events_in_total",
 			Help: "Client events received, by event."}, []string{"event"}),
 		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_events_out_total",
@@ -51,7 +49,7 @@ func newMetrics(srv *server) *metrics {
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "realtime_slow_consumer_disconnects_total",
 			Help: "Connections closed because their outbound queue filled."}),
 	}
-	reg.MustRegister(m.connections, m.connected, m.disconnects, m.refused, m.upgradeFailures, m.eventsIn,
+	reg.MustRegister(m.connections, m.connected, m.disconnects, m.refused, m.eventsIn,
 		m.eventsOut, m.eventErrors, m.busIn, m.rateLimited, m.slowConsumers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "realtime_local_chats", Help: "Chats with members connected to this node."},
@@ -72,6 +70,7 @@ func newMetrics(srv *server) *metrics {
 				return 0
 			}),
 	)
+	m.handshakeCounts = newHandshakeMetrics(reg, func() int { return srv.handshakes.pending() })
 	// The RTM bridge brings its own figures (leader, term, profiles by
 	// state, reconnects, events, duplicates).
 	if c, ok := srv.cfg.RTM.(interface{ Collectors() []prometheus.Collector }); ok {

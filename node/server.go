@@ -59,7 +59,10 @@ type server struct {
 
 	connsMu sync.Mutex // guards conns
 	conns   map[uint64]*conn
-	pending atomic.Int64 // upgrades in progress (count against the node cap)
+
+	handshakes *handshakeTable // upgrades in progress, bounded per address and in total
+	upgrading  atomic.Int64    // upgrades admitted and not yet registered (count against the node cap)
+	proxies    trustedProxies  // whose X-Forwarded-For is believed
 
 	addrs struct {
 		mu          sync.Mutex // guards main and admin
@@ -85,6 +88,9 @@ func newServer(cfg *Config) (*server, error) {
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
 	srv.goroutines = newGoroutines()
+	srv.proxies = trustedProxies(cfg.TrustedProxies)
+	srv.handshakes = newHandshakeTable(cfg.MaxPendingHandshakesPerAddr, cfg.MaxPendingHandshakes, srv.proxies.contains,
+		func(cap string) { srv.metrics.handshakeCounts.shed.WithLabelValues(cap).Inc() })
 	srv.writers = newWriterPool(max(4, 2*runtime.GOMAXPROCS(0)), srv.goroutines)
 	if cfg.WriteDelay > 0 {
 		srv.delayed = newDelayedFlusher(cfg.WriteDelay, srv.writers, srv.goroutines)
@@ -193,6 +199,7 @@ func (srv *server) stop(ln net.Listener, stopLoops context.CancelFunc, loops *sy
 	cancel()
 	stopLoops()
 	loops.Wait()
+	srv.handshakes.stop()
 	srv.closeAll(reasonShutdown)
 	srv.reader.close()
 	if srv.delayed != nil {

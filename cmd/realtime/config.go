@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -191,6 +192,9 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	}{
 		{"max-connections", o.MaxConnections, 1},
 		{"max-user-connections", o.MaxUserConnections, 1},
+		{"max-header-bytes", o.MaxHeaderBytes, 512},
+		{"max-pending-handshakes-per-ip", o.MaxPendingHandshakesPerAddr, 1},
+		{"max-pending-handshakes", o.MaxPendingHandshakes, max(1, o.MaxPendingHandshakesPerAddr)},
 		{"workers", o.Workers, 0},
 		{"max-frame", o.MaxFrame, 1024},
 		{"outbound-queue-bytes", o.OutboundQueueBytes, 4096},
@@ -212,6 +216,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		v    time.Duration
 		zero bool // whether 0 is allowed
 	}{
+		{"upgrade-timeout", o.UpgradeTimeout, false},
 		{"ping-interval", o.PingInterval, false},
 		{"ping-timeout", o.PingTimeout, false},
 		{"drain-period", o.DrainPeriod, true},
@@ -230,6 +235,11 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	}
 	if o.RedisURL != "" && o.RedisSentinelMaster != "" {
 		return nil, fmt.Errorf("use either --redis-url or the --redis-sentinel-* flags, not both")
+	}
+
+	proxies, err := parseTrustedProxies(o.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", f.source("trusted-proxies"), err)
 	}
 
 	jwtCfg, jwtSecret, err := jwtKey(o, f, getenv)
@@ -273,6 +283,13 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		APIKey:             r.apiKey.value,
 		Dev:                o.Dev,
 		Pprof:              o.Pprof,
+
+		UpgradeTimeout:              o.UpgradeTimeout,
+		MaxHeaderBytes:              o.MaxHeaderBytes,
+		MaxPendingHandshakes:        o.MaxPendingHandshakes,
+		MaxPendingHandshakesPerAddr: o.MaxPendingHandshakesPerAddr,
+		TrustedProxies:              proxies,
+
 		Limits: node.Limits{
 			MaxUserConnections: o.MaxUserConnections,
 			MaxConnections:     o.MaxConnections,
@@ -288,4 +305,30 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		},
 	}
 	return r, nil
+}
+
+// parseTrustedProxies reads a comma-separated list of CIDR prefixes; a bare
+// address stands for itself (/32 or /128).
+func parseTrustedProxies(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR prefix or an IP address", s)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix or an IP address", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -13,6 +13,12 @@ type serveOptions struct {
 	MaxConnections     int
 	MaxUserConnections int
 
+	UpgradeTimeout              time.Duration
+	MaxHeaderBytes              int
+	MaxPendingHandshakes        int
+	MaxPendingHandshakesPerAddr int
+	TrustedProxies              string
+
 	JWTAlg           string
 	JWTSecretFile    string
 	JWTPublicKeyFile string
@@ -74,6 +80,12 @@ func serveFlags(o *serveOptions) *flagSet {
 	f.StringShown(&o.NodeID, "node-id", "hostname-<6 random hex>", "this node's id in logs, presence and the cluster")
 	f.Int(&o.MaxConnections, "max-connections", 10000, "connections per node; more are refused with 503 NODE_FULL")
 	f.Int(&o.MaxUserConnections, "max-user-connections", 3, "connections per user across the cluster; more get CONNECTION_LIMIT")
+
+	f.Duration(&o.UpgradeTimeout, "upgrade-timeout", 5*time.Second, "time from accept to the WebSocket upgrade, however slowly the request arrives; then the connection is closed")
+	f.Int(&o.MaxHeaderBytes, "max-header-bytes", 8192, "upgrade request line and headers together; more is answered 431 HEADER_TOO_LARGE")
+	f.Int(&o.MaxPendingHandshakesPerAddr, "max-pending-handshakes-per-ip", 32, "upgrades in progress per TCP peer address (an IPv6 /64 counts as one; trusted proxies exempt); one more closes that address's oldest")
+	f.Int(&o.MaxPendingHandshakes, "max-pending-handshakes", 2048, "upgrades in progress on the node; one more closes the oldest of the address with the most")
+	f.String(&o.TrustedProxies, "trusted-proxies", "", "comma-separated CIDR list of load balancers whose X-Forwarded-For is believed for the per-IP connect limit and logs (none: the TCP peer is the client)")
 
 	f.String(&o.JWTAlg, "jwt-alg", "HS256", "JWT algorithm accepted: HS256, RS256 or ES256 (never taken from the token)")
 	f.String(&o.JWTSecretFile, "jwt-secret-file", "", "file holding the HS256 secret (else REALTIME_JWT_SECRET)")
