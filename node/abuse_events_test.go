@@ -4,9 +4,14 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	gotoken "go/token"
 	"io"
 	"net/http"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -507,5 +512,68 @@ func TestServerAPIBounds(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestLabelSetsCoverConstants parses the package's sources: every close
+// reason (reason*), wire code (code*) and event name (ev*) declared must be
+// in its label set, or it would be counted as "other" — a reason or code
+// added later must be added to metrics.go too.
+func TestLabelSetsCoverConstants(t *testing.T) {
+	fset := gotoken.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, decl := range f.Decls {
+			gd, ok := decl.(*ast.GenDecl)
+			if !ok || gd.Tok != gotoken.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				for i, id := range vs.Names {
+					if i >= len(vs.Values) {
+						continue
+					}
+					lit, ok := vs.Values[i].(*ast.BasicLit)
+					if !ok || lit.Kind != gotoken.STRING {
+						continue
+					}
+					value, _ := strconv.Unquote(lit.Value)
+					var sets []labelSet
+					switch {
+					case strings.HasPrefix(id.Name, "reason"):
+						sets = []labelSet{reasonLabels}
+					case strings.HasPrefix(id.Name, "code"):
+						sets = []labelSet{codeLabels}
+					case strings.HasPrefix(id.Name, "ev"):
+						sets = []labelSet{clientEventLabels, serverEventLabels}
+					default:
+						continue
+					}
+					checked++
+					found := false
+					for _, s := range sets {
+						found = found || s.known[value]
+					}
+					if !found {
+						t.Errorf("%s: %s = %q is in no label set of metrics.go", fset.Position(id.Pos()), id.Name, value)
+					}
+				}
+			}
+		}
+	}
+	if checked < 30 {
+		t.Fatalf("only %d constants checked", checked)
 	}
 }
