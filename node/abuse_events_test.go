@@ -564,7 +564,8 @@ func TestLabelSetsCoverConstants(t *testing.T) {
 					checked++
 					found := false
 					for _, s := range sets {
-						found = found || s.known[value]
+						_, in := s.known[value]
+						found = found || in
 					}
 					if !found {
 						t.Errorf("%s: %s = %q is in no label set of metrics.go", fset.Position(id.Pos()), id.Name, value)

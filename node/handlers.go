@@ -165,7 +165,7 @@ func (srv *server) dispatch(c *conn, ns nsMask, ackID int64, name []byte, arg []
 	h, known := handlers[string(name)] // no allocation for the lookup
 	event := evUnknown
 	if known {
-		event = clientEventLabels.bound(string(name)) // the set's own string: no allocation
+		event = clientEventLabels.boundBytes(name)
 	}
 	srv.metrics.eventsIn.WithLabelValues(event).Inc()
 	if event == evSendMessage {

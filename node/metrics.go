@@ -32,21 +32,30 @@ type metrics struct {
 // reported as other.
 type labelSet struct {
 	values []string
-	known  map[string]bool
+	known  map[string]string // each value to itself
 	other  string
 }
 
 func newLabelSet(other string, values ...string) labelSet {
-	s := labelSet{values: append(values, other), known: make(map[string]bool, len(values)+1), other: other}
+	s := labelSet{values: append(values, other), known: make(map[string]string, len(values)+1), other: other}
 	for _, v := range s.values {
-		s.known[v] = true
+		s.known[v] = v
 	}
 	return s
 }
 
 // bound returns v when it is in the set, else the set's other value.
 func (s labelSet) bound(v string) string {
-	if s.known[v] {
+	if _, ok := s.known[v]; ok {
+		return v
+	}
+	return s.other
+}
+
+// boundBytes is bound for a name still in the read buffer: it returns the
+// set's own string, so nothing is allocated.
+func (s labelSet) boundBytes(b []byte) string {
+	if v, ok := s.known[string(b)]; ok {
 		return v
 	}
 	return s.other
