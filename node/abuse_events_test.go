@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -576,5 +577,56 @@ func TestLabelSetsCoverConstants(t *testing.T) {
 	}
 	if checked < 30 {
 		t.Fatalf("only %d constants checked", checked)
+	}
+}
+
+// TestRepeatedConnectIsNotReverified floods CONNECTs repeating the
+// connection's token: each is answered, and the token is parsed and checked
+// once; another token is checked.
+func TestRepeatedConnectIsNotReverified(t *testing.T) {
+	n := startNode(t, nil)
+	tok := token(t, "repeat", time.Hour, nil)
+	c := connect(t, n.Addr().String(), tok)
+	before := n.srv.verifier.parsed.Load()
+	const repeats = 50
+	for range repeats {
+		c.write(`40/messenger,{"token":"` + tok + `"}`)
+	}
+	for i := range repeats {
+		if p := c.nextPacket(5 * time.Second); p.typ != socketio.Connect {
+			t.Fatalf("repeat %d: %s", i, p)
+		}
+	}
+	if got := n.srv.verifier.parsed.Load() - before; got != 0 {
+		t.Fatalf("%d repeated CONNECTs parsed the token %d times, want 0", repeats, got)
+	}
+	c.write(`40/messenger,{"token":"` + token(t, "repeat", 2*time.Hour, nil) + `"}`)
+	if p := c.nextPacket(5 * time.Second); p.typ != socketio.Connect {
+		t.Fatalf("fresh token: %s", p)
+	}
+	if got := n.srv.verifier.parsed.Load() - before; got != 1 {
+		t.Fatalf("a fresh token parsed %d times, want 1", got)
+	}
+}
+
+// TestRepeatedTokenStillExpires: the identity reused for a repeated token
+// is refused once its exp has passed, as golang-jwt would (exp <= now).
+func TestRepeatedTokenStillExpires(t *testing.T) {
+	now := time.Now()
+	v := newVerifier(JWTConfig{Alg: "HS256", Secret: []byte(testSecret)}, func() time.Time { return now })
+	exp := now.Add(time.Minute).Truncate(time.Second)
+	tok := token(t, "exp", 0, map[string]any{"exp": exp.Unix()})
+	var s session
+	if _, err := s.verify(v, tok); err != nil {
+		t.Fatal(err)
+	}
+	now = exp
+	_, err := s.verify(v, tok)
+	var ae *authError
+	if !errors.As(err, &ae) || ae.code != codeAuthExpired {
+		t.Fatalf("repeated token at exp: %v, want AUTH_EXPIRED", err)
+	}
+	if _, err := v.verify(tok); !errors.As(err, &ae) || ae.code != codeAuthExpired {
+		t.Fatalf("golang-jwt at exp: %v, want AUTH_EXPIRED", err)
 	}
 }

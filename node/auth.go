@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -118,6 +119,7 @@ type verifier struct {
 	parser *jwt.Parser
 	key    any // []byte, *rsa.PublicKey or *ecdsa.PublicKey
 	now    func() time.Time
+	parsed atomic.Uint64 // tokens parsed and checked (the costly part), for tests
 }
 
 func newVerifier(cfg JWTConfig, now func() time.Time) *verifier {
@@ -149,6 +151,7 @@ func (v *verifier) verify(token string) (identity, error) {
 	if len(token) > maxTokenBytes {
 		return identity{}, &authError{codeAuthInvalid, fmt.Errorf("token is longer than %d bytes", maxTokenBytes)}
 	}
+	v.parsed.Add(1)
 	var cl claims
 	_, err := v.parser.ParseWithClaims(token, &cl, func(*jwt.Token) (any, error) { return v.key, nil })
 	if err != nil {

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strconv"
 	"sync"
@@ -27,9 +29,10 @@ type session struct {
 	upgradeToken string                   // token from the query or Authorization header
 	slot         atomic.Bool              // holds a presence entry
 
-	// refusals counts refused CONNECTs; at maxRefusedConnects the connection
-	// is closed. Read side only: CONNECTs are handled by the reader.
-	refusals int
+	// Read side only: CONNECTs are handled by the connection's reader.
+	refusals  int               // refused CONNECTs; maxRefusedConnects closes the connection
+	lastSum   [sha256.Size]byte // of the token last verified on this connection
+	lastToken *identity         // its identity; nil before the first
 
 	mu    sync.Mutex // guards the following
 	nsps  nsMask     // connected namespaces
@@ -198,7 +201,7 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 			token = auth.Token // the Socket.IO auth payload wins
 		}
 	}
-	id, err := srv.verifier.verify(token)
+	id, err := s.verify(srv.verifier, token)
 	if err != nil {
 		ae := err.(*authError)
 		return s.refuse(c, nsp, ae.code, ae.err.Error())
@@ -274,6 +277,27 @@ func (s *session) disconnectNamespace(c *conn, ns nsMask) {
 	for _, chatID := range left {
 		c.srv.hub.leaveChat(c, chatID, ns)
 	}
+}
+
+// verify checks token, or reuses the identity of the token last verified on
+// this connection: a CONNECT repeating it (another namespace, or a flood
+// from a logged-in client) costs a hash instead of a signature check, which
+// for RS256 and ES256 is the costliest thing a client can ask of the node.
+// The expiry is still checked against the clock.
+func (s *session) verify(v *verifier, token string) (identity, error) {
+	sum := sha256.Sum256([]byte(token))
+	if s.lastToken != nil && sum == s.lastSum {
+		if !v.now().Before(s.lastToken.expires) { // as golang-jwt: valid while now < exp
+			return identity{}, &authError{codeAuthExpired, errors.New("token has expired")}
+		}
+		return *s.lastToken, nil
+	}
+	id, err := v.verify(token)
+	if err == nil {
+		idCopy := id
+		s.lastSum, s.lastToken = sum, &idCopy
+	}
+	return id, err
 }
 
 // maxRefusedConnects is how many refused CONNECTs a connection may send:
