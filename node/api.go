@@ -4,10 +4,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"runtime"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -55,9 +58,29 @@ func (srv *server) adminHandler() http.Handler {
 	api("PUT /api/rtm/profiles/{profileId}", srv.apiPutProfile)
 	api("DELETE /api/rtm/profiles/{profileId}", srv.apiDeleteProfile)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			apiError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", "))
+			return
+		}
 		apiError(w, http.StatusNotFound, "NOT_FOUND", "no route for "+r.Method+" "+r.URL.Path)
 	})
 	return mux
+}
+
+// allowedMethods lists the methods mux serves r's path with, other than by
+// the catch-all "/" (which would otherwise answer 404 where 405 is due:
+// RFC 9110 section 15.5.6).
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
 }
 
 func (srv *server) isReady() bool { return !srv.draining.Load() && !srv.engineDown.Load() }
@@ -164,6 +187,37 @@ func (srv *server) apiListMembers(w http.ResponseWriter, r *http.Request) {
 
 const maxAPIBody = 256 << 10
 
+// decodeBody decodes a JSON request body of at most maxAPIBody bytes into v.
+// It answers the error itself (413 past the limit, 400 for bad JSON) and
+// reports whether v was filled.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody)).Decode(v)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &tooLarge):
+		apiError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the body is larger than %d bytes", maxAPIBody))
+	default:
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "malformed JSON body: "+err.Error())
+	}
+	return false
+}
+
+// validEventName accepts a server API event name: 1 to 64 bytes of UTF-8
+// without control characters.
+func validEventName(s string) bool {
+	if s == "" || len(s) > 64 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
 func (srv *server) apiPostMessage(w http.ResponseWriter, r *http.Request) {
 	ids, ok := pathIDs(w, r, "chatId")
 	if !ok {
@@ -177,12 +231,21 @@ func (srv *server) apiPostMessage(w http.ResponseWriter, r *http.Request) {
 		Attachments []json.RawMessage `json:"attachments"`
 		ReplyTo     string            `json:"replyTo"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody)).Decode(&p); err != nil {
-		apiError(w, http.StatusBadRequest, codeInvalidPayload, "malformed JSON body: "+err.Error())
+	if !decodeBody(w, r, &p) {
 		return
 	}
-	if !validID(p.SenderID) {
-		apiError(w, http.StatusBadRequest, codeInvalidPayload, "senderId is required")
+	switch {
+	case !validID(p.SenderID):
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "senderId must be an id of 1 to 128 characters without spaces or braces")
+		return
+	case utf8.RuneCountInString(p.SenderName) > maxNameChars:
+		apiError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("senderName must be at most %d characters", maxNameChars))
+		return
+	case !validName(p.SenderName):
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "senderName must be UTF-8 without control characters")
+		return
+	case p.ReplyTo != "" && !validID(p.ReplyTo):
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "replyTo must be a message id")
 		return
 	}
 	if p.MessageType == "" {
@@ -208,6 +271,12 @@ func (srv *server) apiPostMessage(w http.ResponseWriter, r *http.Request) {
 		"eventId": res.EventID, "createdAt": msg.CreatedAt})
 }
 
+// userEventOverhead is the size of a user event's packet besides its data,
+// in the longer of the two namespaces.
+func (srv *server) userEventOverhead(event string) int {
+	return len(socketio.AppendEvent(nil, srv.cfg.Namespace, -1, event, nil)) + 1 // +1: the comma before data
+}
+
 func (srv *server) apiUserEvent(w http.ResponseWriter, r *http.Request) {
 	ids, ok := pathIDs(w, r, "userId")
 	if !ok {
@@ -217,16 +286,20 @@ func (srv *server) apiUserEvent(w http.ResponseWriter, r *http.Request) {
 		Event string          `json:"event"`
 		Data  json.RawMessage `json:"data"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody)).Decode(&p); err != nil {
-		apiError(w, http.StatusBadRequest, codeInvalidPayload, "malformed JSON body: "+err.Error())
+	if !decodeBody(w, r, &p) {
 		return
 	}
 	switch {
-	case p.Event == "" || len(p.Event) > 64:
-		apiError(w, http.StatusBadRequest, codeInvalidPayload, "event must be a name of 1 to 64 characters")
+	case !validEventName(p.Event):
+		apiError(w, http.StatusBadRequest, codeInvalidPayload, "event must be a name of 1 to 64 bytes without control characters")
 		return
 	case socketio.IsReservedEvent(p.Event) || strings.HasPrefix(p.Event, "$"):
 		apiError(w, http.StatusBadRequest, codeInvalidPayload, "event "+p.Event+" is reserved by Socket.IO and cannot be emitted")
+		return
+	}
+	// The event goes out as one frame: keep it within maxPayload.
+	if room := srv.cfg.Limits.MaxFrame - srv.userEventOverhead(p.Event); len(p.Data) > room {
+		apiError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("data must be at most %d bytes of JSON", room))
 		return
 	}
 	if len(p.Data) == 0 {
@@ -278,7 +351,10 @@ func (srv *server) apiPutProfile(w http.ResponseWriter, r *http.Request) {
 	var p struct {
 		Session json.RawMessage `json:"session"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody)).Decode(&p); err != nil || len(p.Session) == 0 || p.Session[0] != '{' {
+	if !decodeBody(w, r, &p) {
+		return
+	}
+	if len(p.Session) == 0 || p.Session[0] != '{' {
 		apiError(w, http.StatusBadRequest, codeInvalidPayload, "body must be {\"session\": {\"cookies\": ...}}")
 		return
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -68,8 +69,8 @@ func errTooLarge(format string, args ...any) *eventError {
 type request struct {
 	c      *conn
 	ns     nsMask
-	ackID  int64 // -1: no ack callback
-	event  string
+	ackID  int64  // -1: no ack callback
+	event  string // a handled event's name, or an unknown one cut to maxEventNameEcho
 	chatID string
 	tempID string
 }
@@ -107,7 +108,7 @@ func (r *request) fail(e *eventError) {
 		srv.metrics.rateLimited.WithLabelValues(r.event).Inc()
 		srv.stats.rateLimited.Add(1)
 	}
-	srv.metrics.eventErrors.WithLabelValues(r.event, e.Code).Inc()
+	srv.metrics.countEventError(r.event, e.Code)
 	if r.ackID >= 0 {
 		payload, _ := json.Marshal(struct {
 			OK    bool        `json:"ok"`
@@ -157,32 +158,52 @@ var handlers = map[string]handler{
 	evRemoveReaction: handleReaction,
 }
 
-// dispatch handles one client EVENT on the read side.
+// dispatch handles one client EVENT on the read side. The name is the
+// client's: it reaches metrics only through clientEventLabels, and an
+// unknown one is echoed back cut to maxEventNameEcho bytes.
 func (srv *server) dispatch(c *conn, ns nsMask, ackID int64, name []byte, arg []byte) {
-	h, known := handlers[string(name)]
-	event := string(name)
-	if !known {
-		event = "unknown"
+	h, known := handlers[string(name)] // no allocation for the lookup
+	event := evUnknown
+	if known {
+		event = clientEventLabels.boundBytes(name)
 	}
 	srv.metrics.eventsIn.WithLabelValues(event).Inc()
 	if event == evSendMessage {
 		srv.stats.messagesIn.Add(1)
 	}
-	r := &request{c: c, ns: ns, ackID: ackID, event: string(name)}
 	if !known {
-		r.fail(errInvalid("unknown event %q", truncate(string(name), 64)))
+		echo := truncate(string(name), maxEventNameEcho)
+		r := &request{c: c, ns: ns, ackID: ackID, event: echo}
+		r.fail(errInvalid("unknown event %q", echo))
 		return
 	}
+	r := &request{c: c, ns: ns, ackID: ackID, event: event}
 	if e := h(srv, r, arg); e != nil {
 		r.fail(e)
 	}
 }
 
+// evUnknown is the event label of names no handler knows; evBinary the
+// event named in refusals of binary packets.
+const (
+	evUnknown = "unknown"
+	evBinary  = "binary"
+)
+
+// maxEventNameEcho bounds the client-chosen event name echoed in an error.
+const maxEventNameEcho = 64
+
+// truncate cuts s to at most n bytes, on a UTF-8 boundary when s is valid
+// UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	cut := n
+	for cut > 0 && cut > n-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }
 
 // decode unmarshals an event argument into v; any malformation is
@@ -348,9 +369,9 @@ type missedEvent struct {
 }
 
 type chatJoined struct {
-	ChatID    string        `json:"chatId"`
-	Recovered bool          `json:"recovered"`
-	Missed    []missedEvent `json:"missed"`
+	ChatID    string            `json:"chatId"`
+	Recovered bool              `json:"recovered"`
+	Missed    []json.RawMessage `json:"missed"` // encoded missedEvents (fitMissed)
 }
 
 func handleJoin(srv *server, r *request, arg []byte) *eventError {
@@ -389,14 +410,13 @@ func handleJoin(srv *server, r *request, arg []byte) *eventError {
 		srv.hub.removeConn(r.c)
 		return nil
 	}
-	res := chatJoined{ChatID: p.ChatID, Recovered: true, Missed: []missedEvent{}}
+	res := chatJoined{ChatID: p.ChatID, Recovered: true, Missed: []json.RawMessage{}}
 	lastReplayed := ""
 	if recovering {
 		// Live events are held for this connection meanwhile; released
 		// after chat_joined, minus those replayed in missed.
 		defer func() { srv.hub.endRecovery(r.c, p.ChatID, lastReplayed) }()
-		limit := srv.cfg.HistoryReplay
-		events, recovered, err := srv.cfg.Engines.Bus.Since(ctx, p.ChatID, *p.LastEventID, limit+1)
+		events, recovered, err := srv.missedSince(ctx, p.ChatID, *p.LastEventID)
 		if err != nil {
 			srv.hub.leaveChat(r.c, p.ChatID, r.ns) // the join fails as a whole
 			return srv.engineError(r, "history", err)
@@ -404,18 +424,76 @@ func handleJoin(srv *server, r *request, arg []byte) *eventError {
 		if len(events) > 0 {
 			lastReplayed = events[len(events)-1].EventID
 		}
-		if len(events) > limit { // more were missed than we replay
-			events = events[len(events)-limit:]
-			recovered = false
-		}
-		res.Recovered = recovered
-		for _, ev := range events {
-			res.Missed = append(res.Missed, missedEvent{Event: ev.Event, Data: spliceEventID(ev.EventID, ev.Data)})
-		}
+		res.Missed, res.Recovered = srv.fitMissed(r, p.ChatID, events, recovered)
 	}
 	r.c.emitJSON(r.ns, evChatJoined, res)
 	r.ok(res)
 	return nil
+}
+
+// missedSince returns the events of chatID after lastEventID, oldest first:
+// all of them when there are at most HistoryReplay, else the newest
+// HistoryReplay (recovered false), so that they join the live events held
+// meanwhile without a gap.
+func (srv *server) missedSince(ctx context.Context, chatID, lastEventID string) ([]bus.Event, bool, error) {
+	limit := srv.cfg.HistoryReplay
+	events, recovered, err := srv.cfg.Engines.Bus.Since(ctx, chatID, lastEventID, limit+1)
+	if err != nil || len(events) <= limit {
+		return events, recovered, err
+	}
+	// More were missed than we replay: the newest limit ("" asks for them),
+	// of which those after lastEventID (all of them, unless events were
+	// deleted from history in between).
+	newest, _, err := srv.cfg.Engines.Bus.Since(ctx, chatID, "", limit)
+	if err != nil {
+		return nil, false, err
+	}
+	if bus.ValidID(lastEventID) {
+		newest = slices.DeleteFunc(newest, func(ev bus.Event) bool { return bus.CompareIDs(ev.EventID, lastEventID) <= 0 })
+	}
+	return newest, false, nil
+}
+
+// fitMissed encodes the missed events that fit a recovery frame, keeping
+// the newest: chat_joined and its ack both carry missed, and each must fit
+// maxPayload (the client's own limit, PROTOCOL.md section 3); together they
+// take at most half the outbound queue, so a recovery never makes its own
+// connection a slow consumer. recovered turns false when events are left out.
+func (srv *server) fitMissed(r *request, chatID string, events []bus.Event, recovered bool) ([]json.RawMessage, bool) {
+	budget := min(srv.cfg.Limits.MaxFrame, srv.cfg.OutboundQueueBytes/4) - srv.joinedOverhead(r, chatID)
+	out := make([]json.RawMessage, 0, len(events))
+	used := 0
+	i := len(events) - 1
+	for ; i >= 0; i-- {
+		ev := events[i]
+		enc, err := json.Marshal(missedEvent{Event: ev.Event, Data: spliceEventID(ev.EventID, ev.Data)})
+		if err != nil {
+			srv.hotLog.Warn().Err(err).Str("chat", chatID).Str("event_id", ev.EventID).Msg("unencodable history event skipped")
+			recovered = false
+			continue
+		}
+		if used+len(enc)+1 > budget { // +1: the separating comma
+			break
+		}
+		used += len(enc) + 1
+		out = append(out, enc)
+	}
+	if i >= 0 {
+		recovered = false // older events did not fit
+	}
+	slices.Reverse(out)
+	return out, recovered
+}
+
+// joinedOverhead is the size of the larger of the two recovery frames
+// (chat_joined and its ack) with an empty missed list: what is left of a
+// frame for the list itself.
+func (srv *server) joinedOverhead(r *request, chatID string) int {
+	body, _ := json.Marshal(chatJoined{ChatID: chatID, Recovered: false, Missed: []json.RawMessage{}})
+	nsp := srv.nsName(r.ns)
+	event := len(socketio.AppendEvent(nil, nsp, -1, evChatJoined, body))
+	ack := len(socketio.AppendAck(nil, nsp, max(r.ackID, 0), body)) + len(`"ok":true,`)
+	return max(event, ack)
 }
 
 // leave_chat

@@ -9,48 +9,142 @@ import (
 
 // metrics are the node's Prometheus figures, on a registry of its own so
 // several nodes can live in one process (tests).
+//
+// Every label value comes from a fixed set (boundedCounters, labelSet):
+// a client chooses event names, and a label it chooses would let it create
+// series (and memory that is never freed) at will.
 type metrics struct {
 	reg             *prometheus.Registry
 	connections     prometheus.Gauge // upgraded WebSocket connections
 	connected       prometheus.Gauge // authenticated connections
-	disconnects     *prometheus.CounterVec
-	refused         *prometheus.CounterVec
+	disconnects     *boundedCounters // by reason (the reason* constants)
+	refused         *boundedCounters // refused upgrades and CONNECTs, by code (section 1 codes)
 	handshakeCounts handshakeMetrics // upgrade failures, shed handshakes, pending handshakes
-	eventsIn        *prometheus.CounterVec
-	eventsOut       *prometheus.CounterVec
+	eventsIn        *boundedCounters // by client event; others are "unknown"
+	eventsOut       *boundedCounters // by server event; others are "other"
 	eventErrors     *prometheus.CounterVec
-	busIn           *prometheus.CounterVec
-	rateLimited     *prometheus.CounterVec
+	busIn           *boundedCounters // by server event; others are "other"
+	rateLimited     *boundedCounters // by client event, or "connect"
 	slowConsumers   prometheus.Counter
+}
+
+// labelSet is the fixed set of values a label may take; any other value is
+// reported as other.
+type labelSet struct {
+	values []string
+	known  map[string]string // each value to itself
+	other  string
+}
+
+func newLabelSet(other string, values ...string) labelSet {
+	s := labelSet{values: append(values, other), known: make(map[string]string, len(values)+1), other: other}
+	for _, v := range s.values {
+		s.known[v] = v
+	}
+	return s
+}
+
+// bound returns v when it is in the set, else the set's other value.
+func (s labelSet) bound(v string) string {
+	if _, ok := s.known[v]; ok {
+		return v
+	}
+	return s.other
+}
+
+// boundBytes is bound for a name still in the read buffer: it returns the
+// set's own string, so nothing is allocated.
+func (s labelSet) boundBytes(b []byte) string {
+	if v, ok := s.known[string(b)]; ok {
+		return v
+	}
+	return s.other
+}
+
+// Label sets. Server events include the RTM bridge's (package rtm) and the
+// internal user-channel kick; server API user events are "other".
+var (
+	clientEventLabels = newLabelSet("unknown", evJoinChat, evLeaveChat, evSendMessage, evEditMessage,
+		evDeleteMessage, evTypingStart, evTypingStop, evAddReaction, evRemoveReaction, evBinary)
+	serverEventLabels = newLabelSet("other", evNewMessage, evMessageSent, evMessageEdited, evMessageDeleted,
+		evUserTyping, evReactionUpdated, evChatJoined, evChatLeft, evError, evKick,
+		"rtm_status", "message_toast", "message_read", "dialog_limit_changed")
+	rateLimitLabels = newLabelSet("other", "connect", evJoinChat, evLeaveChat, evSendMessage, evEditMessage,
+		evDeleteMessage, evTypingStart, evTypingStop, evAddReaction, evRemoveReaction)
+	codeLabels = newLabelSet("other", codeAuthRequired, codeAuthInvalid, codeAuthExpired, codeConnectionLimit,
+		codeNodeFull, codeRateLimited, codeUnavailable, codeDraining, codeInvalidPayload, codeTooLarge,
+		codeNotMember, codeNotJoined, codeForbidden, codeNotFound, codeInternal)
+	reasonLabels = newLabelSet("other", reasonClientClose, reasonClientGone, reasonReadError, reasonWriteError,
+		reasonProtocol, reasonFrameTooLarge, reasonPingTimeout, reasonSlowConsumer, reasonAuthExpired,
+		reasonConnectTimeout, reasonUnavailable, reasonDraining, reasonNamespace, reasonShutdown, reasonRefusedConnects)
+)
+
+// countEventError counts a refused client event; both labels are bounded
+// (at most 11 events × 16 codes).
+func (m *metrics) countEventError(event, code string) {
+	m.eventErrors.WithLabelValues(clientEventLabels.bound(event), codeLabels.bound(code)).Inc()
+}
+
+// boundedCounters is a one-label counter family whose series are created
+// up front, one per value of a labelSet: a scrape shows every series from
+// the start, and counting is a map lookup without the family's label hashing.
+type boundedCounters struct {
+	set    labelSet
+	byName map[string]prometheus.Counter
+}
+
+func newBoundedCounters(opts prometheus.CounterOpts, label string, set labelSet) (*boundedCounters, *prometheus.CounterVec) {
+	vec := prometheus.NewCounterVec(opts, []string{label})
+	b := &boundedCounters{set: set, byName: make(map[string]prometheus.Counter, len(set.values))}
+	for _, v := range set.values {
+		b.byName[v] = vec.WithLabelValues(v)
+	}
+	return b, vec
+}
+
+// WithLabelValues returns the counter of value, or of the set's other value
+// when value is not in the set. It mirrors CounterVec's method, so call sites
+// read the same, but takes exactly one value and never creates a series.
+func (b *boundedCounters) WithLabelValues(value string) prometheus.Counter {
+	if c, ok := b.byName[value]; ok {
+		return c
+	}
+	return b.byName[b.set.other]
 }
 
 func newMetrics(srv *server) *metrics {
 	reg := prometheus.NewRegistry()
+	disconnects, disconnectsVec := newBoundedCounters(prometheus.CounterOpts{Name: "realtime_disconnects_total",
+		Help: "Closed connections by reason."}, "reason", reasonLabels)
+	refused, refusedVec := newBoundedCounters(prometheus.CounterOpts{Name: "realtime_connections_refused_total",
+		Help: "Refused connections and CONNECTs by code."}, "code", codeLabels)
+	eventsIn, eventsInVec := newBoundedCounters(prometheus.CounterOpts{Name: "realtime_events_in_total",
+		Help: "Client events received, by event (unknown names count as \"unknown\")."}, "event", clientEventLabels)
+	eventsOut, eventsOutVec := newBoundedCounters(prometheus.CounterOpts{Name: "realtime_events_out_total",
+		Help: "Events queued to clients, by event (one per recipient connection; server API events count as \"other\")."}, "event", serverEventLabels)
+	busIn, busInVec := newBoundedCounters(prometheus.CounterOpts{Name: "realtime_bus_deliveries_total",
+		Help: "Events received from the bus, by event (server API events count as \"other\")."}, "event", serverEventLabels)
+	rateLimited, rateLimitedVec := newBoundedCounters(prometheus.CounterOpts{Name: "realtime_rate_limited_total",
+		Help: "Rate-limit rejections by action (the client event, or connect)."}, "action", rateLimitLabels)
 	m := &metrics{
 		reg: reg,
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "realtime_connections",
 			Help: "Open WebSocket connections on this node."}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{Name: "realtime_authenticated_connections",
 			Help: "Connections with an authenticated user on this node."}),
-		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_disconnects_total",
-			Help: "Closed connections by reason."}, []string{"reason"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_connections_refused_total",
-			Help: "Refused connections and CONNECTs by code."}, []string{"code"}),
-		eventsIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_events_in_total",
-			Help: "Client events received, by event."}, []string{"event"}),
-		eventsOut: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_events_out_total",
-			Help: "Events queued to clients, by event (one per recipient connection)."}, []string{"event"}),
+		disconnects: disconnects,
+		refused:     refused,
+		eventsIn:    eventsIn,
+		eventsOut:   eventsOut,
 		eventErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_event_errors_total",
 			Help: "Client events refused, by event and error code."}, []string{"event", "code"}),
-		busIn: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_bus_deliveries_total",
-			Help: "Events received from the bus, by event."}, []string{"event"}),
-		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "realtime_rate_limited_total",
-			Help: "Rate-limit rejections by action."}, []string{"action"}),
+		busIn:       busIn,
+		rateLimited: rateLimited,
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "realtime_slow_consumer_disconnects_total",
 			Help: "Connections closed because their outbound queue filled."}),
 	}
-	reg.MustRegister(m.connections, m.connected, m.disconnects, m.refused, m.eventsIn,
-		m.eventsOut, m.eventErrors, m.busIn, m.rateLimited, m.slowConsumers,
+	reg.MustRegister(m.connections, m.connected, disconnectsVec, refusedVec, eventsInVec,
+		eventsOutVec, m.eventErrors, busInVec, rateLimitedVec, m.slowConsumers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "realtime_local_chats", Help: "Chats with members connected to this node."},
 			func() float64 { c, _ := srv.hub.counts(); return float64(c) }),

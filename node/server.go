@@ -36,7 +36,7 @@ type connReader interface {
 type server struct {
 	cfg      *Config
 	log      zerolog.Logger // never sampled
-	hotLog   zerolog.Logger // sampled warnings from hot paths
+	hotLog   zerolog.Logger // sampled info and warnings from hot paths
 	verifier *verifier
 	hub      *hub
 	metrics  *metrics
@@ -82,6 +82,7 @@ func newServer(cfg *Config) (*server, error) {
 		conns: make(map[uint64]*conn),
 	}
 	srv.hotLog = cfg.Logger.Sample(zerolog.LevelSampler{
+		InfoSampler: &zerolog.BurstSampler{Burst: 20, Period: time.Second},
 		WarnSampler: &zerolog.BurstSampler{Burst: 20, Period: time.Second},
 	})
 	srv.verifier = newVerifier(cfg.JWT, cfg.Now)

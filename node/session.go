@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -27,6 +28,11 @@ type session struct {
 	who          atomic.Pointer[identity] // set by the first authenticated CONNECT
 	upgradeToken string                   // token from the query or Authorization header
 	slot         atomic.Bool              // holds a presence entry
+
+	// Read side only: CONNECTs are handled by the connection's reader.
+	refusals  int               // refused CONNECTs; maxRefusedConnects closes the connection
+	lastSum   [sha256.Size]byte // of the token last verified on this connection
+	lastToken *identity         // its identity; nil before the first
 
 	mu    sync.Mutex // guards the following
 	nsps  nsMask     // connected namespaces
@@ -215,15 +221,13 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 			token = auth.Token // the Socket.IO auth payload wins
 		}
 	}
-	id, err := srv.verifier.verify(token)
+	id, err := s.verify(srv.verifier, token)
 	if err != nil {
 		ae := err.(*authError)
-		srv.refuse(c, nsp, ae.code, ae.err.Error())
-		return ""
+		return s.refuse(c, nsp, ae.code, ae.err.Error())
 	}
 	if prev := s.who.Load(); prev != nil && prev.userID != id.userID {
-		srv.refuse(c, nsp, codeAuthInvalid, "token is for another user than this connection's")
-		return ""
+		return s.refuse(c, nsp, codeAuthInvalid, "token is for another user than this connection's")
 	}
 	if !s.slot.Load() {
 		if srv.draining.Load() {
@@ -239,8 +243,7 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 			return reasonUnavailable
 		}
 		if !ok {
-			srv.refuse(c, nsp, codeConnectionLimit, "too many connections for this user")
-			return ""
+			return s.refuse(c, nsp, codeConnectionLimit, "too many connections for this user")
 		}
 		s.slot.Store(true)
 		if c.isClosed() { // closed while we took the slot: give it back
@@ -296,11 +299,55 @@ func (s *session) disconnectNamespace(c *conn, ns nsMask) {
 	}
 }
 
+// verify checks token, or reuses the identity of the token last verified on
+// this connection: a CONNECT repeating it (another namespace, or a flood
+// from a logged-in client) costs a hash instead of a signature check, which
+// for RS256 and ES256 is the costliest thing a client can ask of the node.
+// The expiry is still checked against the clock.
+func (s *session) verify(v *verifier, token string) (identity, error) {
+	sum := sha256.Sum256([]byte(token))
+	if s.lastToken != nil && sum == s.lastSum {
+		if !v.now().Before(s.lastToken.expires) { // as golang-jwt: valid while now < exp
+			return identity{}, &authError{codeAuthExpired, errors.New("token has expired")}
+		}
+		return *s.lastToken, nil
+	}
+	id, err := v.verify(token)
+	if err == nil {
+		idCopy := id
+		s.lastSum, s.lastToken = sum, &idCopy
+	}
+	return id, err
+}
+
+// maxRefusedConnects is how many refused CONNECTs a connection may send:
+// the one that reaches it is answered, then the connection is closed (1008).
+// A client retrying with a fresh token needs one or two; a flood of forged
+// tokens costs at most this many signature checks per connection, and the
+// per-address connection rate bounds the connections.
+const maxRefusedConnects = 5
+
+// reasonRefusedConnects closes a connection at maxRefusedConnects.
+const reasonRefusedConnects = "refused_connects"
+
+// maxRefusalLogBytes bounds the reason logged for a refusal (token parser
+// errors may quote a little of the token).
+const maxRefusalLogBytes = 200
+
 // refuse answers a CONNECT with CONNECT_ERROR carrying a PROTOCOL.md code.
 // The client does not retry by itself; the transport stays open so the
-// application can retry on it.
-func (srv *server) refuse(c *conn, nsp, code, message string) {
+// application can retry on it, up to maxRefusedConnects refusals. The log
+// line is sampled: a refusal flood must not become a log flood.
+func (s *session) refuse(c *conn, nsp, code, message string) (reason string) {
+	srv := c.srv
 	srv.metrics.refused.WithLabelValues(code).Inc()
-	srv.log.Info().Str("conn", c.sid).Str("remote", c.remote()).Str("code", code).Str("reason", message).Msg("connect refused")
+	s.refusals++
+	srv.hotLog.Info().Str("conn", c.sid).Str("remote", c.remote()).Str("code", code).
+		Str("reason", truncate(message, maxRefusalLogBytes)).Int("refusals", s.refusals).Msg("connect refused")
 	c.send(textFrame(func(dst []byte) []byte { return socketio.AppendConnectError(dst, nsp, message, code) }))
+	if s.refusals >= maxRefusedConnects {
+		c.closeAfter(closeFrame(ws.StatusPolicyViolation, "too many refused connects"), reasonRefusedConnects)
+		return reasonRefusedConnects
+	}
+	return ""
 }
