@@ -2,7 +2,8 @@
 // "connect" and "rtm" snippets) against a node bridged to rtmsim (SIM_URL):
 // showStatus follows the profile's state, one socket gets toasts of every
 // profile in its token, a toast is shown once, and another profile's toasts
-// never arrive.
+// never arrive; a socket that connects later gets each of its profiles'
+// current state right after connecting.
 import assert from 'node:assert/strict';
 import { URL, env, main, log, sleep, api } from '../lib.mjs';
 
@@ -48,5 +49,16 @@ main(async () => {
   assert.deepEqual(toasts.map((t) => `${t.profileId}/${t.messageId}`).sort(), ['p1/ev-1', 'p2/ev-2']);
   assert.equal(toasts[0].text.startsWith('hello '), true);
   assert.ok(!statuses.some((s) => s.startsWith('p3:')), 'no status of a profile not in the token');
+
+  // A later socket learns the current states at once, with no change to wait for.
+  const later = connectChat(serverUrl, env('TOKEN_OPERATOR'));
+  const laterStatuses = [];
+  const laterStates = watchProfiles(later, { showToast: () => {}, showStatus: (p, s) => laterStatuses.push(`${p}:${s}`) });
+  await new Promise((resolve) => later.once('connect', resolve));
+  await eventually('the later socket has both states', () => laterStates.size === 2);
+  await sleep(300);
+  log('later socket statuses', laterStatuses);
+  assert.deepEqual(laterStatuses.sort(), ['p1:connected', 'p2:connected']);
+  later.disconnect();
   socket.disconnect();
 });
