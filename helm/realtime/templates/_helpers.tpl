@@ -135,7 +135,11 @@ GOMEMLIMIT: goMemLimitPercent of resources.limits.memory (a Kubernetes
 quantity: 1Gi, 512Mi, 1G, 1073741824), in MiB; empty when either is unset.
 */}}
 {{- define "realtime.goMemLimit" -}}
-{{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) | toString }}
+{{- $raw := dig "limits" "memory" "" (.Values.resources | default dict) }}
+{{- $limit := $raw | toString }}
+{{- if or (kindIs "float64" $raw) (kindIs "int" $raw) (kindIs "int64" $raw) }}
+{{- $limit = $raw | int64 | toString }}{{/* a plain byte count: YAML reads it as a number */}}
+{{- end }}
 {{- $pct := .Values.goMemLimitPercent | int }}
 {{- if and $limit (gt $pct 0) }}
 {{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $limit }}
