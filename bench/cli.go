@@ -76,7 +76,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.StringVar(&report, "report", "", "write a self-contained HTML report to this file")
 	fs.BoolVar(&quiet, "quiet", false, "no progress on stderr")
 	fs.StringVar(&cpuProfile, "cpu-profile", "", "write the generator's CPU profile (pprof) to this file (with --procs 1)")
-	fs.Usage = func() { usage(stderr, fs) }
+	fs.Usage = func() {} // printed below: --help to stdout, once
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage(stdout, fs)
@@ -133,6 +133,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintln(stderr, "bench:", err)
 		return ExitError
 	}
+	res.Command = commandLine(args)
+	res.Flags = map[string]string{}
+	fs.Visit(func(f *flag.Flag) { res.Flags[f.Name] = f.Value.String() })
+	if _, ok := res.Flags["jwt-secret"]; ok {
+		res.Flags["jwt-secret"] = "(set)"
+	}
+	if _, ok := res.Flags["api-key"]; ok {
+		res.Flags["api-key"] = "(set)"
+	}
 	switch jsonOut {
 	case "":
 		_ = WriteTable(stdout, res)
@@ -156,6 +165,28 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return ExitFailed
 	}
 	return ExitOK
+}
+
+// commandLine is the bench command as run, shell-quoted where needed, with
+// the values of --jwt-secret and --api-key hidden.
+func commandLine(args []string) string {
+	out := []string{"bench"}
+	hide := false
+	for _, a := range args {
+		switch {
+		case hide:
+			a, hide = "…", false
+		case a == "--jwt-secret" || a == "-jwt-secret" || a == "--api-key" || a == "-api-key":
+			hide = true
+		case strings.HasPrefix(a, "--jwt-secret=") || strings.HasPrefix(a, "--api-key="):
+			a = a[:strings.IndexByte(a, '=')+1] + "…"
+		}
+		if a == "" || strings.ContainsAny(a, " \t'\"$`\\|&;<>()*?[]{}") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		out = append(out, a)
+	}
+	return strings.Join(out, " ")
 }
 
 func writeFile(path string, write func(io.Writer) error) error {

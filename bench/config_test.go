@@ -92,7 +92,7 @@ realtime_goroutines 31
 realtime_connections 2000
 realtime_events_out_total{event="new_message"} 99
 `
-	m, err := parseMetrics(bufio.NewScanner(strings.NewReader(text)))
+	m, _, err := parseMetrics(bufio.NewScanner(strings.NewReader(text)))
 	if err != nil {
 		t.Fatal(err)
 	}

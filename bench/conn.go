@@ -47,6 +47,7 @@ type Conn struct {
 	seen    []seqSet    // by sender member: what this receiver got
 	err     string      // why the handshake failed (connect error or ack code)
 	dropped atomic.Bool // reconnect: closed on purpose, to come back
+	closing atomic.Bool // a close frame was sent: the server's is not echoed
 
 	// Send side: owned by the pacer.
 	sendSeq int64
@@ -101,6 +102,39 @@ func (c *Conn) shutdown() {
 		return
 	}
 	_ = c.nc.Close()
+}
+
+// normalClose is the body of the close frame the generator ends with: 1000.
+var normalClose = ws.NewCloseFrameBody(ws.StatusNormalClosure, "")
+
+// startClose begins a clean close: a WebSocket close frame. The server
+// answers with its own and closes the TCP connection first (RFC 6455
+// 7.1.1), so it records a client close, not a broken connection, and the
+// TIME_WAIT stays on its side rather than on the generator's ports.
+func (c *Conn) startClose(deadline time.Time) {
+	if c.closing.Swap(true) {
+		return
+	}
+	_ = c.nc.SetWriteDeadline(deadline)
+	_ = c.writeControl(ws.OpClose, normalClose)
+}
+
+// finishClose waits until deadline for the server to close the connection
+// (reading and discarding what is still in flight), then closes it: with a
+// FIN when the server has closed, with a reset otherwise. Only for a
+// connection no reader owns any more.
+func (c *Conn) finishClose(deadline time.Time, buf []byte) {
+	_ = c.nc.SetReadDeadline(deadline)
+	for {
+		if _, err := c.nc.Read(buf); err != nil {
+			if errors.Is(err, io.EOF) {
+				_ = c.nc.Close()
+				return
+			}
+			c.closeNow()
+			return
+		}
+	}
 }
 
 // closeNow releases the socket with a reset (SO_LINGER 0): no TIME_WAIT
@@ -192,7 +226,9 @@ func (c *Conn) frame(hdr frameHeader, payload []byte, h func(c *Conn, msg []byte
 	case ws.OpPong:
 		return nil
 	case ws.OpClose:
-		_ = c.writeControl(ws.OpClose, payload)
+		if !c.closing.Load() { // the server's close: echo it (RFC 6455 5.5.1)
+			_ = c.writeControl(ws.OpClose, payload)
+		}
 		return errConnClosed
 	}
 	return nil

@@ -1,8 +1,9 @@
 // Package bench is the load generator behind `cmd/bench`: it opens tens of
 // thousands of socket.io-client v4 compatible connections (Engine.IO v4 /
 // Socket.IO v5 over WebSocket, masked client frames) to realtime nodes or to
-// any Socket.IO server speaking the same events (the peer in
-// ../shared/peers/socketio), drives a scenario, and measures what arrives.
+// any Socket.IO server speaking the same events (such as the Node.js
+// Socket.IO peer scripts/bench-compare.sh runs), drives a scenario, and
+// measures what arrives.
 //
 // Scenarios (Config.Scenario):
 //

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -16,11 +18,17 @@ func WriteHTML(w io.Writer, r *Result) error {
 	var table strings.Builder
 	_ = WriteTable(&table, r)
 	d := htmlData{R: r, Table: table.String()}
+	for _, name := range slices.Sorted(maps.Keys(r.Flags)) {
+		d.Flags = append(d.Flags, [2]string{"--" + name, r.Flags[name]})
+	}
 	t0 := func(p Point) float64 { return p.T }
 	if len(r.Series) > 0 {
 		d.Charts = append(d.Charts,
-			chart("Throughput per second", "/s", false, r.Series, t0,
-				series{"sent", "#1f77b4", func(p Point) float64 { return p.SentPerSec }},
+			// Sends and deliveries differ by the fan-out (one send, thousands
+			// of deliveries): on one axis the sends would read as zero.
+			chart("Messages sent per second", "/s", false, r.Series, t0,
+				series{"sent", "#1f77b4", func(p Point) float64 { return p.SentPerSec }}),
+			chart("Deliveries per second", "/s", false, r.Series, t0,
 				series{"delivered", "#2ca02c", func(p Point) float64 { return p.RecvPerSec }}),
 			chart("Latency per second (send to receive)", "ms", true, r.Series, t0,
 				series{"p50", "#2ca02c", func(p Point) float64 { return p.P50 }},
@@ -55,6 +63,7 @@ type htmlData struct {
 	R      *Result
 	Table  string
 	Charts []template.HTML
+	Flags  [][2]string // the flags set, sorted by name
 }
 
 type series struct {
@@ -202,11 +211,18 @@ var reportTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <style>
 body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px;color:#222;max-width:900px}
 h1{font-size:20px;margin:0 0 4px} .ok{color:#2a7d2a;font-weight:bold} .fail{color:#c62828;font-weight:bold}
-pre{background:#f4f4f4;padding:12px;overflow:auto;font-size:12.5px} figure{margin:18px 0} figcaption{font-weight:600;margin-bottom:4px}
+pre{background:#f4f4f4;padding:12px;font-size:12.5px;width:max-content;min-width:calc(100% - 24px);white-space:pre}
+code{font-size:12.5px;white-space:pre-wrap;word-break:break-all} .meta td,.meta th{text-align:left} figure{margin:18px 0} figcaption{font-weight:600;margin-bottom:4px}
 table{border-collapse:collapse} td,th{border:1px solid #ddd;padding:3px 8px;text-align:right} th{background:#f0f0f0}
 </style></head><body>
 <h1>bench {{.R.Scenario}} — {{if .R.OK}}<span class="ok">PASS</span>{{else}}<span class="fail">FAIL</span>{{end}}</h1>
 <p>Run {{.R.Config.RunID}}, started {{.R.Started.Format "2006-01-02 15:04:05 MST"}}, {{printf "%.1f" .R.Elapsed}} s; targets {{range $i, $t := .R.Config.Targets}}{{if $i}}, {{end}}{{$t}}{{end}}.</p>
+<table class="meta">
+{{if .R.Command}}<tr><th>command</th><td><code>{{.R.Command}}</code></td></tr>{{end}}
+{{if .Flags}}<tr><th>flags set</th><td>{{range $i, $f := .Flags}}{{if $i}}, {{end}}<code>{{index $f 0}}={{index $f 1}}</code>{{end}}</td></tr>{{end}}
+<tr><th>machine</th><td>{{with .R.Machine}}{{if .CPU}}{{.CPU}}, {{end}}{{.Cores}} logical CPUs (GOMAXPROCS {{.GOMAXPROCS}}), {{.OS}}; generator built with {{.Go}}{{end}}</td></tr>
+{{range .R.Servers.Each}}<tr><th>server {{.Name}}</th><td>{{if .Version}}{{.Version}}{{else}}version unknown (its /metrics names none{{if not .Name}}; give --metrics-urls{{end}}){{end}}</td></tr>{{else}}<tr><th>servers</th><td>versions unknown: give --metrics-urls (and --server-pids)</td></tr>{{end}}
+</table>
 {{range .R.Failures}}<p class="fail">{{.}}</p>{{end}}
 <pre>{{.Table}}</pre>
 {{if .R.Latency.Count}}<table><tr><th>count</th><th>min</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th><th>mean</th></tr>

@@ -21,8 +21,8 @@ func TestWriteHTMLSelfContained(t *testing.T) {
 		t.Fatal(err)
 	}
 	html := b.String()
-	if n := strings.Count(html, "<svg"); n != 5 {
-		t.Fatalf("%d charts, want 5", n)
+	if n := strings.Count(html, "<svg"); n != 6 {
+		t.Fatalf("%d charts, want 6 (sent and delivered on charts of their own)", n)
 	}
 	for _, bad := range []string{"<script", "src=", "href=", "@import", "url("} {
 		if strings.Contains(html, bad) {

@@ -27,6 +27,22 @@ type Result struct {
 	Series    []Point          `json:"series"`
 	LoadStart float64          `json:"loadStart"` // seconds from the start of the run to the start of the load (Point.T)
 	Quantiles []QuantilePoint  `json:"quantiles"`
+
+	// Command is the bench command line as run and Flags the flags set on
+	// it (secrets hidden); empty when Run was called directly.
+	Command string            `json:"command,omitempty"`
+	Flags   map[string]string `json:"flags,omitempty"`
+	// Machine is where the generator ran.
+	Machine Machine `json:"machine"`
+}
+
+// Machine describes the host the generator ran on.
+type Machine struct {
+	CPU        string `json:"cpu"`        // model name from /proc/cpuinfo ("" if unknown)
+	Cores      int    `json:"cores"`      // logical CPUs
+	GOMAXPROCS int    `json:"gomaxprocs"` // of the coordinator
+	Go         string `json:"go"`         // Go version the generator was built with
+	OS         string `json:"os"`         // GOOS/GOARCH and kernel release
 }
 
 // ConnectResult covers opening the connections before the load.
@@ -110,7 +126,8 @@ type ServerResult struct {
 	CPUSeconds     float64 `json:"cpuSeconds"` // during the load and drain (idle: the hold)
 	GoroutinesBase int64   `json:"goroutinesBase"`
 	GoroutinesHeld int64   `json:"goroutinesHeld"`
-	Connections    int64   `json:"connections"` // the server's own count, held
+	Connections    int64   `json:"connections"`       // the server's own count, held
+	Version        string  `json:"version,omitempty"` // from its /metrics: realtime_build_info, nodejs_version_info or go_info
 	Err            string  `json:"err,omitempty"`
 }
 

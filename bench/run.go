@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -164,7 +165,7 @@ func Run(ctx context.Context, cfg Config, opts Options) (*Result, error) {
 	defer cancel()
 	co := &coordinator{cfg: &cfg, opts: opts, probes: probes(&cfg), client: &http.Client{Timeout: 2 * time.Second},
 		latest: make([]tickData, cfg.Procs), started: time.Now()}
-	res := &Result{Scenario: cfg.Scenario, Config: cfg, Started: co.started}
+	res := &Result{Scenario: cfg.Scenario, Config: cfg, Started: co.started, Machine: thisMachine()}
 	co.res = res
 
 	if cfg.Scenario == ScenarioRTM {
@@ -444,10 +445,7 @@ func (co *coordinator) progress(now, startAt time.Time) {
 	if co.opts.Progress == nil {
 		return
 	}
-	phaseT := p.T
-	if !startAt.IsZero() {
-		phaseT = now.Sub(startAt).Seconds()
-	}
+	phaseT := progressSeconds(now, co.started, startAt)
 	line := fmt.Sprintf("[%s %5.1fs] conns %d/%d (fail %d)  sent %d (%s/s)  recv %d/%d (%s/s)  p99 %.1fms  errors %d",
 		co.cfg.Scenario, phaseT, sum.Open, co.cfg.Conns, sum.ConnectFail, sum.Sent, si(p.SentPerSec), sum.Received, sum.Expected, si(p.RecvPerSec), p.P99, errs)
 	if co.opts.TTY {
@@ -457,6 +455,16 @@ func (co *coordinator) progress(now, startAt time.Time) {
 		fmt.Fprintln(co.opts.Progress, line)
 		co.lastProgress = now
 	}
+}
+
+// progressSeconds is the time the progress line shows: since the load
+// started, or since the run started while connecting, the load's start
+// being scheduled a moment ahead (never negative).
+func progressSeconds(now, started, startAt time.Time) float64 {
+	if !startAt.IsZero() && !now.Before(startAt) {
+		return now.Sub(startAt).Seconds()
+	}
+	return max(now.Sub(started).Seconds(), 0)
 }
 
 // si prints a rate with a k/M suffix.
@@ -699,7 +707,8 @@ func (co *coordinator) servers(base, held, end []serverSample, startAt, stopAt t
 	for i, p := range co.probes {
 		s := ServerResult{Name: p.name, RSSBase: base[i].RSS, RSSHeld: held[i].RSS, RSSEnd: end[i].RSS,
 			GoroutinesBase: base[i].Goroutines, GoroutinesHeld: held[i].Goroutines, Connections: held[i].Connections,
-			Err: strings.Join(nonEmpty(base[i].Err, held[i].Err, end[i].Err), "; ")}
+			Version: cmp.Or(held[i].Version, base[i].Version),
+			Err:     strings.Join(nonEmpty(base[i].Err, held[i].Err, end[i].Err), "; ")}
 		if end[i].CPU >= 0 && held[i].CPU >= 0 {
 			s.CPUSeconds = end[i].CPU - held[i].CPU
 		}

@@ -3,10 +3,12 @@ package bench
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +32,7 @@ type serverSample struct {
 	CPU         float64 // seconds of user+system time since the process started
 	Goroutines  int64
 	Connections int64
+	Version     string // what its /metrics says it runs ("" if nothing)
 	Err         string
 }
 
@@ -68,10 +71,11 @@ func (p serverProbe) sample(ctx context.Context, client *http.Client) serverSamp
 		}
 	}
 	if p.url != "" {
-		m, err := scrapeMetrics(ctx, client, p.url)
+		m, version, err := scrapeMetrics(ctx, client, p.url)
 		if err != nil {
 			errs = append(errs, err.Error())
 		} else {
+			s.Version = version
 			if v, ok := m["process_resident_memory_bytes"]; ok && s.RSS < 0 {
 				s.RSS = int64(v)
 			}
@@ -137,29 +141,60 @@ func parseProcStat(stat []byte) (float64, error) {
 	return float64(ut+st) / clockTicks, nil
 }
 
-// scrapeMetrics reads unlabelled samples of a Prometheus text exposition.
-func scrapeMetrics(ctx context.Context, client *http.Client, url string) (map[string]float64, error) {
+// scrapeMetrics reads unlabelled samples of a Prometheus text exposition,
+// and the server's version (see parseMetrics).
+func scrapeMetrics(ctx context.Context, client *http.Client, url string) (map[string]float64, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("metrics %s: %w", url, err)
+		return nil, "", fmt.Errorf("metrics %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("metrics %s: HTTP %d", url, resp.StatusCode)
+		return nil, "", fmt.Errorf("metrics %s: HTTP %d", url, resp.StatusCode)
 	}
-	return parseMetrics(bufio.NewScanner(resp.Body))
+	m, info, err := parseMetrics(bufio.NewScanner(resp.Body))
+	return m, serverVersion(info), err
 }
 
-func parseMetrics(sc *bufio.Scanner) (map[string]float64, error) {
+// versionInfo are the version labels of the info metrics a server may
+// export, by metric name.
+type versionInfo map[string]map[string]string
+
+// serverVersion names what a server runs from its info metrics:
+// "realtime v1.2.3 (go1.25.1)", "node v20.11.0" or "go1.25.1"; "" if none.
+func serverVersion(info versionInfo) string {
+	if b, ok := info["realtime_build_info"]; ok {
+		v := "realtime " + cmp.Or(b["version"], "?")
+		if g := cmp.Or(b["go"], b["goversion"], info["go_info"]["version"]); g != "" {
+			v += " (" + g + ")"
+		}
+		return v
+	}
+	if n, ok := info["nodejs_version_info"]; ok {
+		return "node " + n["version"]
+	}
+	return info["go_info"]["version"]
+}
+
+var infoMetrics = []string{"realtime_build_info", "nodejs_version_info", "go_info"}
+
+func parseMetrics(sc *bufio.Scanner) (map[string]float64, versionInfo, error) {
 	out := map[string]float64{}
+	info := versionInfo{}
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line == "" || line[0] == '#' || strings.ContainsRune(line, '{') {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if name, labels, ok := strings.Cut(line, "{"); ok {
+			if slices.Contains(infoMetrics, name) {
+				info[name] = parseLabels(labels)
+			}
 			continue
 		}
 		f := strings.Fields(line)
@@ -171,7 +206,27 @@ func parseMetrics(sc *bufio.Scanner) (map[string]float64, error) {
 			out[f[0]] = v
 		}
 	}
-	return out, sc.Err()
+	return out, info, sc.Err()
+}
+
+// parseLabels reads `a="x",b="y"} 1` into a map (escapes are kept as is).
+func parseLabels(s string) map[string]string {
+	out := map[string]string{}
+	for {
+		name, rest, ok := strings.Cut(s, `="`)
+		if !ok {
+			return out
+		}
+		end := 0
+		for end < len(rest) && (rest[end] != '"' || end > 0 && rest[end-1] == '\\') {
+			end++
+		}
+		out[strings.TrimLeft(name, ", ")] = rest[:min(end, len(rest))]
+		if end >= len(rest) {
+			return out
+		}
+		s = rest[end+1:]
+	}
 }
 
 // sampleAll reads every probe at once.

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -234,20 +235,42 @@ func (w *worker) startReaders() error {
 	return nil
 }
 
-// shutdown stops the readers and closes every connection.
+// closeGrace bounds the clean close of every connection at the end of a run.
+const closeGrace = 2 * time.Second
+
+// shutdown stops the readers and closes every connection cleanly: a
+// WebSocket close frame to each, then, once the server has answered and
+// closed its side (or closeGrace has passed), the socket. The server then
+// counts client closes, not read errors.
 func (w *worker) shutdown() {
 	w.stopping.Store(true)
 	w.cancel()
+	w.connsMu.Lock()
+	conns := slices.DeleteFunc(append([]*Conn(nil), w.conns...), func(c *Conn) bool { return c == nil || c.nc == nil })
+	w.connsMu.Unlock()
+	deadline := time.Now().Add(closeGrace)
+	for _, c := range conns {
+		c.startClose(deadline)
+	}
+	if w.loops == nil {
+		// Goroutine readers see the server's close and close the socket
+		// themselves; wait for them, then close what is left.
+		for _, c := range conns {
+			for c.state.Load() != stateClosed && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			c.closeNow()
+		}
+		return
+	}
+	// The epoll loops stop; their connections are read to the server's
+	// close here.
 	for _, l := range w.loops {
 		l.close()
 	}
-	w.connsMu.Lock()
-	conns := append([]*Conn(nil), w.conns...)
-	w.connsMu.Unlock()
+	buf := make([]byte, 4096)
 	for _, c := range conns {
-		if c != nil && c.nc != nil {
-			c.closeNow()
-		}
+		c.finishClose(deadline, buf)
 	}
 }
 

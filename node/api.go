@@ -330,7 +330,14 @@ func (srv *server) apiStats(w http.ResponseWriter, r *http.Request) {
 			apiEngineError(w, err)
 			return
 		}
-		out["rtm"] = rs
+		page, ok := srv.rtmProfilePage(w, r)
+		if !ok {
+			return
+		}
+		out["rtm"] = struct {
+			RTMStats
+			rtmProfilePage
+		}{rs, page}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

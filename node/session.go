@@ -279,6 +279,9 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 	} else if !already {
 		srv.log.Debug().Str("user", id.userID).Str("conn", c.sid).Str("namespace", nsp).Msg("namespace connected")
 	}
+	if !already {
+		srv.sendRTMStatus(c, ns, s.who.Load())
+	}
 	return ""
 }
 

@@ -40,6 +40,16 @@ const (
 // States lists every State, in a fixed order.
 var States = []State{StateConnected, StateReconnecting, StateSessionExpired}
 
+// Figures are what the leader reports about one profile besides its state,
+// for /api/stats. The leader keeps them current in memory and records them
+// in the store on every state change and, when they changed, once per
+// Config.ResyncInterval, so other nodes (and the next leader) see them.
+type Figures struct {
+	Since       time.Time `json:"since"`                // when the profile entered its current state
+	LastEventAt time.Time `json:"lastEventAt,omitzero"` // last upstream frame received; zero: none yet
+	Reconnects  uint64    `json:"reconnects"`           // upstream reconnect attempts, summed over leaders
+}
+
 // Session is one stored profile session.
 type Session struct {
 	// Version increases with every PutSession (cluster-wide), so the leader
@@ -69,6 +79,13 @@ type Store interface {
 	DeleteState(ctx context.Context, profileID string) error
 	// States returns the reported states by profile id.
 	States(ctx context.Context) (map[string]State, error)
+
+	// SetFigures records the leader's figures of the given profiles,
+	// replacing what was recorded for each. DeleteSession and DeleteState
+	// forget a profile's figures too.
+	SetFigures(ctx context.Context, figures map[string]Figures) error
+	// Figures returns the recorded figures by profile id.
+	Figures(ctx context.Context) (map[string]Figures, error)
 
 	// MarkSeen records key for ttl; first is false when key was recorded
 	// and has not expired (a duplicate).

@@ -20,6 +20,7 @@ type MemoryStore struct {
 	version   int64
 	sessions  map[string]Session
 	states    map[string]State
+	figures   map[string]Figures
 	seen      map[string]time.Time // key -> expiry
 	lastSweep time.Time
 	watchers  map[chan struct{}]struct{}
@@ -34,6 +35,7 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 		now:      now,
 		sessions: make(map[string]Session),
 		states:   make(map[string]State),
+		figures:  make(map[string]Figures),
 		seen:     make(map[string]time.Time),
 		watchers: make(map[chan struct{}]struct{}),
 	}
@@ -65,6 +67,7 @@ func (s *MemoryStore) DeleteSession(_ context.Context, profileID string) error {
 	defer s.mu.Unlock()
 	delete(s.sessions, profileID)
 	delete(s.states, profileID)
+	delete(s.figures, profileID)
 	s.signal()
 	return nil
 }
@@ -89,7 +92,23 @@ func (s *MemoryStore) DeleteState(_ context.Context, profileID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.states, profileID)
+	delete(s.figures, profileID)
 	return nil
+}
+
+// SetFigures implements [Store].
+func (s *MemoryStore) SetFigures(_ context.Context, figures map[string]Figures) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	maps.Copy(s.figures, figures)
+	return nil
+}
+
+// Figures implements [Store].
+func (s *MemoryStore) Figures(context.Context) (map[string]Figures, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.figures), nil
 }
 
 // States implements [Store].

@@ -43,7 +43,7 @@ type RedisStoreConfig struct {
 type RedisStore struct {
 	client redis.UniversalClient
 
-	profiles, version, state, changes, seen string
+	profiles, version, state, figures, changes, seen string
 }
 
 // NewRedisStore returns a store on client, which the caller owns. It does
@@ -64,6 +64,7 @@ func NewRedisStore(client redis.UniversalClient, cfg RedisStoreConfig) (*RedisSt
 		profiles: tag + "profiles",
 		version:  tag + "version",
 		state:    tag + "state",
+		figures:  tag + "figures",
 		changes:  tag + "changes",
 		seen:     cfg.Prefix + ":rtm:seen:",
 	}, nil
@@ -86,6 +87,7 @@ func (s *RedisStore) DeleteSession(ctx context.Context, profileID string) error 
 	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HDel(ctx, s.profiles, profileID)
 		p.HDel(ctx, s.state, profileID)
+		p.HDel(ctx, s.figures, profileID)
 		p.Publish(ctx, s.changes, profileID)
 		return nil
 	})
@@ -119,7 +121,44 @@ func (s *RedisStore) SetState(ctx context.Context, profileID string, state State
 
 // DeleteState implements [Store].
 func (s *RedisStore) DeleteState(ctx context.Context, profileID string) error {
-	return wrapRedis("delete state", s.client.HDel(ctx, s.state, profileID).Err())
+	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, s.state, profileID)
+		p.HDel(ctx, s.figures, profileID)
+		return nil
+	})
+	return wrapRedis("delete state", err)
+}
+
+// SetFigures implements [Store]: one HSET of JSON values.
+func (s *RedisStore) SetFigures(ctx context.Context, figures map[string]Figures) error {
+	if len(figures) == 0 {
+		return nil
+	}
+	fields := make([]any, 0, 2*len(figures))
+	for id, f := range figures {
+		b, err := json.Marshal(f)
+		if err != nil {
+			return fmt.Errorf("rtm: set figures: %w", err)
+		}
+		fields = append(fields, id, b)
+	}
+	return wrapRedis("set figures", s.client.HSet(ctx, s.figures, fields...).Err())
+}
+
+// Figures implements [Store]; a value it cannot decode is left out.
+func (s *RedisStore) Figures(ctx context.Context) (map[string]Figures, error) {
+	all, err := s.client.HGetAll(ctx, s.figures).Result()
+	if err != nil {
+		return nil, wrapRedis("figures", err)
+	}
+	out := make(map[string]Figures, len(all))
+	for id, v := range all {
+		var f Figures
+		if json.Unmarshal([]byte(v), &f) == nil {
+			out[id] = f
+		}
+	}
+	return out, nil
 }
 
 // States implements [Store].

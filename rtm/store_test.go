@@ -67,6 +67,9 @@ func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(ti
 		if err := s.SetState(ctx, "p1", rtm.StateConnected); err != nil {
 			t.Fatal(err)
 		}
+		if err := s.SetFigures(ctx, map[string]rtm.Figures{"p1": {Reconnects: 1}}); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.DeleteSession(ctx, "p1"); err != nil {
 			t.Fatal(err)
 		}
@@ -79,6 +82,9 @@ func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(ti
 		}
 		if st, _ := s.States(ctx); len(st) != 0 {
 			t.Fatalf("delete kept the state: %v", st)
+		}
+		if f, _ := s.Figures(ctx); len(f) != 0 {
+			t.Fatalf("delete kept the figures: %v", f)
 		}
 		if err := s.PutSession(ctx, "bad id", json.RawMessage(`{}`)); !errors.Is(err, rtm.ErrBadProfileID) {
 			t.Fatalf("bad id: %v", err)
@@ -97,6 +103,43 @@ func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(ti
 		st, err := s.States(ctx)
 		if err != nil || len(st) != 2 || st["p1"] != rtm.StateConnected || st["p2"] != rtm.StateConnected {
 			t.Fatalf("States = %v, %v", st, err)
+		}
+	})
+	t.Run("figures", func(t *testing.T) {
+		s, _ := newStore(t)
+		ctx := t.Context()
+		since := time.Date(2026, 1, 2, 3, 4, 5, 678e6, time.UTC)
+		if err := s.SetFigures(ctx, map[string]rtm.Figures{
+			"p1": {Since: since, LastEventAt: since.Add(time.Second), Reconnects: 2},
+			"p2": {Since: since},
+			"p3": {Since: since, Reconnects: 9},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// A later call replaces the profiles it names and keeps the others.
+		if err := s.SetFigures(ctx, map[string]rtm.Figures{"p2": {Since: since, Reconnects: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.SetState(ctx, "p3", rtm.StateConnected)
+		if err := s.DeleteState(ctx, "p3"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Figures(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]rtm.Figures{
+			"p1": {Since: since, LastEventAt: since.Add(time.Second), Reconnects: 2},
+			"p2": {Since: since, Reconnects: 1},
+		}
+		if len(got) != len(want) {
+			t.Fatalf("Figures = %v, want %v", got, want)
+		}
+		for id, w := range want {
+			g := got[id]
+			if !g.Since.Equal(w.Since) || !g.LastEventAt.Equal(w.LastEventAt) || g.Reconnects != w.Reconnects {
+				t.Errorf("%s: %+v, want %+v", id, g, w)
+			}
 		}
 	})
 	t.Run("seen", func(t *testing.T) {

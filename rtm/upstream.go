@@ -49,6 +49,7 @@ func (b *Bridge) runBridge(ctx context.Context, term lease.Term) {
 	resync := time.NewTicker(b.cfg.ResyncInterval)
 	defer resync.Stop()
 	cleaned := false
+	b.seedFigures(ctx)
 	for {
 		sessions, err := b.cfg.Store.Sessions(ctx)
 		if err == nil {
@@ -64,6 +65,7 @@ func (b *Bridge) runBridge(ctx context.Context, term lease.Term) {
 			return
 		case <-b.bridgeWake:
 		case <-resync.C:
+			b.flushFigures(ctx)
 		}
 	}
 }
@@ -101,6 +103,7 @@ func (b *Bridge) reconcile(ctx context.Context, term lease.Term, conns map[strin
 		delete(conns, id)
 		b.mu.Lock()
 		delete(b.states, id)
+		delete(b.figures, id)
 		b.mu.Unlock()
 		if err := b.cfg.Store.DeleteState(ctx, id); err != nil && ctx.Err() == nil {
 			b.sampled.Warn().Err(err).Str("profile", id).Msg("rtm: cannot clear a deleted profile's state")
@@ -136,6 +139,11 @@ func (b *Bridge) startProfile(ctx context.Context, term lease.Term, id string, v
 	pctx, cancel := context.WithCancel(ctx)
 	c := &profileConn{id: id, version: version, cookie: cookie, cancel: cancel, done: make(chan struct{})}
 	b.mu.Lock()
+	if b.states[id] != StateReconnecting {
+		f := b.figures[id]
+		f.Since = b.cfg.Now()
+		b.figures[id] = f
+	}
 	b.states[id] = StateReconnecting // connecting; published once the outcome is known
 	b.mu.Unlock()
 	go func() {
@@ -154,7 +162,7 @@ func (b *Bridge) runProfile(ctx context.Context, term lease.Term, c *profileConn
 	failures := 0
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			b.reconnects.Add(1)
+			b.noteReconnect(c.id)
 		}
 		conn, br, err := b.dial(ctx, c)
 		if ctx.Err() != nil {
@@ -332,6 +340,7 @@ func (b *Bridge) readLoop(ctx context.Context, term lease.Term, profileID string
 // published (cluster-wide, DedupeTTL), and publishes it.
 func (b *Bridge) handleFrame(ctx context.Context, term lease.Term, profileID string, msg []byte) {
 	b.eventsIn.Add(1)
+	b.noteEvent(profileID)
 	m, err := mapFrame(profileID, msg, b.cfg.Now())
 	switch {
 	case err == nil:
@@ -385,16 +394,29 @@ func (b *Bridge) publish(ctx context.Context, term lease.Term, profileID, event 
 	return true
 }
 
-// setState records a profile's state here and in the store and publishes
-// rtm_status (retryIn >= 0 adds retryInMs). Nothing happens once ctx ended:
-// the profile was dropped or leadership lost.
+// setState records a profile's state (and figures) here and in the store,
+// then publishes rtm_status (retryIn >= 0 adds retryInMs): stored first, so
+// a node that reads the state for a connecting client after the event was
+// published reads the new one. Nothing happens once ctx ended: the profile
+// was dropped or leadership lost.
 func (b *Bridge) setState(ctx context.Context, term lease.Term, profileID string, st State, retryIn time.Duration) {
 	if ctx.Err() != nil {
 		return
 	}
 	b.mu.Lock()
+	f := b.figures[profileID]
+	if b.states[profileID] != st || f.Since.IsZero() {
+		f.Since = b.cfg.Now()
+		b.figures[profileID] = f
+	}
 	b.states[profileID] = st
 	b.mu.Unlock()
+	if err := b.cfg.Store.SetState(ctx, profileID, st); err != nil && ctx.Err() == nil {
+		b.sampled.Warn().Err(err).Str("profile", profileID).Msg("rtm: cannot store a profile state")
+	}
+	if err := b.cfg.Store.SetFigures(ctx, map[string]Figures{profileID: f}); err != nil && ctx.Err() == nil {
+		b.sampled.Warn().Err(err).Str("profile", profileID).Msg("rtm: cannot store a profile's figures")
+	}
 	p := statusPayload{ProfileID: profileID, State: st}
 	if retryIn >= 0 {
 		ms := retryIn.Milliseconds()
@@ -402,7 +424,4 @@ func (b *Bridge) setState(ctx context.Context, term lease.Term, profileID string
 	}
 	data, _ := json.Marshal(p)
 	b.publish(ctx, term, profileID, EventStatus, data)
-	if err := b.cfg.Store.SetState(ctx, profileID, st); err != nil && ctx.Err() == nil {
-		b.sampled.Warn().Err(err).Str("profile", profileID).Msg("rtm: cannot store a profile state")
-	}
 }

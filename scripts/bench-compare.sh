@@ -5,8 +5,9 @@
 # Starts one redis-server on a free port (never 6379), two realtime nodes on
 # it (--redis-url; if this build cannot run on Redis, one node on the
 # embedded engine, and the tables say so), two peer nodes
-# (../shared/peers/socketio, copied to a work directory and installed with
-# npm ci, never changed), and runs the same bench scenarios against each
+# (the Node.js Socket.IO reference gateway, kept outside this repository:
+# PEER_SRC names its directory; copied to a work directory and installed
+# with npm ci, never changed), and runs the same bench scenarios against each
 # system in turn, RUNS times (medians are reported), restarting the servers
 # before every run so memory is measured from a fresh process.
 #
@@ -20,6 +21,7 @@
 #   IDLE_MAX=19000    connections for idle-max and reconnect (one node)
 #   WORK=dir          keep binaries, logs and JSON results there (default: a temp dir)
 #   DOC=docs/BENCHMARKS.md   where the tables go (between the bench-compare markers)
+#   PEER_SRC=dir      the Socket.IO peer's source (default ../shared/peers/socketio)
 #   RENDER_ONLY=1     run nothing: rewrite the tables from the results already in WORK
 set -euo pipefail
 
@@ -259,7 +261,7 @@ SECTION="$WORK/section.md"
 		echo
 	fi
 	echo "realtime: $OURS_SETUP. Socket.IO peer: two socket.io 4.8 nodes with the Redis adapter on the same Redis"
-	echo "(\`../shared/peers/socketio\`, unmodified). Tables that say \"ONE node\" use one node of each."
+	echo "(the Node.js reference gateway, unmodified, not part of this repository). Tables that say \"ONE node\" use one node of each."
 	echo "Ratios are realtime ÷ Socket.IO peer; ✓ marks the better side where they differ by more than 5 %."
 	echo "Latencies run from a timestamp taken just before each send to the read that brought the message; lost"
 	echo "means not delivered 10 s after the last send. Server CPU and memory come from /proc/<pid> of every server"
@@ -283,7 +285,7 @@ SECTION="$WORK/section.md"
 	else
 		echo "REALTIME_JWT_SECRET=$SECRET realtime serve ${NODE_FLAGS[*]} --addr 127.0.0.1:\$PORT --admin-addr 127.0.0.1:\$ADMIN   # one node, embedded engine"
 	fi
-	echo "PORT=\$PORT JWT_SECRET=$SECRET REDIS_URL=redis://127.0.0.1:\$REDIS_PORT node ../shared/peers/socketio/server.js   # ×2"
+	echo "PORT=\$PORT JWT_SECRET=$SECRET REDIS_URL=redis://127.0.0.1:\$REDIS_PORT node \$PEER_SRC/server.js   # ×2"
 	echo '```'
 	echo
 	echo "Load, each with \`--targets <the system's nodes> --jwt-secret $SECRET --local-ips $LOCAL_IPS --server-pids <their PIDs> --json <file>\`:"

@@ -5,7 +5,9 @@
 #   bash scripts/helm-test.sh
 #
 # 1. tools/chartcheck's own unit tests.
-# 2. For every values file in helm/realtime/ci/*.yaml: `helm lint --strict`, then
+# 2. For every values file in helm/realtime/ci/*.yaml (ci/00-defaults.yaml is
+#    empty: the chart's defaults, what `helm install chat ./helm/realtime` gets):
+#    `helm lint --strict`, then
 #    `helm template` piped into tools/chartcheck, which decodes each object
 #    strictly into its k8s.io/api type and applies the chart's sanity rules;
 #    every REALTIME_* variable the chart sets must be one that `realtime help

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"time"
 )
 
@@ -33,6 +35,9 @@ type app struct {
 	exit func(int)
 	// signals, when not nil, replaces the OS signal subscription (tests).
 	signals <-chan os.Signal
+	// executable is os.Executable: the dev banner tells `go run` apart from
+	// an installed binary. Nil: the banner says "realtime".
+	executable func() (string, error)
 }
 
 func newApp() *app {
@@ -43,7 +48,28 @@ func newApp() *app {
 		hostname: os.Hostname,
 		now:      time.Now,
 		exit:     os.Exit,
+
+		executable: os.Executable,
 	}
+}
+
+// selfCommand is how the developer runs this binary again, for commands the
+// dev banner suggests: "go run ./cmd/realtime" when the binary is one `go
+// run` built in its cache directory (.../go-build<n>/b001/exe/realtime),
+// "realtime" otherwise.
+func (a *app) selfCommand() string {
+	if a.executable == nil {
+		return "realtime"
+	}
+	exe, err := a.executable()
+	if err != nil {
+		return "realtime"
+	}
+	exe = filepath.ToSlash(exe)
+	if strings.Contains(exe, "/go-build") && strings.Contains(exe, "/exe/") {
+		return "go run ./cmd/realtime"
+	}
+	return "realtime"
 }
 
 // Run runs the command line args (without the program name) and returns the

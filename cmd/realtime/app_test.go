@@ -571,6 +571,19 @@ func TestDevSnippet(t *testing.T) {
 	if !strings.Contains(s, "curl") || !strings.Contains(s, "Authorization: Bearer dev-api-key") || !strings.Contains(s, "http://127.0.0.1:9123/api/") {
 		t.Errorf("snippet lacks the curl line:\n%s", s)
 	}
+	// The command to mint more tokens is the one the developer ran.
+	for exe, want := range map[string]string{
+		"/tmp/go-build2712/b001/exe/realtime": "`go run ./cmd/realtime token --dev --user bob`",
+		"/usr/local/bin/realtime":             "`realtime token --dev --user bob`",
+	} {
+		a.executable = func() (string, error) { return exe, nil }
+		buf.Reset()
+		a.printDevSnippet(&buf, r, addr, admin, "/messenger")
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("run as %s: the banner lacks %s:\n%s", exe, want, buf.String())
+		}
+	}
+	a.executable = nil
 
 	// An operator's own secrets are not printed.
 	_, r, err = resolveArgs(t, env{"REALTIME_JWT_SECRET": "top-secret", "REALTIME_API_KEY": "my-api-key"}, "--dev")

@@ -72,7 +72,8 @@ type serveOptions struct {
 // defaults are those of PROTOCOL.md section 3 and DESIGN.md.
 func serveFlags(o *serveOptions) *flagSet {
 	f := newFlagSet("serve", "Runs a node: WebSocket listener for socket.io-client v4 apps, admin listener for health, metrics and the server API.\n"+
-		"Secrets come from the environment or files: REALTIME_JWT_SECRET or --jwt-secret-file, REALTIME_API_KEY or --api-key-file.")
+		"Secrets come from the environment or files: REALTIME_JWT_SECRET or --jwt-secret-file, REALTIME_API_KEY or --api-key-file,\n"+
+		"and REALTIME_REDIS_PASSWORD for a Sentinel-managed master (with --redis-url the password goes in the URL).")
 
 	f.String(&o.Addr, "addr", ":8080", "public WebSocket listener address")
 	f.String(&o.AdminAddr, "admin-addr", "127.0.0.1:9090", "admin listener: /healthz, /readyz, /metrics and the server API")

@@ -17,6 +17,32 @@ type rtmAdapter struct{ *rtm.Bridge }
 
 var _ node.RTM = rtmAdapter{}
 
+// Statuses converts the bridge's states.
+func (a rtmAdapter) Statuses(ctx context.Context, profileIDs []string) (map[string]string, error) {
+	st, err := a.Bridge.Statuses(ctx, profileIDs)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(st))
+	for id, s := range st {
+		out[id] = string(s)
+	}
+	return out, nil
+}
+
+// Profiles converts the bridge's profile list.
+func (a rtmAdapter) Profiles(ctx context.Context, after string, limit int) ([]node.RTMProfile, string, error) {
+	page, next, err := a.Bridge.Profiles(ctx, after, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]node.RTMProfile, len(page))
+	for i, p := range page {
+		out[i] = node.RTMProfile(p)
+	}
+	return out, next, nil
+}
+
 // Stats converts the bridge's figures.
 func (a rtmAdapter) Stats(ctx context.Context) (node.RTMStats, error) {
 	s, err := a.Bridge.Stats(ctx)

@@ -177,7 +177,7 @@ func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, admin net.Addr, na
 		if err != nil {
 			fmt.Fprintf(&b, "could not mint a token: %v\n", err)
 		} else {
-			fmt.Fprintf(&b, "JWT secret: %s\n\nToken for user alice (valid 24 h; more with `realtime token --dev --user bob`):\n  %s\n\n", describeSecret(r.jwtSecret, devJWTSecret), tok)
+			fmt.Fprintf(&b, "JWT secret: %s\n\nToken for user alice (valid 24 h; more with `%s token --dev --user bob`):\n  %s\n\n", describeSecret(r.jwtSecret, devJWTSecret), a.selfCommand(), tok)
 			fmt.Fprintf(&b, "socket.io-client v4:\n  import { io } from 'socket.io-client';\n")
 			fmt.Fprintf(&b, "  const socket = io('%s%s', { transports: ['websocket'], auth: { token: '%s' } });\n", base, namespace, tok)
 			b.WriteString("  socket.on('connect_error', (err) => console.log(err.message, err.data));\n")

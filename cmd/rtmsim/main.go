@@ -12,6 +12,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -24,11 +25,40 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:]))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string) int {
+// usageHead is the top of --help: what rtmsim serves and its control API
+// (as in package rtmsim's documentation).
+const usageHead = `rtmsim: a stand-in RTM provider for development and tests.
+
+Usage: rtmsim [flags]
+
+WebSocket endpoint: ws://<addr>/ws?profileId=<id> (or ws://<addr>/ws/<id>);
+point a node at it with: realtime serve --rtm-url ws://<addr>/ws
+Each event is one text frame:
+  {"id":"sim-42","type":"MessageSent","profileId":"p1","data":{"dialogId":"d3","messageId":"m42","fromId":"u7","text":"hello 42","createdAt":"..."}}
+
+Control API (HTTP on the same address, JSON bodies):
+  POST /control/emit         {profileId, type, data, id?} or {profileId, raw}: send to the profile's open
+                             connections -> {id, delivered}; 409 when none is open
+  GET  /control/connections  [?profileId=]: every upgrade attempt: {id, time, profileId, cookie, status, closedAt?, closeReason?}
+  POST /control/expire       {profileId, expired}: answer 401 (or stop answering 401) from the next attempt on
+  POST /control/refuse       {profileId, status}: answer this status instead of upgrading (0: upgrade again)
+  POST /control/drop         {profileId}: close the profile's open connections -> {dropped}
+  GET  /control/sent         ?profileId=: events written, oldest first
+
+Flags:
+`
+
+// run runs rtmsim with args; --help goes to stdout, errors to stderr.
+func run(args []string, stdout, stderr io.Writer) int {
 	f := flag.NewFlagSet("rtmsim", flag.ContinueOnError)
+	f.SetOutput(stderr)
+	f.Usage = func() {
+		fmt.Fprint(f.Output(), usageHead)
+		f.PrintDefaults()
+	}
 	addr := f.String("addr", "127.0.0.1:7200", "listen address (WebSocket endpoint and /control/ API)")
 	profiles := f.String("profiles", "", "comma-separated profile ids to generate events for")
 	rate := f.Float64("rate", 10, "generated events per second per connected profile (0: none)")
@@ -37,15 +67,19 @@ func run(args []string) int {
 	expired := f.String("expired", "", "comma-separated profile ids answered 401 (expired session)")
 	requireCookie := f.Bool("require-cookie", false, "answer 401 to an upgrade without a Cookie header")
 	seed := f.Uint64("seed", 0, "random seed (0: from the clock)")
-	if err := f.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+	for _, a := range args {
+		if a == "-h" || a == "-help" || a == "--help" || a == "-h=true" {
+			f.SetOutput(stdout)
+			f.Usage()
 			return 0
 		}
+	}
+	if err := f.Parse(args); err != nil {
 		return 2
 	}
 	m, err := rtmsim.ParseMix(*mix)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
@@ -55,13 +89,13 @@ func run(args []string) int {
 		Logger: zerolog.New(os.Stdout).With().Timestamp().Logger(),
 	})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
+		fmt.Fprintln(stderr, err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := srv.ListenAndServe(ctx, *addr); err != nil {
-		fmt.Fprintln(os.Stderr, "rtmsim:", err)
+		fmt.Fprintln(stderr, "rtmsim:", err)
 		return 1
 	}
 	return 0

@@ -90,9 +90,10 @@ The Secret holding the keys of .Values.secretKeys: the user's, or the chart's.
 {{- end }}
 
 {{/*
-Which Redis the nodes use: bundled, sentinel or url (from the chart's Secret or
-existingSecret). The schema already requires exactly one; the fails here give
-the same answer to a chart used without its schema.
+Which engine the nodes use: bundled, sentinel or url (from the chart's Secret or
+existingSecret), or embedded when no Redis is configured (one node, in-memory
+engines). The schema already refuses two at once; the fails here give the same
+answer to a chart used without its schema.
 */}}
 {{- define "realtime.redisMode" -}}
 {{- $r := .Values.redis }}
@@ -113,7 +114,42 @@ the same answer to a chart used without its schema.
 {{- else if or $r.external.url .Values.existingSecret }}
 {{- print "url" }}
 {{- else }}
-{{- fail "redis: set redis.external.url, redis.external.sentinel, redis.bundled.enabled, or existingSecret with a redis URL" }}
+{{- print "embedded" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Nodes when not autoscaling: replicaCount, or by default 1 on the embedded
+engine and 2 with a Redis.
+*/}}
+{{- define "realtime.replicas" -}}
+{{- if kindIs "invalid" .Values.replicaCount }}
+{{- if eq (include "realtime.redisMode" .) "embedded" }}1{{ else }}2{{ end }}
+{{- else }}
+{{- .Values.replicaCount | int }}
+{{- end }}
+{{- end }}
+
+{{/*
+GOMEMLIMIT: goMemLimitPercent of resources.limits.memory (a Kubernetes
+quantity: 1Gi, 512Mi, 1G, 1073741824), in MiB; empty when either is unset.
+*/}}
+{{- define "realtime.goMemLimit" -}}
+{{- $raw := dig "limits" "memory" "" (.Values.resources | default dict) }}
+{{- $limit := $raw | toString }}
+{{- if or (kindIs "float64" $raw) (kindIs "int" $raw) (kindIs "int64" $raw) }}
+{{- $limit = $raw | int64 | toString }}{{/* a plain byte count: YAML reads it as a number */}}
+{{- end }}
+{{- $pct := .Values.goMemLimitPercent | int }}
+{{- if and $limit (gt $pct 0) }}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" $limit }}
+{{- $suffix := trimPrefix $num $limit }}
+{{- $units := dict "" 1.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 }}
+{{- if or (not $num) (not (hasKey $units $suffix)) }}
+{{- fail (printf "resources.limits.memory %q: want a number with an optional Ki, Mi, Gi, Ti, k, M, G or T suffix" $limit) }}
+{{- end }}
+{{- $bytes := mulf (float64 $num) (get $units $suffix) }}
+{{- printf "%dMiB" (int64 (floor (divf (mulf $bytes $pct) 104857600.0))) }}
 {{- end }}
 {{- end }}
 
@@ -122,7 +158,14 @@ Checks across values that the schema cannot express; included by the Deployment.
 helm lint reports a fail() here only as [INFO]; install and template stop.
 */}}
 {{- define "realtime.validate" -}}
-{{- $_ := include "realtime.redisMode" . }}
+{{- if eq (include "realtime.redisMode" .) "embedded" }}
+{{- if .Values.autoscaling.enabled }}
+{{- fail "autoscaling needs a Redis: on the embedded engine (no redis.* set) the release is one node" }}
+{{- end }}
+{{- if gt (include "realtime.replicas" . | int) 1 }}
+{{- fail "replicaCount above 1 needs a Redis: nodes on the embedded engine share nothing (set redis.external.url, redis.external.sentinel or redis.bundled.enabled)" }}
+{{- end }}
+{{- end }}
 {{- $drain := .Values.config.drainPeriod }}
 {{- $drainSeconds := -1 }}
 {{- if regexMatch "^[0-9]+s$" $drain }}

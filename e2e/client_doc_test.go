@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/anchat/realtime/rtm/rtmsim"
+)
+
+// The code blocks of docs/CLIENT.md run here, as written, with the real
+// socket.io-client against a real node: each test joins some snippets with a
+// check script of js/clientdoc/ that drives and asserts them.
+
+// docSnippet matches a tested block: an HTML comment naming it, then the block.
+var docSnippet = regexp.MustCompile("(?s)<!-- test: ([a-z0-9_-]+) -->\n```js\n(.*?)\n```")
+
+// clientDocSnippets reads docs/CLIENT.md and returns its tested blocks by
+// name; it fails when a js block has no test marker, so every snippet a
+// reader copies is one the suite runs.
+func clientDocSnippets(t *testing.T) map[string]string {
+	t.Helper()
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "CLIENT.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, m := range docSnippet.FindAllStringSubmatch(string(doc), -1) {
+		out[m[1]] = m[2]
+	}
+	if all, tested := strings.Count(string(doc), "```js\n"), len(out); all != tested {
+		t.Fatalf("docs/CLIENT.md has %d js blocks but %d with a <!-- test: name --> marker: every snippet must be tested", all, tested)
+	}
+	return out
+}
+
+// runClientDoc writes the named snippets followed by js/clientdoc/<check>
+// into one module next to the check and runs it against n.
+func runClientDoc(t *testing.T, n *Node, check string, snippets []string, env map[string]string) {
+	t.Helper()
+	all := clientDocSnippets(t)
+	var src strings.Builder
+	for _, name := range snippets {
+		code, ok := all[name]
+		if !ok {
+			t.Fatalf("docs/CLIENT.md has no snippet %q", name)
+		}
+		fmt.Fprintf(&src, "// docs/CLIENT.md, snippet %q\n%s\n\n", name, code)
+	}
+	body, err := os.ReadFile(filepath.Join("js", "clientdoc", check))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Write(body)
+	gen := filepath.Join("clientdoc", fmt.Sprintf(".gen-%s-%d.mjs", strings.TrimSuffix(check, ".check.mjs"), os.Getpid()))
+	if err := os.WriteFile(filepath.Join("js", gen), []byte(src.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(filepath.Join("js", gen)) })
+	n.RunJS(t, gen, env)
+}
+
+func TestClientDocConnectAndErrors(t *testing.T) {
+	n := StartNode(t, "--limit-messages", "2", "--limit-window", "2s")
+	env := map[string]string{
+		"TOKEN_ALICE":         Token(t, "alice"),
+		"TOKEN_ALICE_EXPIRED": Token(t, "alice", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
+		"TOKEN_ALICE_SHORT":   Token(t, "alice", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(3 * time.Second).Unix() }),
+		"TOKEN_BOB":           Token(t, "bob"),
+	}
+	runClientDoc(t, n, "connect.check.mjs", []string{"connect", "errors"}, env)
+}
+
+func TestClientDocRejoin(t *testing.T) {
+	n := StartNode(t, "--history-size", "3")
+	runClientDoc(t, n, "rejoin.check.mjs", []string{"connect", "rejoin"}, users(t))
+}
+
+func TestClientDocRTM(t *testing.T) {
+	requireE2E(t)
+	sim, err := rtmsim.New(rtmsim.Config{RequireCookie: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(sim)
+	t.Cleanup(hs.Close)
+	t.Cleanup(sim.Close) // first: hijacked WebSockets hold hs.Close otherwise
+	n := StartNode(t, "--rtm-url", "ws://"+strings.TrimPrefix(hs.URL, "http://")+"/ws")
+	runClientDoc(t, n, "rtm.check.mjs", []string{"connect", "rtm"}, map[string]string{
+		"SIM_URL":        hs.URL,
+		"TOKEN_OPERATOR": rtmToken(t, "operator", "p1", "p2"),
+	})
+}

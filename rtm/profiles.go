@@ -1,0 +1,164 @@
+package rtm
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// ProfileStatus is one profile as /api/stats lists it. Times are ISO 8601
+// UTC with milliseconds; LastEventAt is empty before the first upstream
+// frame. The fields are those of node.RTMProfile, so a conversion adapts them.
+type ProfileStatus struct {
+	ProfileID   string `json:"profileId"`
+	State       string `json:"state"`
+	Since       string `json:"since"`
+	LastEventAt string `json:"lastEventAt,omitempty"`
+	Reconnects  uint64 `json:"reconnects"`
+}
+
+// Statuses returns the current state of each of profileIDs that has one
+// (a profile without a stored session has none): the leader's own view on
+// the leader, the states the leader stored elsewhere (one round trip).
+// The node sends them as rtm_status right after a client's CONNECT.
+func (b *Bridge) Statuses(ctx context.Context, profileIDs []string) (map[string]State, error) {
+	states, _, err := b.view(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]State, len(profileIDs))
+	for _, id := range profileIDs {
+		if st, ok := states[id]; ok {
+			out[id] = st
+		}
+	}
+	return out, nil
+}
+
+// Profiles lists the profiles with a state, ordered by id, starting after
+// the id after ("" from the first), at most limit of them; next is the id
+// to pass as after for the following page, "" after the last one.
+func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []ProfileStatus, next string, err error) {
+	if limit <= 0 {
+		return nil, "", fmt.Errorf("rtm: profiles: limit %d must be positive", limit)
+	}
+	states, figures, err := b.view(ctx, true)
+	if err != nil {
+		return nil, "", err
+	}
+	ids := slices.Sorted(maps.Keys(states))
+	start, _ := slices.BinarySearch(ids, after)
+	if start < len(ids) && ids[start] == after {
+		start++
+	}
+	ids = ids[start:]
+	if len(ids) > limit {
+		ids, next = ids[:limit], ids[limit-1]
+	}
+	page = make([]ProfileStatus, 0, len(ids))
+	for _, id := range ids {
+		f := figures[id]
+		p := ProfileStatus{ProfileID: id, State: string(states[id]), Reconnects: f.Reconnects}
+		if !f.Since.IsZero() {
+			p.Since = isoMillis(f.Since)
+		}
+		if !f.LastEventAt.IsZero() {
+			p.LastEventAt = isoMillis(f.LastEventAt)
+		}
+		page = append(page, p)
+	}
+	return page, next, nil
+}
+
+// view returns the profiles' states (and figures, if asked) as this node
+// knows them: its own on the leader, else the store's.
+func (b *Bridge) view(ctx context.Context, withFigures bool) (map[string]State, map[string]Figures, error) {
+	if b.leading.Load() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return maps.Clone(b.states), maps.Clone(b.figures), nil
+	}
+	states, err := b.cfg.Store.States(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rtm: profile states: %w", err)
+	}
+	if !withFigures {
+		return states, nil, nil
+	}
+	figures, err := b.cfg.Store.Figures(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rtm: profile figures: %w", err)
+	}
+	return states, figures, nil
+}
+
+func isoMillis(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
+
+// noteReconnect counts one reconnect attempt of a profile (leader only).
+func (b *Bridge) noteReconnect(profileID string) {
+	b.reconnects.Add(1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := b.figures[profileID]
+	f.Reconnects++
+	b.figures[profileID] = f
+	b.dirty = true
+}
+
+// noteEvent records the time of a profile's last upstream frame.
+func (b *Bridge) noteEvent(profileID string) {
+	now := b.cfg.Now()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := b.figures[profileID]
+	f.LastEventAt = now
+	b.figures[profileID] = f
+	b.dirty = true
+}
+
+// seedFigures starts a term from the figures earlier leaders recorded, so
+// reconnect counts and last event times survive a leader change.
+func (b *Bridge) seedFigures(ctx context.Context) {
+	stored, err := b.cfg.Store.Figures(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			b.sampled.Warn().Err(err).Msg("rtm: cannot read the recorded profile figures; counting from zero")
+		}
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, s := range stored {
+		f := b.figures[id]
+		f.Reconnects += s.Reconnects
+		if f.LastEventAt.IsZero() {
+			f.LastEventAt = s.LastEventAt
+		}
+		if f.Since.IsZero() {
+			f.Since = s.Since
+		}
+		b.figures[id] = f
+	}
+}
+
+// flushFigures records the figures in the store if they changed.
+func (b *Bridge) flushFigures(ctx context.Context) {
+	b.mu.Lock()
+	if !b.dirty {
+		b.mu.Unlock()
+		return
+	}
+	figures := maps.Clone(b.figures)
+	b.dirty = false
+	b.mu.Unlock()
+	if err := b.cfg.Store.SetFigures(ctx, figures); err != nil {
+		b.mu.Lock()
+		b.dirty = true
+		b.mu.Unlock()
+		if ctx.Err() == nil {
+			b.sampled.Warn().Err(err).Msg("rtm: cannot record the profile figures; retrying")
+		}
+	}
+}
