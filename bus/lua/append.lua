@@ -4,16 +4,19 @@
 -- KEYS[2] meta    <prefix>:{chat:<id>}:m:<msgid>  (for send: the prefix <...>:m: only;
 --                 the message id is the new event id, known here only)
 -- KEYS[3] reacts  <prefix>:{chat:<id>}:r:<msgid>  (not for send)
+-- KEYS[#KEYS]     the chat's pub/sub channel (declared so that SPUBLISH, whose
+--                 channel is slot-bound on Redis Cluster, passes the slot check)
 -- ARGV: mode (s send, e edit, d delete, a react add, r react remove), maxlen,
---       ttl (ms), channel, event, data, sep, user, msgid, emoji.
+--       ttl (ms), publish command (PUBLISH, or SPUBLISH on Redis Cluster),
+--       event, data, sep, user, msgid, emoji.
 --       For send, data is the payload after its opening brace and sep is "," or
 --       "" (empty object), so the messageId field can be spliced in front.
 -- Returns {"ok", eventId}, {"same"} (reaction unchanged), {"notfound"} or {"forbidden"}.
--- Publishes "<eventId>\n<previous eventId or empty>\n<event>\n<data>" on channel.
+-- Publishes (ARGV[4]) "<eventId>\n<previous eventId or empty>\n<event>\n<data>" on channel.
 
 local stream, mode = KEYS[1], ARGV[1]
 local maxlen, ttl = ARGV[2], ARGV[3]
-local channel, event, data = ARGV[4], ARGV[5], ARGV[6]
+local publish, event, data = ARGV[4], ARGV[5], ARGV[6]
 local user = ARGV[8]
 
 if mode ~= 's' then
@@ -62,5 +65,5 @@ end
 
 redis.call('XADD', stream, 'MAXLEN', maxlen, id, 'e', event, 'd', data)
 redis.call('PEXPIRE', stream, ttl)
-redis.call('PUBLISH', channel, id .. '\n' .. prev .. '\n' .. event .. '\n' .. data)
+redis.call(publish, KEYS[#KEYS], id .. '\n' .. prev .. '\n' .. event .. '\n' .. data)
 return {'ok', id}
