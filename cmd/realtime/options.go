@@ -54,6 +54,8 @@ type serveOptions struct {
 	RedisPrefix         string
 	RedisSentinelMaster string
 	RedisSentinelAddrs  string
+	RedisClusterAddrs   string
+	RedisTLS            bool
 
 	RTMURL      string
 	RTMLeaseTTL time.Duration
@@ -118,6 +120,8 @@ func serveFlags(o *serveOptions) *flagSet {
 	f.String(&o.RedisPrefix, "redis-prefix", "rt", "prefix of every Redis key and channel, so clusters can share a Redis")
 	f.String(&o.RedisSentinelMaster, "redis-sentinel-master", "", "Sentinel master name (with --redis-sentinel-addrs)")
 	f.String(&o.RedisSentinelAddrs, "redis-sentinel-addrs", "", "comma-separated Sentinel host:port list")
+	f.String(&o.RedisClusterAddrs, "redis-cluster-addrs", "", "comma-separated host:port seed nodes of a Redis Cluster (7+; sharded pub/sub); password in REALTIME_REDIS_PASSWORD")
+	f.Bool(&o.RedisTLS, "redis-tls", false, "TLS to Redis Cluster nodes or the Sentinel-managed master, as rediss:// does for --redis-url (system CA roots)")
 
 	f.String(&o.RTMURL, "rtm-url", "", "WebSocket URL of the RTM provider; empty disables the RTM bridge")
 	f.Duration(&o.RTMLeaseTTL, "rtm-lease-ttl", 10*time.Second, "TTL of the RTM leader lease")
