@@ -58,6 +58,13 @@ func StartRealCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 		s := Start(tb, Options{Args: []string{
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", "nodes.conf",
+			// The cluster bus port defaults to port+10000, which may be taken
+			// (or past 65535): pick a free one too.
+			"--cluster-port", strconv.Itoa(FreePort(tb)),
+			// Replicas sync at once (the default waits 5 s for more replicas
+			// to share the transfer): a replica that never synced does not
+			// take over from a failed master.
+			"--repl-diskless-sync-delay", "0",
 			"--cluster-node-timeout", strconv.FormatInt(opts.NodeTimeout.Milliseconds(), 10),
 		}})
 		c.Nodes = append(c.Nodes, s)
@@ -70,9 +77,58 @@ func StartRealCluster(tb testing.TB, opts ClusterOptions) *Cluster {
 		tb.Fatalf("redistest: redis-cli --cluster create: %v\n%s", err, out)
 	}
 	if err := c.WaitOK(ctx); err != nil {
-		tb.Fatalf("redistest: cluster not ready: %v", err)
+		tb.Fatalf("redistest: cluster not ready: %v\n%s", err, c.Describe())
+	}
+	if err := c.waitReplicas(ctx, opts.Masters*opts.Replicas); err != nil {
+		tb.Fatalf("redistest: replicas not in sync: %v\n%s", err, c.Describe())
 	}
 	return c
+}
+
+// waitReplicas waits until n nodes are replicas with their master link up.
+func (c *Cluster) waitReplicas(ctx context.Context, n int) error {
+	for {
+		up := 0
+		for _, s := range c.Nodes {
+			nc := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+			info, err := nc.Info(ctx, "replication").Result()
+			_ = nc.Close()
+			if err == nil && strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up") {
+				up++
+			}
+		}
+		if up >= n {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (%d of %d replicas in sync)", ctx.Err(), up, n)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Describe returns every running node's CLUSTER NODES and the tail of its
+// log, for failure messages.
+func (c *Cluster) Describe() string {
+	var b strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range c.Nodes {
+		if !s.Alive() {
+			fmt.Fprintf(&b, "== %s: killed\n", s.Addr())
+			continue
+		}
+		nc := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+		nodes, err := nc.ClusterNodes(ctx).Result()
+		_ = nc.Close()
+		log := s.log()
+		if i := len(log) - 1500; i > 0 {
+			log = log[i:]
+		}
+		fmt.Fprintf(&b, "== %s: CLUSTER NODES (%v):\n%s-- log tail:\n%s\n", s.Addr(), err, nodes, log)
+	}
+	return b.String()
 }
 
 // Addrs lists every node's host:port.
@@ -213,4 +269,81 @@ func Slot(key string) uint16 {
 		}
 	}
 	return crc % 16384
+}
+
+// MoveSlot migrates slot, keys included, from its master to the master to,
+// as `redis-cli --cluster reshard` does for one slot: IMPORTING on the
+// target, MIGRATING on the source, MIGRATE of its keys, then SETSLOT NODE on
+// every master.
+func (c *Cluster) MoveSlot(ctx context.Context, slot int, to *Server) error {
+	var from *Server
+	for _, s := range c.Nodes {
+		if !s.Alive() {
+			continue
+		}
+		nc := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+		shards, err := nc.ClusterSlots(ctx).Result()
+		_ = nc.Close()
+		if err != nil {
+			continue
+		}
+		for _, sl := range shards {
+			if slot >= sl.Start && slot <= sl.End && len(sl.Nodes) > 0 {
+				from = c.node(sl.Nodes[0].Addr)
+			}
+		}
+		break
+	}
+	if from == nil || from == to {
+		return fmt.Errorf("redistest: move slot %d: source %v, target %s", slot, from, to.Addr())
+	}
+	src := redis.NewClient(&redis.Options{Addr: from.Addr(), MaxRetries: -1})
+	defer src.Close()
+	dst := redis.NewClient(&redis.Options{Addr: to.Addr(), MaxRetries: -1})
+	defer dst.Close()
+	srcID, err := src.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		return err
+	}
+	dstID, err := dst.Do(ctx, "CLUSTER", "MYID").Text()
+	if err != nil {
+		return err
+	}
+	if err := dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err(); err != nil {
+		return fmt.Errorf("importing: %w", err)
+	}
+	if err := src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err(); err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	host, port, _ := strings.Cut(to.Addr(), ":")
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if err := src.Do(ctx, args...).Err(); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
+	for _, s := range []*redis.Client{dst, src} {
+		if err := s.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err(); err != nil {
+			return fmt.Errorf("setslot node: %w", err)
+		}
+	}
+	for _, s := range c.Nodes {
+		if !s.Alive() || s == from || s == to {
+			continue
+		}
+		nc := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
+		_ = nc.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err() // replicas refuse: fine
+		_ = nc.Close()
+	}
+	return nil
 }
