@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/rs/zerolog"
 )
 
@@ -49,7 +51,7 @@ import (
 //go:embed lua/append.lua
 var appendLua string
 
-var appendScript = redis.NewScript(appendLua)
+var appendScript = redisscript.New(appendLua)
 
 // RedisConfig configures [NewRedis]. The zero value works.
 type RedisConfig struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisscript"
 )
 
 // Interface guard.
@@ -27,7 +28,7 @@ const DefaultPrefix = "rt"
 var (
 	//go:embed lua/window.lua
 	windowLua    string
-	windowScript = redis.NewScript(windowLua)
+	windowScript = redisscript.New(windowLua)
 )
 
 // RedisConfig configures [NewRedis]. The zero value works.

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/membership"
@@ -175,6 +176,14 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	if err != nil {
 		return fail(err)
 	}
+	// Load every script now, so that no EVALSHA meets NOSCRIPT (a second
+	// round trip and a compile) on a fresh Redis. Not fatal: Redis may be
+	// down at start, and the scripts load themselves on first use anyway.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if err := redisscript.LoadAll(ctx, client); err != nil {
+		log.Warn().Err(err).Msg("could not preload the Redis scripts; they load on first use")
+	}
+	cancel()
 	return &engines{
 		Engines: node.Engines{
 			Bus:        b,
