@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -979,4 +980,70 @@ func parseEnvelope(s string) (id, prev, event string, data json.RawMessage, ok b
 		data = json.RawMessage(s)
 	}
 	return parts[0], parts[1], parts[2], data, true
+}
+
+// WindowLimit is a rolling-window rate limit that [Redis.AppendLimited]
+// checks and counts in its append script: the arguments of
+// limits/lua/window.lua (limits.Redis.Check builds them), on the limiter's
+// own key, so that it shares its budget with the limiter's other checks.
+type WindowLimit struct {
+	Key    string // the limiter's sorted set
+	Now    int64  // µs
+	Cutoff int64  // Now - window, µs
+	Window int64  // µs
+	N      int
+	Member string // unique per event
+}
+
+// ErrLimited: [Redis.AppendLimited] refused the send, its limit's window is full.
+var ErrLimited = errors.New("bus: rate limited")
+
+// errSharded: a limit key is in another slot than the chat on Redis Cluster.
+var errSharded = errors.New("bus: append with a limit: not on Redis Cluster (the limit's key is in another slot)")
+
+// AppendLimited is Append of an OpSend whose rate limit is checked and
+// counted in the same script: one round trip and one script per send
+// instead of two. When lim's window is full nothing is appended and it
+// returns ErrLimited with how long until one more event fits. Not available
+// on a Redis Cluster client, where the limit's key and the chat's keys are
+// in different slots (errSharded): there the caller checks the limit first.
+func (r *Redis) AppendLimited(ctx context.Context, chatID string, op Op, lim WindowLimit) (Result, time.Duration, error) {
+	if r.isClosed() {
+		return Result{}, 0, ErrClosed
+	}
+	if r.sharded {
+		return Result{}, 0, errSharded
+	}
+	if op.Kind != OpSend {
+		return Result{}, 0, fmt.Errorf("bus: append limited: op kind %d is not a send", op.Kind)
+	}
+	if strings.IndexByte(op.Event, '\n') >= 0 {
+		return Result{}, 0, errEventName
+	}
+	data, sep := []byte(op.Data), ""
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	body, empty, ok := splitObject(data)
+	if !ok {
+		return Result{}, 0, fmt.Errorf("bus: append: %w", errNotObject)
+	}
+	if !empty {
+		sep = ","
+	}
+	tag := r.chatTag(chatID)
+	res, err := appendScript.Run(ctx, r.client, []string{tag + ":h", tag + ":m:", lim.Key, tag},
+		"s", r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, body, sep, op.UserID, "", "",
+		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member).StringSlice()
+	if err != nil {
+		return Result{}, 0, unavailable("append", err)
+	}
+	switch {
+	case len(res) == 2 && res[0] == "ok":
+		return Result{EventID: res[1], MessageID: res[1], Changed: true}, 0, nil
+	case len(res) == 2 && res[0] == "limited":
+		us, _ := strconv.ParseInt(res[1], 10, 64)
+		return Result{}, max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: append: %w", ErrLimited)
+	}
+	return Result{}, 0, fmt.Errorf("bus: append limited: unexpected script reply %q", res)
 }

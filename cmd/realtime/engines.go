@@ -176,6 +176,25 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	if err != nil {
 		return fail(err)
 	}
+	var sendLimited func(context.Context, string, bus.Op, string, limits.Limit) (bus.Result, bool, time.Duration, error)
+	if _, cluster := client.(*redis.ClusterClient); !cluster {
+		// One script per send_message: the rolling-window limit is checked
+		// and counted inside the append script, on the limiter's own key.
+		// Not on a Redis Cluster, where the user's limit key and the chat's
+		// keys are in different slots: there the limit is a script of its
+		// own, before the append (two round trips).
+		sendLimited = func(ctx context.Context, chatID string, op bus.Op, key string, lim limits.Limit) (bus.Result, bool, time.Duration, error) {
+			chk, err := l.Check(key, lim)
+			if err != nil {
+				return bus.Result{}, false, 0, err
+			}
+			res, retry, err := b.AppendLimited(ctx, chatID, op, bus.WindowLimit(chk))
+			if errors.Is(err, bus.ErrLimited) {
+				return bus.Result{}, false, retry, nil
+			}
+			return res, err == nil, 0, err
+		}
+	}
 	// Load every script now, so that no EVALSHA meets NOSCRIPT (a second
 	// round trip and a compile) on a fresh Redis. Not fatal: Redis may be
 	// down at start, and the scripts load themselves on first use anyway.
@@ -186,11 +205,12 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	cancel()
 	return &engines{
 		Engines: node.Engines{
-			Bus:        b,
-			Presence:   p,
-			Membership: m,
-			Limiter:    l,
-			Lease:      ls,
+			Bus:         b,
+			Presence:    p,
+			Membership:  m,
+			Limiter:     l,
+			Lease:       ls,
+			SendLimited: sendLimited,
 			Ping: func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
