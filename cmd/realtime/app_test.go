@@ -181,6 +181,7 @@ func TestFlagErrorsNameTheirSource(t *testing.T) {
 		{"cluster and sentinel", env{"REALTIME_JWT_SECRET": "s", "REALTIME_REDIS_CLUSTER_ADDRS": "a:1"}, []string{"--redis-sentinel-master", "m", "--redis-sentinel-addrs", "s:1"}, "--redis-cluster-addrs"},
 		{"tls with url", env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-tls", "--redis-url", "redis://b:1"}, "rediss://"},
 		{"tls alone", env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-tls"}, "--redis-cluster-addrs"},
+		{"zero partitions", env{"REALTIME_JWT_SECRET": "s", "REALTIME_REDIS_CLUSTER_PARTITIONS": "0"}, nil, "REALTIME_REDIS_CLUSTER_PARTITIONS"},
 		{"public key with HS256", env{"REALTIME_JWT_SECRET": "s"}, []string{"--jwt-public-key-file", "k.pem"}, "--jwt-public-key-file"},
 		{"RS256 without key", env{}, []string{"--jwt-alg", "RS256"}, "--jwt-public-key-file"},
 	}

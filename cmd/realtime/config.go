@@ -234,6 +234,9 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	if o.RedisClusterAddrs != "" && (o.RedisURL != "" || o.RedisSentinelMaster != "" || o.RedisSentinelAddrs != "") {
 		return nil, fmt.Errorf("use either --redis-cluster-addrs, --redis-url or the --redis-sentinel-* flags, not two of them")
 	}
+	if o.RedisPartitions < 1 || o.RedisPartitions > 16384 {
+		return nil, fmt.Errorf("%s: %d must be between 1 and 16384", f.source("redis-cluster-partitions"), o.RedisPartitions)
+	}
 	if o.RedisTLS && o.RedisURL != "" {
 		return nil, fmt.Errorf("--redis-tls: with --redis-url use the rediss:// scheme instead")
 	}

@@ -155,6 +155,7 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 		Prefix:      o.RedisPrefix,
 		HistorySize: o.HistorySize,
 		HistoryTTL:  o.HistoryTTL,
+		Partitions:  o.RedisPartitions,
 		Logger:      log.With().Str("component", "bus").Logger(),
 	})
 	if err != nil {
