@@ -24,8 +24,10 @@ import (
 // Cluster slot (and its Lua script touches one slot only):
 //
 //	rt:{chat:c1}            chat channel (pub/sub)
-//	rt:{chat:c1}:h          history stream, ids are eventIds; fields e (event), d (data)
-//	rt:{chat:c1}:m:<msgid>  message hash: a (author), x (deleted); expires HistoryTTL after the send
+//	rt:{chat:c1}:h          history stream, ids are eventIds; fields e (event), d (data),
+//	                        and a (author) on new_message entries
+//	rt:{chat:c1}:m:<msgid>  written by a delete only: x (deleted); expires HistoryTTL after the
+//	                        send (earlier versions kept a (author) here for every message)
 //	rt:{chat:c1}:r:<msgid>  reactions set of "<user>\n<emoji>"; expires with its message
 //	rt:{user:u1}            user channel
 //	rt:{profile:p1}         RTM profile channel
@@ -41,9 +43,9 @@ import (
 // Ephemeral events have empty ids. The previous id (the stream's last entry
 // before this one, empty if none) lets a subscriber notice an event it missed.
 //
-// For a send the script builds the message key from the declared prefix
-// KEYS[2] and the new id (known only inside the script); it shares the chat's
-// hash tag, so it stays in the script's slot on Redis Cluster.
+// A message is older than HistoryTTL when its id's millisecond is (the
+// script compares it with Redis's clock): no key per message is written on a
+// send, so a chat's messages cost Redis only their stream entries.
 //
 // Round trips: Append 1 (EVALSHA; EVAL once more if Redis lost the script),
 // Publish 1, Since 1 (a pipeline), Subscribe 2 (read the stream's head, then
