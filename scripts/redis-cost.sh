@@ -8,10 +8,12 @@
 #   bash scripts/redis-cost.sh cluster0     # ... on a Redis Cluster, 3 masters, no replicas
 #   bash scripts/redis-cost.sh peer         # two Socket.IO peer nodes (Redis adapter) on one Redis
 #   BARE=1 bash scripts/redis-cost.sh standalone   # plus tools/barescript at 1,000 calls/s
+#   SCENARIO=typing bash scripts/redis-cost.sh standalone   # typing events instead of messages
 #
 # The window is 5 s, starting 6 s into a 15 s run (connects and joins done).
 # Redis CPU per send = (used_cpu_sys + used_cpu_user over the window, summed
-# over the masters) / (XADD calls in the window; PUBLISH calls for the peer).
+# over the masters) / (XADD calls in the window; PUBLISH calls for the peer
+# and for typing).
 # PEER_SRC: the Socket.IO peer's sources (server.js, package.json,
 # package-lock.json), default ../shared/peers/socketio.
 set -euo pipefail
@@ -93,7 +95,8 @@ snapshot() { # snapshot <suffix>: every master's INFO cpu and commandstats
 		redis-cli -p "$m" info commandstats >"$work/cs$1.$m"
 	done
 }
-"$work/bench" --scenario chat --conns 2000 --chat-size 2 --rate 1000 --duration 15s \
+scenario=${SCENARIO:-chat}
+"$work/bench" --scenario "$scenario" --conns 2000 --chat-size 2 --rate 1000 --duration 15s \
 	--targets "127.0.0.1:$n1,127.0.0.1:$n2" --jwt-secret dev-secret >"$work/bench.out" 2>&1 &
 bench=$!
 if [ -n "${BARE:-}" ]; then
@@ -108,9 +111,9 @@ snapshot 1
 t1=$(date +%s.%N)
 wait "$bench" || true
 
-python3 - "$mode" "$work" "$t0" "$t1" "${masters[@]}" <<'PY'
+python3 - "$mode" "$scenario" "$work" "$t0" "$t1" "${masters[@]}" <<'PY'
 import re, sys
-mode, work, t0, t1, masters = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5:]
+mode, scenario, work, t0, t1, masters = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]), sys.argv[6:]
 cpu, stats = 0.0, {}
 print(f"mode {mode}: window {t1 - t0:.2f} s, {len(masters)} master(s)")
 for m in masters:
@@ -123,7 +126,8 @@ for m in masters:
             if g:
                 d = stats.setdefault(g.group(1), [0, 0, 0])
                 d[0] += sign * int(g.group(2)); d[1] += sign * int(g.group(3)); d[2] += sign * int(g.group(4))
-sends = stats.get("publish", [0])[0] if mode == "peer" else stats.get("xadd", [0])[0] - stats.get("fcall", [0])[0]
+pubs = stats.get("publish", [0])[0] + stats.get("spublish", [0])[0] - stats.get("fcall", [0])[0]
+sends = pubs if mode == "peer" or scenario != "chat" else stats.get("xadd", [0])[0] - stats.get("fcall", [0])[0]
 print(f"  sends in the window {sends}; Redis CPU per send {cpu / max(sends, 1) * 1e6:.1f} µs (all masters)")
 for k, (calls, usec, failed) in sorted(stats.items(), key=lambda kv: -kv[1][1]):
     if calls > 0:
