@@ -32,11 +32,13 @@ build:
 		fi; \
 	done
 
-# deps installs what the tests need: redis-server (engine and cluster tests
-# start their own on free ports), node and npm, and the e2e package's
+# deps installs what the tests need: redis-server and redis-cli (engine and
+# cluster tests start their own on free ports; Redis 7 for sharded pub/sub), node and npm, and the e2e package's
 # socket.io-client (pinned by e2e/package-lock.json).
 deps:
 	@command -v redis-server >/dev/null || { $(APT) update && $(APT) install -y redis-server; }
+	@# redis-cli --cluster create joins the Redis Cluster of internal/clustersuite.
+	@command -v redis-cli >/dev/null || { $(APT) update && $(APT) install -y redis-tools; }
 	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT) update && $(APT) install -y nodejs npm; }
 	@[ -d e2e/node_modules/socket.io-client ] || (cd e2e && npm ci --no-audit --no-fund)
 

@@ -7,14 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisscript"
 )
 
 // Redis layout. Every key and channel starts with the configured prefix and
@@ -22,8 +25,10 @@ import (
 // Cluster slot (and its Lua script touches one slot only):
 //
 //	rt:{chat:c1}            chat channel (pub/sub)
-//	rt:{chat:c1}:h          history stream, ids are eventIds; fields e (event), d (data)
-//	rt:{chat:c1}:m:<msgid>  message hash: a (author), x (deleted); expires HistoryTTL after the send
+//	rt:{chat:c1}:h          history stream, ids are eventIds; fields e (event), d (data),
+//	                        and a (author) on new_message entries
+//	rt:{chat:c1}:m:<msgid>  written by a delete only: x (deleted); expires HistoryTTL after the
+//	                        send (earlier versions kept a (author) here for every message)
 //	rt:{chat:c1}:r:<msgid>  reactions set of "<user>\n<emoji>"; expires with its message
 //	rt:{user:u1}            user channel
 //	rt:{profile:p1}         RTM profile channel
@@ -32,12 +37,16 @@ import (
 //
 //	<eventId>\n<previous eventId>\n<event>\n<data>
 //
+// On a Redis Cluster client (see [RedisConfig.Partitions]) the hash tag is a
+// partition's instead, "<prefix>:{<tag>}:chat:c1" and so on, and events travel
+// by sharded pub/sub (SPUBLISH, SSUBSCRIBE): see sharded_redis.go.
+//
 // Ephemeral events have empty ids. The previous id (the stream's last entry
 // before this one, empty if none) lets a subscriber notice an event it missed.
 //
-// For a send the script builds the message key from the declared prefix
-// KEYS[2] and the new id (known only inside the script); it shares the chat's
-// hash tag, so it stays in the script's slot on Redis Cluster.
+// A message is older than HistoryTTL when its id's millisecond is (the
+// script compares it with Redis's clock): no key per message is written on a
+// send, so a chat's messages cost Redis only their stream entries.
 //
 // Round trips: Append 1 (EVALSHA; EVAL once more if Redis lost the script),
 // Publish 1, Since 1 (a pipeline), Subscribe 2 (read the stream's head, then
@@ -46,7 +55,7 @@ import (
 //go:embed lua/append.lua
 var appendLua string
 
-var appendScript = redis.NewScript(appendLua)
+var appendScript = redisscript.New(appendLua)
 
 // RedisConfig configures [NewRedis]. The zero value works.
 type RedisConfig struct {
@@ -63,6 +72,22 @@ type RedisConfig struct {
 	// PubSubShards is the number of pub/sub connections; a channel always
 	// uses the same one (by hash of its name). Default 4.
 	PubSubShards int
+	// Partitions applies to a *redis.ClusterClient only, where events travel
+	// by sharded pub/sub: every chat, user and profile is mapped (by hash of
+	// its id) to one of Partitions hash tags, chosen so that the partitions
+	// spread evenly over the 16384 slots. A node opens at most one pub/sub
+	// connection per partition it has subscribers in, to that slot's master.
+	// More partitions spread load over masters more evenly, fewer bound the
+	// connections per node. Every node must use the same value: changing it
+	// moves every chat to new keys (their history is left behind). Default
+	// 128, at most 16384.
+	Partitions int
+	// ProbeInterval applies to sharded pub/sub only: how often each partition
+	// with subscriptions checks, by SPUBLISHing to a channel of its own, that
+	// its connection still receives from the slot's current master; three
+	// missed probes (a failover, a moved slot, a lost resubscription) replace
+	// the connection and repair every chat's gap from history. Default 1s.
+	ProbeInterval time.Duration
 	// Logger receives reconnect and repair events. Zero value: disabled.
 	Logger zerolog.Logger
 }
@@ -83,10 +108,17 @@ type Redis struct {
 	nshards int
 	log     zerolog.Logger
 
+	// Sharded pub/sub (Redis Cluster); tags is nil otherwise.
+	sharded bool
+	tags    []string // partition hash tags, see slotTags
+	probe   time.Duration
+	nonce   string // names this broker's probe channels
+
 	mu      sync.Mutex // guards the following fields
 	started bool
 	closed  bool
-	shards  []*shard
+	handler Handler
+	shards  []*shard // sharded: nil until the partition's first subscription
 
 	closeCh chan struct{} // closed by Close
 	wg      sync.WaitGroup
@@ -126,7 +158,19 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 	case cfg.PubSubShards == 0:
 		cfg.PubSubShards = 4
 	}
-	return &Redis{
+	switch {
+	case cfg.Partitions < 0 || cfg.Partitions > slots:
+		return nil, fmt.Errorf("bus: partitions must be between 1 and %d", slots)
+	case cfg.Partitions == 0:
+		cfg.Partitions = DefaultPartitions
+	}
+	switch {
+	case cfg.ProbeInterval < 0:
+		return nil, errors.New("bus: probe interval must not be negative")
+	case cfg.ProbeInterval == 0:
+		cfg.ProbeInterval = time.Second
+	}
+	r := &Redis{
 		client:  client,
 		prefix:  cfg.Prefix,
 		size:    cfg.HistorySize,
@@ -134,16 +178,41 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 		nshards: cfg.PubSubShards,
 		log:     cfg.Logger.With().Str("component", "bus").Logger(),
 		closeCh: make(chan struct{}),
-	}, nil
+	}
+	if _, ok := client.(*redis.ClusterClient); ok {
+		r.sharded = true
+		r.tags = slotTags(cfg.Partitions)
+		r.nshards = cfg.Partitions
+		r.probe = cfg.ProbeInterval
+		r.nonce = newNonce()
+	}
+	return r, nil
 }
 
-// chatTag is "<prefix>:{chat:<id>}", the chat channel and the start of its keys.
-func (r *Redis) chatTag(chatID string) string { return r.prefix + ":{chat:" + chatID + "}" }
+// chatTag is "<prefix>:{chat:<id>}" ("<prefix>:{<tag>}:chat:<id>" when
+// sharded), the chat channel and the start of its keys.
+func (r *Redis) chatTag(chatID string) string {
+	if r.sharded {
+		return r.partitionTag(KindChat, chatID) + "chat:" + chatID
+	}
+	return r.prefix + ":{chat:" + chatID + "}"
+}
 
 func (r *Redis) streamKey(chatID string) string { return r.chatTag(chatID) + ":h" }
 
 // channelName is ch's Redis pub/sub channel.
 func (r *Redis) channelName(ch Channel) string {
+	if r.sharded {
+		switch ch.Kind {
+		case KindChat:
+			return r.chatTag(ch.ID)
+		case KindUser:
+			return r.partitionTag(ch.Kind, ch.ID) + "user:" + ch.ID
+		case KindProfile:
+			return r.partitionTag(ch.Kind, ch.ID) + "profile:" + ch.ID
+		}
+		return ""
+	}
 	switch ch.Kind {
 	case KindChat:
 		return r.chatTag(ch.ID)
@@ -154,6 +223,10 @@ func (r *Redis) channelName(ch Channel) string {
 	}
 	return ""
 }
+
+// ChannelName is ch's Redis pub/sub channel (for operators' PUBSUB queries
+// and tests); "" for an unknown kind.
+func (r *Redis) ChannelName(ch Channel) string { return r.channelName(ch) }
 
 // unavailable wraps a Redis failure: one Redis could not serve (no
 // connection, a timeout, a server not ready) matches both ErrUnavailable and
@@ -187,31 +260,42 @@ func (r *Redis) Start(h Handler) error {
 		return errors.New("bus: already started")
 	}
 	r.started = true
+	r.handler = h
 	r.shards = make([]*shard, r.nshards)
+	if r.sharded {
+		return nil // a partition's shard starts with its first subscription
+	}
 	for i := range r.shards {
-		sh := &shard{
-			r:          r,
-			idx:        i,
-			h:          h,
-			log:        r.log.With().Int("shard", i).Logger(),
-			chans:      make(map[string]*subState),
-			waiters:    make(map[string]chan struct{}),
-			repairQ:    make(map[*subState]struct{}),
-			repairWake: make(chan struct{}, 1),
-			repaired:   make(chan repairResult),
-		}
+		sh := r.newShard(i)
 		sh.ps = r.client.Subscribe(context.Background()) // no channels: no I/O yet
-		sh.msgs = sh.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024))
 		r.shards[i] = sh
 		r.wg.Add(2)
-		go sh.read()
+		go sh.read(sh.ps.ChannelWithSubscriptions(redis.WithChannelSize(1024)))
 		go sh.repairLoop()
 	}
 	return nil
 }
 
-// shardFor returns the shard of a channel name.
-func (r *Redis) shardFor(name string) (*shard, error) {
+// newShard returns shard i without a connection or goroutines.
+func (r *Redis) newShard(i int) *shard {
+	return &shard{
+		r:          r,
+		idx:        i,
+		h:          r.handler,
+		log:        r.log.With().Int("shard", i).Logger(),
+		chans:      make(map[string]*subState),
+		waiters:    make(map[string]chan struct{}),
+		repairQ:    make(map[*subState]struct{}),
+		repairWake: make(chan struct{}, 1),
+		repaired:   make(chan repairResult),
+		swap:       make(chan (<-chan any)),
+		renewWake:  make(chan struct{}, 1),
+	}
+}
+
+// shardFor returns the shard of a channel: by hash of its name on fixed
+// connections, or its partition's (started on first use) when sharded.
+func (r *Redis) shardFor(ch Channel, name string) (*shard, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -219,6 +303,21 @@ func (r *Redis) shardFor(name string) (*shard, error) {
 	}
 	if !r.started {
 		return nil, errNotStarted
+	}
+	if r.sharded {
+		i := r.partition(ch.Kind, ch.ID)
+		sh := r.shards[i]
+		if sh == nil {
+			sh = r.newShard(i)
+			sh.sharded = true
+			sh.probeName = r.tagOf(i) + "probe:" + r.nonce
+			r.shards[i] = sh
+			r.wg.Add(3)
+			go sh.read(nil)
+			go sh.repairLoop()
+			go sh.watch()
+		}
+		return sh, nil
 	}
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(name))
@@ -233,7 +332,7 @@ func (r *Redis) Subscribe(ctx context.Context, ch Channel) error {
 	if name == "" {
 		return fmt.Errorf("bus: subscribe: unknown channel kind %d", ch.Kind)
 	}
-	sh, err := r.shardFor(name)
+	sh, err := r.shardFor(ch, name)
 	if err != nil {
 		return err
 	}
@@ -248,7 +347,7 @@ func (r *Redis) Unsubscribe(ctx context.Context, ch Channel) error {
 	if name == "" {
 		return nil
 	}
-	sh, err := r.shardFor(name)
+	sh, err := r.shardFor(ch, name)
 	if err != nil {
 		return err
 	}
@@ -273,7 +372,11 @@ func (r *Redis) Publish(ctx context.Context, ch Channel, event string, data json
 	payload = append(payload, event...)
 	payload = append(payload, '\n')
 	payload = append(payload, data...)
-	if err := r.client.Publish(ctx, name, payload).Err(); err != nil {
+	publish := r.client.Publish
+	if r.sharded {
+		publish = r.client.SPublish
+	}
+	if err := publish(ctx, name, payload).Err(); err != nil {
 		return unavailable("publish", err)
 	}
 	return nil
@@ -294,10 +397,10 @@ func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error
 		return Result{}, errEventName
 	}
 	tag := r.chatTag(chatID)
-	var keys []string
+	var keys []string // the channel (tag) goes last
 	data, sep := []byte(op.Data), ""
 	if op.Kind == OpSend {
-		keys = []string{tag + ":h", tag + ":m:"}
+		keys = []string{tag + ":h", tag + ":m:", tag}
 		if len(data) == 0 {
 			data = []byte("{}")
 		}
@@ -313,10 +416,10 @@ func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error
 		if !ValidID(op.MessageID) {
 			return Result{}, fmt.Errorf("bus: append: %w", ErrNotFound)
 		}
-		keys = []string{tag + ":h", tag + ":m:" + op.MessageID, tag + ":r:" + op.MessageID}
+		keys = []string{tag + ":h", tag + ":m:" + op.MessageID, tag + ":r:" + op.MessageID, tag}
 	}
 	res, err := appendScript.Run(ctx, r.client, keys,
-		modes[op.Kind], r.size, r.ttl.Milliseconds(), tag, op.Event, data, sep,
+		modes[op.Kind], r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, data, sep,
 		op.UserID, op.MessageID, op.Emoji).StringSlice()
 	if err != nil {
 		return Result{}, unavailable("append", err)
@@ -418,7 +521,14 @@ func (r *Redis) Close() error {
 	shards := r.shards
 	r.mu.Unlock()
 	for _, sh := range shards {
-		_ = sh.ps.Close() // closes sh.msgs once go-redis's reader stops
+		if sh == nil {
+			continue
+		}
+		sh.subMu.Lock() // the watcher may be replacing the connection
+		if sh.ps != nil {
+			_ = sh.ps.Close() // closes the reader's channel once go-redis's reader stops
+		}
+		sh.subMu.Unlock()
 	}
 	r.wg.Wait()
 	return nil
@@ -433,17 +543,23 @@ const maxRepairTake = 128
 // goroutine that drains go-redis's channel and calls the handler, and a
 // repair goroutine that reads gaps back from the streams.
 type shard struct {
-	r    *Redis
-	idx  int
-	h    Handler
-	log  zerolog.Logger
-	ps   *redis.PubSub
-	msgs <-chan any // ps.ChannelWithSubscriptions
+	r   *Redis
+	idx int
+	h   Handler
+	log zerolog.Logger
 
 	repairWake chan struct{}     // cap 1: repairQ is not empty
 	repaired   chan repairResult // repair goroutine -> reader
+	swap       chan (<-chan any) // sharded: hands the reader a new connection's messages (or nil)
 
-	subMu sync.Mutex // serializes subscribe/unsubscribe on this shard
+	// Sharded pub/sub only (see sharded_redis.go).
+	sharded   bool
+	probeName string        // this broker's probe channel in the partition's slot
+	renewWake chan struct{} // cap 1: the watcher should replace the connection now
+	probeSeen atomic.Int64  // unix ns of the last probe received (or of the connection's start)
+
+	subMu sync.Mutex    // serializes subscribe/unsubscribe/renew on this shard; guards ps
+	ps    *redis.PubSub // sharded: nil while the shard has no channel
 
 	mu      sync.Mutex               // guards the following fields and subState's chat fields
 	chans   map[string]*subState     // subscribed channels by Redis name
@@ -501,7 +617,7 @@ func (sh *shard) subscribe(ctx context.Context, ch Channel, name string) error {
 	sh.chans[name] = st
 	sh.waiters[name] = wait
 	sh.mu.Unlock()
-	if err := sh.ps.Subscribe(ctx, name); err != nil {
+	if err := sh.subscribeName(ctx, name); err != nil {
 		sh.rollback(name)
 		return unavailable("subscribe", err)
 	}
@@ -523,7 +639,7 @@ func (sh *shard) rollback(name string) {
 	// would subscribe it on reconnect: remove it.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = sh.ps.Unsubscribe(ctx, name)
+	_ = sh.unsubscribeName(ctx, name)
 }
 
 // forget drops name's state.
@@ -549,23 +665,57 @@ func (sh *shard) unsubscribe(ctx context.Context, name string) {
 	sh.forget(name)
 	// go-redis removes name from its set before writing UNSUBSCRIBE; if the
 	// write fails, the connection is replaced without it.
-	if err := sh.ps.Unsubscribe(ctx, name); err != nil {
+	if err := sh.unsubscribeName(ctx, name); err != nil {
 		sh.log.Debug().Err(err).Str("channel", name).Msg("unsubscribe not sent; dropped locally")
 	}
 }
 
-// read drains go-redis's channel until it is closed (by Close), handling
-// subscription confirmations, messages and repair results, and calls the
-// handler outside the lock.
-func (sh *shard) read() {
+// subscribeName sends SUBSCRIBE (SSUBSCRIBE when sharded). subMu must be held.
+func (sh *shard) subscribeName(ctx context.Context, name string) error {
+	if !sh.sharded {
+		return sh.ps.Subscribe(ctx, name)
+	}
+	if sh.ps == nil {
+		return sh.connect(ctx, false, name)
+	}
+	return sh.ps.SSubscribe(ctx, name)
+}
+
+// unsubscribeName sends UNSUBSCRIBE (SUNSUBSCRIBE when sharded; the shard's
+// connection is closed with its last channel). subMu must be held.
+func (sh *shard) unsubscribeName(ctx context.Context, name string) error {
+	if !sh.sharded {
+		return sh.ps.Unsubscribe(ctx, name)
+	}
+	if sh.ps == nil {
+		return nil
+	}
+	sh.mu.Lock()
+	empty := len(sh.chans) == 0
+	sh.mu.Unlock()
+	if empty {
+		sh.disconnect()
+		return nil
+	}
+	return sh.ps.SUnsubscribe(ctx, name)
+}
+
+// read drains go-redis's channel (msgs; when sharded, the current one handed
+// over on sh.swap) until Close, handling subscription confirmations, messages
+// and repair results, and calls the handler outside the lock.
+func (sh *shard) read(msgs <-chan any) {
 	defer sh.r.wg.Done()
 	var out []Delivery
 	for {
 		out = out[:0]
 		select {
-		case m, ok := <-sh.msgs:
+		case m, ok := <-msgs:
 			if !ok {
-				return
+				if sh.r.isClosed() {
+					return
+				}
+				msgs = nil // replaced: the next one comes on sh.swap
+				continue
 			}
 			if sh.r.isClosed() {
 				continue // keep draining so go-redis's reader can stop
@@ -576,6 +726,17 @@ func (sh *shard) read() {
 			case *redis.Subscription:
 				sh.onSubscription(m)
 			}
+		case next := <-sh.swap:
+			if msgs != nil {
+				drain(&sh.r.wg, msgs) // its connection was closed: let go-redis's reader stop
+			}
+			msgs = next
+		case <-sh.r.closeCh:
+			if msgs == nil {
+				return
+			}
+			drain(&sh.r.wg, msgs) // Close closes the connection
+			return
 		case res := <-sh.repaired:
 			out = sh.onRepaired(res, out)
 		}
@@ -590,7 +751,11 @@ func (sh *shard) read() {
 }
 
 func (sh *shard) onSubscription(m *redis.Subscription) {
-	if m.Kind != "subscribe" {
+	if m.Kind == "sunsubscribe" {
+		sh.onServerUnsubscribe(m.Channel)
+		return
+	}
+	if (m.Kind != "subscribe" && m.Kind != "ssubscribe") || m.Channel == sh.probeName {
 		return
 	}
 	sh.mu.Lock()
@@ -633,6 +798,10 @@ func (sh *shard) startRepair(st *subState) {
 }
 
 func (sh *shard) onMessage(m *redis.Message, out []Delivery) []Delivery {
+	if sh.sharded && m.Channel == sh.probeName {
+		sh.probeSeen.Store(time.Now().UnixNano())
+		return out
+	}
 	id, prev, event, data, ok := parseEnvelope(m.Payload)
 	if !ok {
 		sh.log.Warn().Str("channel", m.Channel).Msg("malformed envelope dropped")
@@ -817,4 +986,70 @@ func parseEnvelope(s string) (id, prev, event string, data json.RawMessage, ok b
 		data = json.RawMessage(s)
 	}
 	return parts[0], parts[1], parts[2], data, true
+}
+
+// WindowLimit is a rolling-window rate limit that [Redis.AppendLimited]
+// checks and counts in its append script: the arguments of
+// limits/lua/window.lua (limits.Redis.Check builds them), on the limiter's
+// own key, so that it shares its budget with the limiter's other checks.
+type WindowLimit struct {
+	Key    string // the limiter's sorted set
+	Now    int64  // µs
+	Cutoff int64  // Now - window, µs
+	Window int64  // µs
+	N      int
+	Member string // unique per event
+}
+
+// ErrLimited: [Redis.AppendLimited] refused the send, its limit's window is full.
+var ErrLimited = errors.New("bus: rate limited")
+
+// errSharded: a limit key is in another slot than the chat on Redis Cluster.
+var errSharded = errors.New("bus: append with a limit: not on Redis Cluster (the limit's key is in another slot)")
+
+// AppendLimited is Append of an OpSend whose rate limit is checked and
+// counted in the same script: one round trip and one script per send
+// instead of two. When lim's window is full nothing is appended and it
+// returns ErrLimited with how long until one more event fits. Not available
+// on a Redis Cluster client, where the limit's key and the chat's keys are
+// in different slots (errSharded): there the caller checks the limit first.
+func (r *Redis) AppendLimited(ctx context.Context, chatID string, op Op, lim WindowLimit) (Result, time.Duration, error) {
+	if r.isClosed() {
+		return Result{}, 0, ErrClosed
+	}
+	if r.sharded {
+		return Result{}, 0, errSharded
+	}
+	if op.Kind != OpSend {
+		return Result{}, 0, fmt.Errorf("bus: append limited: op kind %d is not a send", op.Kind)
+	}
+	if strings.IndexByte(op.Event, '\n') >= 0 {
+		return Result{}, 0, errEventName
+	}
+	data, sep := []byte(op.Data), ""
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	body, empty, ok := splitObject(data)
+	if !ok {
+		return Result{}, 0, fmt.Errorf("bus: append: %w", errNotObject)
+	}
+	if !empty {
+		sep = ","
+	}
+	tag := r.chatTag(chatID)
+	res, err := appendScript.Run(ctx, r.client, []string{tag + ":h", tag + ":m:", lim.Key, tag},
+		"s", r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, body, sep, op.UserID, "", "",
+		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member).StringSlice()
+	if err != nil {
+		return Result{}, 0, unavailable("append", err)
+	}
+	switch {
+	case len(res) == 2 && res[0] == "ok":
+		return Result{EventID: res[1], MessageID: res[1], Changed: true}, 0, nil
+	case len(res) == 2 && res[0] == "limited":
+		us, _ := strconv.ParseInt(res[1], 10, 64)
+		return Result{}, max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: append: %w", ErrLimited)
+	}
+	return Result{}, 0, fmt.Errorf("bus: append limited: unexpected script reply %q", res)
 }

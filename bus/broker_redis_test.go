@@ -80,22 +80,70 @@ func TestRedisLayout(t *testing.T) {
 	if _, err := b.Append(ctx, "c1", bus.Op{Kind: bus.OpReactAdd, UserID: "bob", MessageID: res.MessageID, Emoji: "👍", Event: "reaction_updated"}); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"lay:{chat:c1}:h", "lay:{chat:c1}:m:" + res.MessageID, "lay:{chat:c1}:r:" + res.MessageID} {
+	for _, key := range []string{"lay:{chat:c1}:h", "lay:{chat:c1}:r:" + res.MessageID} {
 		ttl, err := rdb.PTTL(ctx, key).Result()
 		if err != nil || ttl <= 0 || ttl > time.Hour {
 			t.Errorf("PTTL %s = %v, %v; want in (0, 1h]", key, ttl, err)
 		}
 	}
-	if a := rdb.HGet(ctx, "lay:{chat:c1}:m:"+res.MessageID, "a").Val(); a != "alice" {
-		t.Errorf("author %q, want alice", a)
+	// No key per message until it is deleted: the author is in the stream.
+	meta := "lay:{chat:c1}:m:" + res.MessageID
+	if n := rdb.Exists(ctx, meta).Val(); n != 0 {
+		t.Errorf("%s exists before any delete", meta)
 	}
 	if m := rdb.SMembers(ctx, "lay:{chat:c1}:r:"+res.MessageID).Val(); len(m) != 1 || m[0] != "bob\n👍" {
 		t.Errorf("reactions %q", m)
 	}
 	msgs := rdb.XRange(ctx, "lay:{chat:c1}:h", "-", "+").Val()
 	if len(msgs) != 2 || msgs[0].ID != res.EventID || msgs[0].Values["e"] != "new_message" ||
-		msgs[0].Values["d"] != `{"messageId":"`+res.EventID+`","x":1}` {
+		msgs[0].Values["d"] != `{"messageId":"`+res.EventID+`","x":1}` || msgs[0].Values["a"] != "alice" {
 		t.Errorf("stream %+v", msgs)
+	}
+	if _, ok := msgs[1].Values["a"]; ok {
+		t.Errorf("a reaction event carries an author field: %+v", msgs[1])
+	}
+	// A delete writes the deleted flag, expiring with the message.
+	if _, err := b.Append(ctx, "c1", bus.Op{Kind: bus.OpDelete, UserID: "alice", MessageID: res.MessageID, Event: "message_deleted"}); err != nil {
+		t.Fatal(err)
+	}
+	if x := rdb.HGet(ctx, meta, "x").Val(); x != "1" {
+		t.Errorf("deleted flag %q, want 1", x)
+	}
+	if ttl := rdb.PTTL(ctx, meta).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Errorf("PTTL %s = %v, want in (0, 1h]", meta, ttl)
+	}
+}
+
+// TestRedisMessagesStoredBefore: a message stored by an earlier version (its
+// author in a hash per message, not in the stream entry) can still be edited
+// by its author only, reacted to and deleted.
+func TestRedisMessagesStoredBefore(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	rdb := s.Client()
+	b := newRedisBroker(t, s, bus.RedisConfig{Prefix: "old", HistoryTTL: time.Hour})
+	ctx := context.Background()
+	id := fmt.Sprintf("%d-0", time.Now().UnixMilli()-1000)
+	if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: "old:{chat:c1}:h", ID: id, Values: []any{"e", "new_message", "d", `{"messageId":"` + id + `"}`}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, "old:{chat:c1}:m:"+id, "a", "alice").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rdb.PExpire(ctx, "old:{chat:c1}:m:"+id, time.Hour)
+	if _, err := b.Append(ctx, "c1", bus.Op{Kind: bus.OpEdit, UserID: "bob", MessageID: id, Event: "message_edited"}); !errors.Is(err, bus.ErrForbidden) {
+		t.Fatalf("edit by another user: %v, want ErrForbidden", err)
+	}
+	for _, op := range []bus.Op{
+		{Kind: bus.OpEdit, UserID: "alice", MessageID: id, Event: "message_edited"},
+		{Kind: bus.OpReactAdd, UserID: "bob", MessageID: id, Emoji: "x", Event: "reaction_updated"},
+		{Kind: bus.OpDelete, UserID: "alice", MessageID: id, Event: "message_deleted"},
+	} {
+		if _, err := b.Append(ctx, "c1", op); err != nil {
+			t.Fatalf("%+v: %v", op, err)
+		}
+	}
+	if _, err := b.Append(ctx, "c1", bus.Op{Kind: bus.OpEdit, UserID: "alice", MessageID: id, Event: "message_edited"}); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("edit after delete: %v, want ErrNotFound", err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisscript"
 )
 
 // Interface guard.
@@ -23,15 +24,15 @@ const DefaultPrefix = "rt"
 var (
 	//go:embed lua/acquire.lua
 	acquireLua    string
-	acquireScript = redis.NewScript(acquireLua)
+	acquireScript = redisscript.New(acquireLua)
 
 	//go:embed lua/renew.lua
 	renewLua    string
-	renewScript = redis.NewScript(renewLua)
+	renewScript = redisscript.New(renewLua)
 
 	//go:embed lua/release.lua
 	releaseLua    string
-	releaseScript = redis.NewScript(releaseLua)
+	releaseScript = redisscript.New(releaseLua)
 )
 
 // RedisConfig configures [NewRedis]. The zero value works.

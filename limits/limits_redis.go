@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisscript"
 )
 
 // Interface guard.
@@ -27,7 +28,7 @@ const DefaultPrefix = "rt"
 var (
 	//go:embed lua/window.lua
 	windowLua    string
-	windowScript = redis.NewScript(windowLua)
+	windowScript = redisscript.New(windowLua)
 )
 
 // RedisConfig configures [NewRedis]. The zero value works.
@@ -101,12 +102,12 @@ func (r *Redis) Allow(ctx context.Context, key string, l Limit) (Result, error) 
 }
 
 func (r *Redis) allowWindow(ctx context.Context, key string, l Limit) (Result, error) {
-	now := r.now().UnixMicro()
-	window := max(l.Window.Microseconds(), 1)
-	var buf [48]byte
-	member := strconv.AppendUint(append(append(buf[:0], r.nonce...), ':'), r.seq.Add(1), 10)
-	v, err := windowScript.Run(ctx, r.client, []string{r.key(key)},
-		now, now-window, window, l.N, member).Int64Slice()
+	c, err := r.Check(key, l)
+	if err != nil {
+		return Result{}, err
+	}
+	v, err := windowScript.Run(ctx, r.client, []string{c.Key},
+		c.Now, c.Cutoff, c.Window, c.N, c.Member).Int64Slice()
 	if err != nil {
 		return Result{}, wrapErr("allow", err)
 	}
@@ -134,3 +135,34 @@ func (r *Redis) allowGCRA(ctx context.Context, key string, l Limit) (Result, err
 // wrapErr adds context to a Redis error; connection, timeout and "server not
 // ready" errors also match [ErrUnavailable].
 func wrapErr(op string, err error) error { return rediserr.Wrap("limits", op, ErrUnavailable, err) }
+
+// WindowCheck is one [Window] check of a [Redis] limiter in the form another
+// engine's script can run (and count) atomically with its own work, on a
+// Redis where one script may touch both (not a Redis Cluster: the key is in
+// the limited key's slot). The arguments and the accept/refuse rule are
+// those of lua/window.lua, on the same key, so checks made this way and with
+// [Redis.Allow] share one budget.
+type WindowCheck struct {
+	Key    string // the limiter's Redis key
+	Now    int64  // µs of the limiter's clock
+	Cutoff int64  // Now - window
+	Window int64  // µs
+	N      int
+	Member string // unique per event
+}
+
+// Check returns the [WindowCheck] of one event under key; l must be a valid
+// [Window] limit.
+func (r *Redis) Check(key string, l Limit) (WindowCheck, error) {
+	if err := l.Validate(); err != nil {
+		return WindowCheck{}, err
+	}
+	if l.Policy != Window {
+		return WindowCheck{}, fmt.Errorf("%w: only Window limits can be folded into a script", ErrBadLimit)
+	}
+	now := r.now().UnixMicro()
+	window := max(l.Window.Microseconds(), 1)
+	var buf [48]byte
+	member := strconv.AppendUint(append(append(buf[:0], r.nonce...), ':'), r.seq.Add(1), 10)
+	return WindowCheck{Key: r.key(key), Now: now, Cutoff: now - window, Window: window, N: l.N, Member: string(member)}, nil
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto"
 	"errors"
 	"fmt"
@@ -66,6 +67,12 @@ type Engines struct {
 	Limiter    limits.Limiter
 	// Ping checks the engine's reachability for /readyz; nil means always reachable.
 	Ping func() error
+	// SendLimited, when set, performs send_message's rate-limit check (a
+	// Window limit on limitKey, sharing Limiter's budget) and its append in
+	// one engine call, one Redis round trip: allowed false (nothing
+	// appended) with retryAfter when the limit refuses. Nil: Limiter.Allow,
+	// then Bus.Append.
+	SendLimited func(ctx context.Context, chatID string, op bus.Op, limitKey string, l limits.Limit) (res bus.Result, allowed bool, retryAfter time.Duration, err error)
 }
 
 // Config configures a Node. Zero values take the defaults noted.

@@ -345,13 +345,15 @@ func (srv *server) rateLimit(r *request, action string, n int) *eventError {
 		return srv.engineError(r, "rate limit", err)
 	}
 	if !res.Allowed {
-		ms := res.RetryAfter.Milliseconds()
-		if ms < 1 {
-			ms = 1
-		}
-		return &eventError{Code: codeRateLimited, Message: "too many " + action + " actions; retry later", RetryAfterMs: ms}
+		return rateLimited(action, res.RetryAfter)
 	}
 	return nil
+}
+
+// rateLimited is the RATE_LIMITED error of a refused action.
+func rateLimited(action string, retryAfter time.Duration) *eventError {
+	ms := max(retryAfter.Milliseconds(), 1)
+	return &eventError{Code: codeRateLimited, Message: "too many " + action + " actions; retry later", RetryAfterMs: ms}
 }
 
 func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
@@ -628,8 +630,11 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 	if e := checkJoined(r); e != nil {
 		return e
 	}
-	if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
-		return e
+	limited := srv.cfg.Engines.SendLimited
+	if limited == nil {
+		if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
+			return e
+		}
 	}
 	id := r.c.sess.who.Load()
 	msg := newMessage{
@@ -637,7 +642,29 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 		MessageType: p.MessageType, Attachments: atts, ReplyTo: replyTo, TempID: r.tempID,
 		CreatedAt: timestamp(srv.cfg.Now()),
 	}
-	res, err := srv.appendMessage(msg, id.userID)
+	var res bus.Result
+	var err error
+	if limited == nil {
+		res, err = srv.appendMessage(msg, id.userID)
+	} else {
+		// The rate limit and the append in one call (one Redis round trip).
+		if srv.engineDown.Load() {
+			return srv.engineError(r, "append", errEngineDown)
+		}
+		var data []byte
+		if data, err = json.Marshal(msg); err == nil {
+			ctx, cancel := srv.engineCtx()
+			var allowed bool
+			var retry time.Duration
+			res, allowed, retry, err = limited(ctx, msg.ChatID,
+				bus.Op{Kind: bus.OpSend, UserID: id.userID, Event: evNewMessage, Data: data}, "message:"+id.userID,
+				limits.Limit{Policy: limits.Window, N: srv.cfg.Limits.Messages, Window: srv.cfg.Limits.Window})
+			cancel()
+			if err == nil && !allowed {
+				return rateLimited("message", retry)
+			}
+		}
+	}
 	if err != nil {
 		return srv.engineError(r, "append", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisscript"
 )
 
 // Interface guard.
@@ -32,23 +33,23 @@ const (
 var (
 	//go:embed lua/acquire.lua
 	acquireLua    string
-	acquireScript = redis.NewScript(acquireLua)
+	acquireScript = redisscript.New(acquireLua)
 
 	//go:embed lua/refresh.lua
 	refreshLua    string
-	refreshScript = redis.NewScript(refreshLua)
+	refreshScript = redisscript.New(refreshLua)
 
 	//go:embed lua/node_refresh.lua
 	nodeRefreshLua    string
-	nodeRefreshScript = redis.NewScript(nodeRefreshLua)
+	nodeRefreshScript = redisscript.New(nodeRefreshLua)
 
 	//go:embed lua/live.lua
 	liveLua    string
-	liveScript = redis.NewScript(liveLua)
+	liveScript = redisscript.New(liveLua)
 
 	//go:embed lua/stats.lua
 	statsLua    string
-	statsScript = redis.NewScript(statsLua)
+	statsScript = redisscript.New(statsLua)
 )
 
 // RedisConfig configures [NewRedis].

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisscript"
 )
 
 // Interface guard.
@@ -20,7 +21,7 @@ var _ Store = (*RedisStore)(nil)
 //go:embed lua/put.lua
 var putLua string
 
-var putScript = redis.NewScript(putLua)
+var putScript = redisscript.New(putLua)
 
 // RedisStoreConfig configures [NewRedisStore]. The zero value works.
 type RedisStoreConfig struct {

@@ -217,6 +217,15 @@ func TestRedisStore(t *testing.T) {
 	})
 }
 
+// TestRedisStoreOnCluster: the same contract on a Redis Cluster client
+// (a one-node cluster: slot rules hold as on a real one).
+func TestRedisStoreOnCluster(t *testing.T) {
+	client := redistest.StartCluster(t)
+	storeContract(t, func(t *testing.T) (rtm.Store, func(time.Duration)) {
+		return newRedisStore(t, client, redistest.Prefix(t)), time.Sleep
+	})
+}
+
 func newRedisStore(t testing.TB, c redis.UniversalClient, prefix string) *rtm.RedisStore {
 	t.Helper()
 	s, err := rtm.NewRedisStore(c, rtm.RedisStoreConfig{Prefix: prefix})

@@ -1,37 +1,77 @@
 -- Performs one chat operation and publishes its event, atomically (bus.Redis.Append).
 --
 -- KEYS[1] stream  <prefix>:{chat:<id>}:h
--- KEYS[2] meta    <prefix>:{chat:<id>}:m:<msgid>  (for send: the prefix <...>:m: only;
---                 the message id is the new event id, known here only)
+-- KEYS[2] meta    <prefix>:{chat:<id>}:m:<msgid>, the deleted flag x, written by
+--                 delete only (for send: the prefix <...>:m:, unused). A message's
+--                 author is field a of its new_message entry in the stream; messages
+--                 stored before that have it in this hash (field a, with its own TTL).
 -- KEYS[3] reacts  <prefix>:{chat:<id>}:r:<msgid>  (not for send)
+-- KEYS[#KEYS]     the chat's pub/sub channel (declared so that SPUBLISH, whose
+--                 channel is slot-bound on Redis Cluster, passes the slot check)
 -- ARGV: mode (s send, e edit, d delete, a react add, r react remove), maxlen,
---       ttl (ms), channel, event, data, sep, user, msgid, emoji.
+--       ttl (ms), publish command (PUBLISH, or SPUBLISH on Redis Cluster),
+--       event, data, sep, user, msgid, emoji.
 --       For send, data is the payload after its opening brace and sep is "," or
 --       "" (empty object), so the messageId field can be spliced in front.
--- Returns {"ok", eventId}, {"same"} (reaction unchanged), {"notfound"} or {"forbidden"}.
--- Publishes "<eventId>\n<previous eventId or empty>\n<event>\n<data>" on channel.
+-- Send with a rate limit folded in (bus.Redis.AppendLimited, one Redis only):
+-- KEYS[3] is the limiter's sorted set and ARGV[11..15] are now, cutoff, window
+-- (µs), N and the event's member, as for limits/lua/window.lua; nothing is
+-- appended when N events were accepted within the window.
+-- Returns {"ok", eventId}, {"same"} (reaction unchanged), {"notfound"},
+-- {"forbidden"} or {"limited", retry after (µs)}.
+-- Publishes (ARGV[4]) "<eventId>\n<previous eventId or empty>\n<event>\n<data>" on channel.
 
 local stream, mode = KEYS[1], ARGV[1]
 local maxlen, ttl = ARGV[2], ARGV[3]
-local channel, event, data = ARGV[4], ARGV[5], ARGV[6]
+local publish, event, data = ARGV[4], ARGV[5], ARGV[6]
 local user = ARGV[8]
+
+if mode == 's' and #KEYS == 4 then
+  -- The rolling window of limits/lua/window.lua, on the same key.
+  local lim, now, window, n = KEYS[3], ARGV[11], tonumber(ARGV[13]), tonumber(ARGV[14])
+  redis.call('ZREMRANGEBYSCORE', lim, '-inf', ARGV[12])
+  local count = redis.call('ZCARD', lim)
+  if count >= n then
+    local first = redis.call('ZRANGE', lim, count - n, count - n, 'WITHSCORES')
+    local retry = tonumber(first[2]) + window - tonumber(now)
+    if retry < 1 then retry = 1 end
+    return {'limited', string.format('%.0f', retry)}
+  end
+  redis.call('ZADD', lim, now, ARGV[15])
+  redis.call('PEXPIRE', lim, math.ceil(window / 1000))
+end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 if mode ~= 's' then
   local msgid = ARGV[9]
+  -- Its new_message event must still be in the stream (not trimmed away),
+  -- sent less than ttl ago, and not deleted.
+  local entry = redis.call('XRANGE', stream, msgid, msgid)[1]
+  if not entry then return {'notfound'} end
+  local left = tonumber(ttl) - (now - tonumber(string.match(msgid, '^(%d+)-')))
+  if left <= 0 then return {'notfound'} end
+  local author
+  local f = entry[2]
+  for i = 1, #f, 2 do
+    if f[i] == 'a' then author = f[i + 1] end
+  end
   local meta = redis.call('HMGET', KEYS[2], 'a', 'x')
-  -- unknown, expired or deleted; or its new_message event was trimmed away
-  if not meta[1] or meta[2] then return {'notfound'} end
-  if #redis.call('XRANGE', stream, msgid, msgid) == 0 then return {'notfound'} end
+  author = author or meta[1]
+  if not author or meta[2] then return {'notfound'} end
   if mode == 'e' or mode == 'd' then
-    if meta[1] ~= user then return {'forbidden'} end
-    if mode == 'd' then redis.call('HSET', KEYS[2], 'x', '1') end
+    if author ~= user then return {'forbidden'} end
+    if mode == 'd' then
+      redis.call('HSET', KEYS[2], 'x', '1')
+      redis.call('PEXPIRE', KEYS[2], left)
+    end
   else
     local member = user .. '\n' .. ARGV[10]
     if mode == 'a' then
       if redis.call('SADD', KEYS[3], member) == 0 then return {'same'} end
       -- reactions expire with their message
-      local pttl = redis.call('PTTL', KEYS[2])
-      if pttl > 0 then redis.call('PEXPIRE', KEYS[3], pttl) end
+      redis.call('PEXPIRE', KEYS[3], left)
     else
       if redis.call('SREM', KEYS[3], member) == 0 then return {'same'} end
     end
@@ -48,19 +88,16 @@ if top[1] then
   local a, b = string.match(prev, '^(%d+)-(%d+)$')
   pms, pseq = tonumber(a), tonumber(b)
 end
-local t = redis.call('TIME')
-local ms, seq = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 0
+local ms, seq = now, 0
 if ms <= pms then ms, seq = pms, pseq + 1 end
 local id = string.format('%.0f-%.0f', ms, seq)
 
 if mode == 's' then
   data = '{"messageId":"' .. id .. '"' .. ARGV[7] .. data
-  local mkey = KEYS[2] .. id
-  redis.call('HSET', mkey, 'a', user)
-  redis.call('PEXPIRE', mkey, ttl)
+  redis.call('XADD', stream, 'MAXLEN', maxlen, id, 'e', event, 'd', data, 'a', user)
+else
+  redis.call('XADD', stream, 'MAXLEN', maxlen, id, 'e', event, 'd', data)
 end
-
-redis.call('XADD', stream, 'MAXLEN', maxlen, id, 'e', event, 'd', data)
 redis.call('PEXPIRE', stream, ttl)
-redis.call('PUBLISH', channel, id .. '\n' .. prev .. '\n' .. event .. '\n' .. data)
+redis.call(publish, KEYS[#KEYS], id .. '\n' .. prev .. '\n' .. event .. '\n' .. data)
 return {'ok', id}

@@ -177,6 +177,11 @@ func TestFlagErrorsNameTheirSource(t *testing.T) {
 		{"epoll with tls", env{"REALTIME_JWT_SECRET": "s"}, []string{"--tls-cert", "c", "--tls-key", "k", "--io", "epoll"}, "--io"},
 		{"namespace", env{"REALTIME_JWT_SECRET": "s"}, []string{"--namespace", "messenger"}, "--namespace"},
 		{"half sentinel", env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-sentinel-master", "m"}, "--redis-sentinel-addrs"},
+		{"cluster and url", env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-cluster-addrs", "a:1", "--redis-url", "redis://b:1"}, "--redis-cluster-addrs"},
+		{"cluster and sentinel", env{"REALTIME_JWT_SECRET": "s", "REALTIME_REDIS_CLUSTER_ADDRS": "a:1"}, []string{"--redis-sentinel-master", "m", "--redis-sentinel-addrs", "s:1"}, "--redis-cluster-addrs"},
+		{"tls with url", env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-tls", "--redis-url", "redis://b:1"}, "rediss://"},
+		{"tls alone", env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-tls"}, "--redis-cluster-addrs"},
+		{"zero partitions", env{"REALTIME_JWT_SECRET": "s", "REALTIME_REDIS_CLUSTER_PARTITIONS": "0"}, nil, "REALTIME_REDIS_CLUSTER_PARTITIONS"},
 		{"public key with HS256", env{"REALTIME_JWT_SECRET": "s"}, []string{"--jwt-public-key-file", "k.pem"}, "--jwt-public-key-file"},
 		{"RS256 without key", env{}, []string{"--jwt-alg", "RS256"}, "--jwt-public-key-file"},
 	}
@@ -477,7 +482,7 @@ func TestServeHelpListsEveryFlag(t *testing.T) {
 		io workers ping-interval ping-timeout max-frame outbound-queue-bytes drain-period stats-interval typing-expiry
 		limit-messages limit-reactions limit-typing limit-joins limit-connects limit-window max-content
 		max-chats-per-connection history-size history-ttl redis-url redis-prefix redis-sentinel-master
-		redis-sentinel-addrs rtm-url rtm-lease-ttl`) {
+		redis-sentinel-addrs redis-cluster-addrs redis-tls rtm-url rtm-lease-ttl`) {
 		if f.fs.Lookup(name) == nil {
 			t.Errorf("serve has no --%s", name)
 		}

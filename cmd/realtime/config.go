@@ -236,6 +236,18 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	if o.RedisURL != "" && o.RedisSentinelMaster != "" {
 		return nil, fmt.Errorf("use either --redis-url or the --redis-sentinel-* flags, not both")
 	}
+	if o.RedisClusterAddrs != "" && (o.RedisURL != "" || o.RedisSentinelMaster != "" || o.RedisSentinelAddrs != "") {
+		return nil, fmt.Errorf("use either --redis-cluster-addrs, --redis-url or the --redis-sentinel-* flags, not two of them")
+	}
+	if o.RedisPartitions < 1 || o.RedisPartitions > 16384 {
+		return nil, fmt.Errorf("%s: %d must be between 1 and 16384", f.source("redis-cluster-partitions"), o.RedisPartitions)
+	}
+	if o.RedisTLS && o.RedisURL != "" {
+		return nil, fmt.Errorf("--redis-tls: with --redis-url use the rediss:// scheme instead")
+	}
+	if o.RedisTLS && o.RedisClusterAddrs == "" && o.RedisSentinelMaster == "" {
+		return nil, fmt.Errorf("--redis-tls needs --redis-cluster-addrs or the --redis-sentinel-* flags")
+	}
 
 	proxies, err := parseTrustedProxies(o.TrustedProxies)
 	if err != nil {

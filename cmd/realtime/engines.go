@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/membership"
@@ -17,8 +19,9 @@ import (
 	"github.com/anchat/realtime/presence"
 )
 
-// envRedisPassword is the Sentinel-managed master's password (a secret, so
-// environment only). With --redis-url the password belongs in the URL.
+// envRedisPassword is the password of the Sentinel-managed master or of the
+// Redis Cluster nodes (a secret, so environment only). With --redis-url the
+// password belongs in the URL.
 const envRedisPassword = "REALTIME_REDIS_PASSWORD"
 
 // engines are the cluster-wide engines of one node and how to release them.
@@ -34,9 +37,10 @@ type engines struct {
 }
 
 // buildEngines returns the memory engines, or the Redis ones when a Redis
-// URL or Sentinel is configured. close releases them after the node stopped.
+// URL, Sentinel or Redis Cluster is configured. close releases them after
+// the node stopped.
 func buildEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv getenvFunc) (*engines, error) {
-	if o.RedisURL != "" || o.RedisSentinelMaster != "" {
+	if o.RedisURL != "" || o.RedisSentinelMaster != "" || o.RedisClusterAddrs != "" {
 		return redisEngines(o, nodeID, log, getenv)
 	}
 	return memoryEngines(o), nil
@@ -62,9 +66,40 @@ func memoryEngines(o *serveOptions) *engines {
 	}
 }
 
-// redisClient builds the go-redis client: from --redis-url, or a failover
-// client for --redis-sentinel-master / --redis-sentinel-addrs.
+// redisClient builds the go-redis client: from --redis-url, a cluster client
+// for --redis-cluster-addrs, or a failover client for --redis-sentinel-master
+// / --redis-sentinel-addrs.
 func redisClient(o *serveOptions, getenv getenvFunc) (redis.UniversalClient, string, error) {
+	var tlsConfig *tls.Config
+	if o.RedisTLS {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12} // as go-redis's ParseURL does for rediss://
+	}
+	if o.RedisClusterAddrs != "" {
+		addrs := splitList(o.RedisClusterAddrs)
+		if len(addrs) == 0 {
+			return nil, "", errors.New("--redis-cluster-addrs: no address")
+		}
+		password, _ := getenv(envRedisPassword)
+		co := &redis.ClusterOptions{
+			Addrs:     addrs,
+			Password:  password,
+			TLSConfig: tlsConfig,
+			// The slot map is reloaded lazily at most this often (and at
+			// once on MOVED): a sharded pub/sub connection that lost its
+			// master finds the promoted replica within about a second.
+			ClusterStateReloadInterval: time.Second,
+			// No redirects: go-redis's cluster loop, besides following MOVED
+			// and ASK, re-sends a command after a lost reply (EOF, timeout)
+			// to the same or another node, which for an append that did run
+			// stores the message twice. So a command that meets a moved slot
+			// answers UNAVAILABLE once (go-redis then reloads the slot map),
+			// and during a live slot migration (ASK) the chats in that slot
+			// answer UNAVAILABLE until it completes.
+			MaxRedirects: -1,
+		}
+		failFast(&co.DialTimeout, &co.ReadTimeout, &co.WriteTimeout, &co.PoolTimeout, &co.MaxRetries, &co.DialerRetries)
+		return redis.NewClusterClient(co), "cluster " + o.RedisClusterAddrs, nil
+	}
 	if o.RedisURL != "" {
 		opts, err := redis.ParseURL(o.RedisURL)
 		if err != nil {
@@ -82,6 +117,7 @@ func redisClient(o *serveOptions, getenv getenvFunc) (redis.UniversalClient, str
 		MasterName:    o.RedisSentinelMaster,
 		SentinelAddrs: addrs,
 		Password:      password,
+		TLSConfig:     tlsConfig,
 	}
 	failFast(&fo.DialTimeout, &fo.ReadTimeout, &fo.WriteTimeout, &fo.PoolTimeout, &fo.MaxRetries, &fo.DialerRetries)
 	c := redis.NewFailoverClient(fo)
@@ -122,6 +158,7 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 		Prefix:      o.RedisPrefix,
 		HistorySize: o.HistorySize,
 		HistoryTTL:  o.HistoryTTL,
+		Partitions:  o.RedisPartitions,
 		Logger:      log.With().Str("component", "bus").Logger(),
 	})
 	if err != nil {
@@ -143,12 +180,40 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	if err != nil {
 		return fail(err)
 	}
+	var sendLimited func(context.Context, string, bus.Op, string, limits.Limit) (bus.Result, bool, time.Duration, error)
+	if _, cluster := client.(*redis.ClusterClient); !cluster {
+		// One script per send_message: the rolling-window limit is checked
+		// and counted inside the append script, on the limiter's own key.
+		// Not on a Redis Cluster, where the user's limit key and the chat's
+		// keys are in different slots: there the limit is a script of its
+		// own, before the append (two round trips).
+		sendLimited = func(ctx context.Context, chatID string, op bus.Op, key string, lim limits.Limit) (bus.Result, bool, time.Duration, error) {
+			chk, err := l.Check(key, lim)
+			if err != nil {
+				return bus.Result{}, false, 0, err
+			}
+			res, retry, err := b.AppendLimited(ctx, chatID, op, bus.WindowLimit(chk))
+			if errors.Is(err, bus.ErrLimited) {
+				return bus.Result{}, false, retry, nil
+			}
+			return res, err == nil, 0, err
+		}
+	}
+	// Load every script now, so that no EVALSHA meets NOSCRIPT (a second
+	// round trip and a compile) on a fresh Redis. Not fatal: Redis may be
+	// down at start, and the scripts load themselves on first use anyway.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	if err := redisscript.LoadAll(ctx, client); err != nil {
+		log.Warn().Err(err).Msg("could not preload the Redis scripts; they load on first use")
+	}
+	cancel()
 	return &engines{
 		Engines: node.Engines{
-			Bus:        b,
-			Presence:   p,
-			Membership: m,
-			Limiter:    l,
+			Bus:         b,
+			Presence:    p,
+			Membership:  m,
+			Limiter:     l,
+			SendLimited: sendLimited,
 			Ping: func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()

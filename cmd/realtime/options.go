@@ -60,6 +60,9 @@ type serveOptions struct {
 	RedisPrefix         string
 	RedisSentinelMaster string
 	RedisSentinelAddrs  string
+	RedisClusterAddrs   string
+	RedisTLS            bool
+	RedisPartitions     int
 
 	RTMURL      string
 	RTMLeaseTTL time.Duration
@@ -131,6 +134,9 @@ func serveFlags(o *serveOptions) *flagSet {
 	f.String(&o.RedisPrefix, "redis-prefix", "rt", "prefix of every Redis key and channel, so clusters can share a Redis")
 	f.String(&o.RedisSentinelMaster, "redis-sentinel-master", "", "Sentinel master name (with --redis-sentinel-addrs)")
 	f.String(&o.RedisSentinelAddrs, "redis-sentinel-addrs", "", "comma-separated Sentinel host:port list")
+	f.String(&o.RedisClusterAddrs, "redis-cluster-addrs", "", "comma-separated host:port seed nodes of a Redis Cluster (7+; sharded pub/sub); password in REALTIME_REDIS_PASSWORD")
+	f.Int(&o.RedisPartitions, "redis-cluster-partitions", 128, "Redis Cluster: hash-tag partitions chats are spread over (at most one pub/sub connection each per node); same on every node, changing it leaves history behind; about 16 per master spreads load evenly")
+	f.Bool(&o.RedisTLS, "redis-tls", false, "TLS to Redis Cluster nodes or the Sentinel-managed master, as rediss:// does for --redis-url (system CA roots)")
 
 	f.String(&o.RTMURL, "rtm-url", "", "WebSocket URL of the RTM provider; empty disables the RTM bridge")
 	f.Duration(&o.RTMLeaseTTL, "rtm-lease-ttl", 10*time.Second, "TTL of the RTM leader lease")

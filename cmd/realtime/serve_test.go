@@ -202,6 +202,44 @@ func TestServeWithRedis(t *testing.T) {
 	}
 }
 
+// TestServeWithRedisCluster wires the engines on a Redis Cluster client: the
+// node starts and writes its presence into the cluster.
+func TestServeWithRedisCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	prefix := redistest.Prefix(t)
+	addrs := strings.Join(c.Options().Addrs, ",")
+	sigs, out, errb, _, done := startServe(t, env{"REALTIME_REDIS_CLUSTER_ADDRS": addrs},
+		"--dev", "--log-format", "json", "--drain-period", "100ms", "--node-id", "n-cluster", "--redis-prefix", prefix)
+	waitOutput(t, errb, "const socket", done)
+	if !strings.Contains(out.String(), `"engine":"redis"`) || !strings.Contains(out.String(), "cluster "+addrs) {
+		t.Errorf("start-up line does not say the Redis Cluster engine:\n%s", out)
+	}
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := c.Exists(ctx, prefix+":{nodes}:n-cluster:alive").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no liveness key within 20 s: the node does not use this cluster")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	sigs <- syscall.SIGTERM
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit %d, want 0\n%s", code, out)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return within 10 s of SIGTERM")
+	}
+}
+
 func TestServeRedisErrors(t *testing.T) {
 	for name, tc := range map[string]struct {
 		env  env

@@ -36,6 +36,9 @@ type Options struct {
 	AOF bool
 	// Port to use; 0 picks a free one.
 	Port int
+	// Args are added to redis-server's command line (relative paths are in
+	// the server's directory).
+	Args []string
 }
 
 // Start launches redis-server and waits until it answers PING. It is stopped
@@ -65,6 +68,7 @@ func Start(tb testing.TB, opts Options) *Server {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
+	args = append(args, opts.Args...)
 	s := &Server{Port: port, Dir: dir, args: append([]string{bin}, args...), tb: tb}
 	s.start()
 	tb.Cleanup(s.Stop)

@@ -98,11 +98,17 @@ answer to a chart used without its schema.
 {{- define "realtime.redisMode" -}}
 {{- $r := .Values.redis }}
 {{- $sentinel := or $r.external.sentinel.master $r.external.sentinel.addrs }}
+{{- $cluster := $r.external.cluster.addrs }}
 {{- if $r.bundled.enabled }}
-{{- if or $r.external.url $sentinel }}
+{{- if or $r.external.url $sentinel $cluster }}
 {{- fail "redis: set either redis.bundled.enabled or redis.external, not both" }}
 {{- end }}
 {{- print "bundled" }}
+{{- else if $cluster }}
+{{- if or $r.external.url $sentinel }}
+{{- fail "redis: set only one of redis.external.url, redis.external.sentinel and redis.external.cluster" }}
+{{- end }}
+{{- print "cluster" }}
 {{- else if $sentinel }}
 {{- if $r.external.url }}
 {{- fail "redis: set either redis.external.url or redis.external.sentinel, not both" }}

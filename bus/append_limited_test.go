@@ -1,0 +1,115 @@
+package bus_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/bus/bustest"
+	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/limits"
+	"github.com/anchat/realtime/limits/limitstest"
+)
+
+// TestRedisAppendLimited: the rate limit folded into the append script admits
+// N sends in the window, in one round trip each, refuses the next without
+// appending or publishing it, with the limiter's retry-after, and shares
+// its budget with the limiter's own checks on the same key.
+func TestRedisAppendLimited(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	hook := &countHook{}
+	c.AddHook(hook)
+	prefix := redistest.Prefix(t)
+	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var rec bustest.Recorder
+	if err := b.Start(rec.Handle); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := b.Subscribe(ctx, bus.Chat("c")); err != nil {
+		t.Fatal(err)
+	}
+	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := limits.PerMinute(3)
+	send := func() (bus.Result, time.Duration, error) {
+		t.Helper()
+		chk, err := l.Check("message:alice", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.AppendLimited(ctx, "c", bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message", Data: json.RawMessage(`{"n":1}`)},
+			bus.WindowLimit(chk))
+	}
+	// One event counted by the limiter itself, 10 s earlier.
+	if res, err := l.Allow(ctx, "message:alice", lim); err != nil || !res.Allowed {
+		t.Fatalf("Allow = %+v, %v", res, err)
+	}
+	clk.Advance(10 * time.Second)
+	var ids []string
+	for i := range 2 {
+		before := hook.n.Load()
+		res, _, err := send()
+		if err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+		if n := hook.n.Load() - before; n != 1 && i > 0 { // the first may load the script
+			t.Errorf("send %d: %d round trips, want 1", i, n)
+		}
+		ids = append(ids, res.EventID)
+	}
+	_, retry, err := send()
+	if !errors.Is(err, bus.ErrLimited) {
+		t.Fatalf("fourth event in the window: %v, want ErrLimited", err)
+	}
+	if want := 50 * time.Second; retry != want {
+		t.Errorf("retry after %v, want %v (the limiter's own event leaves the window then)", retry, want)
+	}
+	if res, err := l.Allow(ctx, "message:alice", lim); err != nil || res.Allowed {
+		t.Fatalf("the limiter admits a fourth event: %+v, %v", res, err)
+	}
+	events, _, err := b.Since(ctx, "c", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[0].EventID != ids[0] || events[1].EventID != ids[1] {
+		t.Fatalf("history %v, want exactly the two admitted sends %v", events, ids)
+	}
+	rec.WaitOn(t, bus.Chat("c"), 2)
+	rec.Sync(t, b, bus.Chat("c"))
+	if got := rec.On(bus.Chat("c")); len(got) != 2 {
+		t.Errorf("%d deliveries, want the two admitted sends", len(got))
+	}
+	// The window slides: 50 s later one more fits.
+	clk.Advance(50 * time.Second)
+	if _, _, err := send(); err != nil {
+		t.Fatalf("after the window slid: %v", err)
+	}
+}
+
+func TestRedisAppendLimitedNotOnCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, _, err = b.AppendLimited(context.Background(), "c", bus.Op{Kind: bus.OpSend, UserID: "u", Event: "new_message"}, bus.WindowLimit{Key: "k", N: 1, Window: 1})
+	if err == nil {
+		t.Fatal("AppendLimited on a cluster client: no error")
+	}
+}

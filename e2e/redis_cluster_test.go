@@ -1,0 +1,154 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/redistest"
+)
+
+// clusterArgs are a node's flags on cl.
+func clusterArgs(cl *redistest.Cluster, prefix string, extra ...string) []string {
+	return append([]string{"--redis-cluster-addrs", strings.Join(cl.Addrs(), ","), "--redis-prefix", prefix}, extra...)
+}
+
+// TestThreeNodesOnRedisCluster: the three-node scenario of
+// TestThreeNodesEveryEvent (messages, edits, deletes, typing, reactions,
+// the cluster-wide connection cap and rate budget, recovery on another node)
+// with the engines on a Redis Cluster of three masters and three replicas.
+func TestThreeNodesOnRedisCluster(t *testing.T) {
+	requireE2E(t)
+	cl := redistest.StartRealCluster(t, redistest.ClusterOptions{})
+	args := clusterArgs(cl, redistest.Prefix(t), "--dev",
+		"--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000")
+	n1 := StartNode(t, args...)
+	n2 := StartNode(t, args...)
+	n3 := StartNode(t, args...)
+	n1.RunJS(t, "cluster3.mjs", map[string]string{
+		"URL2":        n2.URL,
+		"URL3":        n3.URL,
+		"TOKEN_ALICE": Token(t, "alice", func(c jwt.MapClaims) { c["name"] = "Alice" }),
+		"TOKEN_BOB":   Token(t, "bob"),
+		"TOKEN_CAROL": Token(t, "carol"),
+		"TOKEN_ERIN":  Token(t, "erin"),
+		"TOKEN_DAVE":  Token(t, "dave"),
+		"TOKEN_RL":    Token(t, "rl"),
+	})
+}
+
+// TestRedisClusterFailoverMidTraffic: three nodes on a 3+3 Redis Cluster,
+// members of chat "out" spread over them, a sender sending with acks every
+// 20 ms (js/outage.mjs). The test SIGKILLs the master owning the chat's slot;
+// its replica is promoted. No node exits, no client connection drops, every
+// send is answered within 2 s (ok or UNAVAILABLE), every message acked ok
+// reaches every member exactly once, in eventId order, and /readyz answers
+// 200 on every node afterwards.
+func TestRedisClusterFailoverMidTraffic(t *testing.T) {
+	requireE2E(t)
+	const after = 3 * time.Second
+	cl := redistest.StartRealCluster(t, redistest.ClusterOptions{})
+	prefix := redistest.Prefix(t)
+	args := clusterArgs(cl, prefix, "--dev", "--limit-messages", "100000", "--limit-connects", "100000")
+	nodes := []*Node{StartNode(t, args...), StartNode(t, args...), StartNode(t, args...)}
+
+	// The chat's channel, as the nodes name it (NewRedis does no I/O).
+	naming, err := bus.NewRedis(cl.Client(), bus.RedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	victim, err := cl.MasterOf(ctx, naming.ChannelName(bus.Chat("out")))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var tokens [][3]any
+	for i := range 6 {
+		name := fmt.Sprintf("m%d", i)
+		tokens = append(tokens, [3]any{name, i % 3, Token(t, name)})
+	}
+	tokensJSON, _ := json.Marshal(tokens)
+	summaryPath := filepath.Join(t.TempDir(), "summary.json")
+	js := startStepScenario(t, "outage.mjs", map[string]string{
+		"URL": nodes[0].URL, "ADMIN_URL": nodes[0].AdminURL, "URL2": nodes[1].URL, "URL3": nodes[2].URL,
+		"TOKENS": string(tokensJSON), "SENDER_TOKEN": Token(t, "sender"), "SUMMARY": summaryPath,
+	})
+	js.expect(t, "SENDING", 30*time.Second)
+
+	victim.Kill()
+	killedAt := time.Now()
+	if err := cl.WaitOK(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, cl.Describe())
+	}
+	okAt := time.Now()
+	t.Logf("replica promoted, cluster ok %v after the SIGKILL", okAt.Sub(killedAt).Round(time.Millisecond))
+	time.Sleep(after) // the sender goes on after the failover
+	js.send(t, "STOP")
+	js.expect(t, "SUMMARY", 30*time.Second)
+	raw, err := os.ReadFile(summaryPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js.send(t, "EXIT")
+	js.wait(t, 10*time.Second)
+
+	for i, n := range nodes {
+		select {
+		case <-n.exited:
+			t.Errorf("node %d exited during the failover: %v", i+1, n.err)
+		default:
+		}
+		if s := readyzStatus(n.AdminURL); s != http.StatusOK {
+			t.Errorf("node %d: /readyz %d after the failover, want 200", i+1, s)
+		}
+		logs := n.Logs()
+		t.Logf("node %d logged: %d pub/sub resubscriptions, %d sharded resubscriptions by probe, %d \"gap repaired\" (%s)",
+			i+1, strings.Count(logs, `"pub/sub resubscribed after reconnect; repairing chat gaps from history"`),
+			strings.Count(logs, `lost its subscriptions`), strings.Count(logs, `"gap repaired"`), repairedEvents(logs))
+	}
+	var sum outageSummary
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatalf("summary: %v", err)
+	}
+	var slowest int64
+	unavailable, afterKill := 0, 0
+	var lastFailed int64
+	for _, a := range sum.Acked {
+		slowest = max(slowest, a.At-a.T)
+		if a.T >= killedAt.UnixMilli() {
+			afterKill++
+		}
+	}
+	for _, f := range sum.Failed {
+		slowest = max(slowest, f.At-f.T)
+		if f.Code != "UNAVAILABLE" {
+			t.Errorf("send %s: %s %s, want ok or UNAVAILABLE", f.TempID, f.Error, f.Res)
+		}
+		unavailable++
+		lastFailed = max(lastFailed, f.T)
+	}
+	// The nodes reload the slot map at least every second.
+	if lastFailed > okAt.Add(1500*time.Millisecond).UnixMilli() {
+		t.Errorf("a send failed %d ms after the cluster was ok again, want none after 1.5 s", lastFailed-okAt.UnixMilli())
+	}
+	t.Logf("sends: %d acked (%d sent after the kill), %d UNAVAILABLE (the last %d ms after the kill), slowest answer %d ms",
+		len(sum.Acked), afterKill, unavailable, lastFailed-killedAt.UnixMilli(), slowest)
+	if slowest > 2000 {
+		t.Errorf("slowest send answered after %d ms, want within 2 s", slowest)
+	}
+	if afterKill < 20 {
+		t.Errorf("only %d sends acked after the kill: the sender did not go on", afterKill)
+	}
+	checkOutageDelivery(t, sum, killedAt.UnixMilli())
+}

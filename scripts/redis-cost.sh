@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Redis's own cost per send_message: INFO cpu over a steady window and INFO
+# commandstats, in the chat scenario (2,000 users in chats of 2, 1,000
+# messages/s over two nodes). Everything runs on free ports (never 6379).
+#
+#   bash scripts/redis-cost.sh standalone   # two realtime nodes on one Redis
+#   bash scripts/redis-cost.sh cluster      # ... on a Redis Cluster, 3 masters + 3 replicas
+#   bash scripts/redis-cost.sh cluster0     # ... on a Redis Cluster, 3 masters, no replicas
+#   bash scripts/redis-cost.sh peer         # two Socket.IO peer nodes (Redis adapter) on one Redis
+#   BARE=1 bash scripts/redis-cost.sh standalone   # plus tools/barescript at 1,000 calls/s
+#   SCENARIO=typing bash scripts/redis-cost.sh standalone   # typing events instead of messages
+#
+# The window is 5 s, starting 6 s into a 15 s run (connects and joins done).
+# Redis CPU per send = (used_cpu_sys + used_cpu_user over the window, summed
+# over the masters) / (XADD calls in the window; PUBLISH calls for the peer
+# and for typing).
+# PEER_SRC: the Socket.IO peer's sources (server.js, package.json,
+# package-lock.json), default ../shared/peers/socketio.
+set -euo pipefail
+mode=${1:?usage: redis-cost.sh standalone|cluster|cluster0|peer}
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PEER_SRC=${PEER_SRC:-$root/../shared/peers/socketio}
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+(cd "$root" && go build -o "$work/realtime" ./cmd/realtime && go build -o "$work/bench" ./cmd/bench && go build -o "$work/barescript" ./tools/barescript)
+
+masters=()
+case $mode in
+standalone | peer)
+	p=$(port)
+	redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --protected-mode no --logfile "$work/redis.log" &
+	pids+=($!)
+	masters=("$p")
+	sleep 0.5
+	eng=(--redis-url "redis://127.0.0.1:$p/0")
+	;;
+cluster | cluster0)
+	n=6 replicas=1
+	[ "$mode" = cluster0 ] && n=3 replicas=0
+	addrs=()
+	for ((i = 0; i < n; i++)); do
+		p=$(port) cp=$(port)
+		mkdir -p "$work/n$i"
+		(cd "$work/n$i" && exec redis-server --port "$p" --cluster-port "$cp" --bind 127.0.0.1 --save '' \
+			--appendonly no --protected-mode no --cluster-enabled yes --cluster-config-file nodes.conf \
+			--cluster-node-timeout 1000 --repl-diskless-sync-delay 0 --logfile redis.log) &
+		pids+=($!)
+		addrs+=("127.0.0.1:$p")
+	done
+	sleep 0.7
+	redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" --cluster-yes >/dev/null
+	sleep 3
+	for a in "${addrs[@]}"; do
+		redis-cli -p "${a#*:}" info replication | grep -q role:master && masters+=("${a#*:}")
+	done
+	eng=(--redis-cluster-addrs "$(IFS=,; echo "${addrs[*]}")")
+	;;
+*)
+	echo "redis-cost: unknown mode $mode" >&2
+	exit 2
+	;;
+esac
+
+n1=$(port) n2=$(port)
+if [ "$mode" = peer ]; then
+	mkdir -p "$work/peer"
+	cp "$PEER_SRC/server.js" "$PEER_SRC/package.json" "$PEER_SRC/package-lock.json" "$work/peer/"
+	(cd "$work/peer" && npm ci --no-audit --no-fund --loglevel=error) >&2
+	for p in "$n1" "$n2"; do
+		(cd "$work/peer" && PORT=$p JWT_SECRET=dev-secret REDIS_URL=redis://127.0.0.1:${masters[0]} exec node server.js) >>"$work/nodes.log" 2>&1 &
+		pids+=($!)
+	done
+	sleep 3
+else
+	lim=(--limit-messages 100000000 --limit-typing 100000000 --limit-connects 100000000 --limit-reactions 100000000
+		--limit-joins 100000000 --max-user-connections 100000 --max-connections 20000)
+	for p in "$n1" "$n2"; do
+		"$work/realtime" serve --dev --log-level warn --addr "127.0.0.1:$p" --admin-addr "127.0.0.1:$(port)" "${eng[@]}" "${lim[@]}" >>"$work/nodes.log" 2>&1 &
+		pids+=($!)
+	done
+	sleep 1.5
+fi
+
+snapshot() { # snapshot <suffix>: every master's INFO cpu and commandstats
+	for m in "${masters[@]}"; do
+		redis-cli -p "$m" info cpu | awk -F: '/used_cpu_(sys|user):/ {s += $2} END {print s}' >"$work/cpu$1.$m"
+		redis-cli -p "$m" info commandstats >"$work/cs$1.$m"
+	done
+}
+scenario=${SCENARIO:-chat}
+"$work/bench" --scenario "$scenario" --conns 2000 --chat-size 2 --rate 1000 --duration 15s \
+	--targets "127.0.0.1:$n1,127.0.0.1:$n2" --jwt-secret dev-secret >"$work/bench.out" 2>&1 &
+bench=$!
+if [ -n "${BARE:-}" ]; then
+	"$work/barescript" --addr "127.0.0.1:${masters[0]}" --rate 1000 --duration 14s >"$work/bare.out" 2>&1 &
+	pids+=($!)
+fi
+sleep 6
+snapshot 0
+t0=$(date +%s.%N)
+sleep 5
+snapshot 1
+t1=$(date +%s.%N)
+wait "$bench" || true
+
+python3 - "$mode" "$scenario" "$work" "$t0" "$t1" "${masters[@]}" <<'PY'
+import re, sys
+mode, scenario, work, t0, t1, masters = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]), sys.argv[6:]
+cpu, stats = 0.0, {}
+print(f"mode {mode}: window {t1 - t0:.2f} s, {len(masters)} master(s)")
+for m in masters:
+    c = float(open(f"{work}/cpu1.{m}").read()) - float(open(f"{work}/cpu0.{m}").read())
+    cpu += c
+    print(f"  master :{m}  Redis CPU {c:.3f} s")
+    for f, sign in ((f"{work}/cs1.{m}", 1), (f"{work}/cs0.{m}", -1)):
+        for line in open(f):
+            g = re.match(r"cmdstat_(\w+):calls=(\d+),usec=(\d+),.*failed_calls=(\d+)", line)
+            if g:
+                d = stats.setdefault(g.group(1), [0, 0, 0])
+                d[0] += sign * int(g.group(2)); d[1] += sign * int(g.group(3)); d[2] += sign * int(g.group(4))
+pubs = stats.get("publish", [0])[0] + stats.get("spublish", [0])[0] - stats.get("fcall", [0])[0]
+sends = pubs if mode == "peer" or scenario != "chat" else stats.get("xadd", [0])[0] - stats.get("fcall", [0])[0]
+print(f"  sends in the window {sends}; Redis CPU per send {cpu / max(sends, 1) * 1e6:.1f} µs (all masters)")
+for k, (calls, usec, failed) in sorted(stats.items(), key=lambda kv: -kv[1][1]):
+    if calls > 0:
+        print(f"  {k:18s} calls {calls:7d}  usec/call {usec / calls:6.1f}  per send {usec / max(sends, 1):6.1f}  failed {failed}")
+PY
+grep -E '^  (sent|deliveries|lost)' "$work/bench.out"
