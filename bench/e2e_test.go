@@ -124,7 +124,7 @@ type testNode struct {
 // loadFlags are the limits a load run needs (the defaults allow 30 messages
 // a minute per user).
 var loadFlags = []string{"--limit-messages", "100000000", "--limit-typing", "100000000", "--limit-joins", "100000000",
-	"--limit-connects", "100000000", "--max-user-connections", "100000", "--max-connections", "20000"}
+	"--limit-connects", "100000000", "--max-user-connections", "100000", "--max-connections", "20000", "--max-pending-handshakes", "20000", "--max-pending-handshakes-per-ip", "20000"}
 
 func startNode(t *testing.T, extra ...string) *testNode {
 	t.Helper()

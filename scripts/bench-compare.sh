@@ -74,7 +74,7 @@ wait_http() { # url timeout_s
 # attempts a minute per address: load runs need high limits.
 NODE_FLAGS=(--dev --log-level warn --stats-interval 0 --drain-period 1s
 	--limit-messages 100000000 --limit-typing 100000000 --limit-joins 100000000 --limit-connects 100000000
-	--max-user-connections 100000 --max-connections 20000)
+	--max-user-connections 100000 --max-connections 20000 --max-pending-handshakes 20000 --max-pending-handshakes-per-ip 20000)
 # --- build and install -------------------------------------------------------
 go build -o "$WORK/bench" ./cmd/bench
 if [ "${RENDER_ONLY:-0}" != 1 ]; then

@@ -81,7 +81,7 @@ if [ "$mode" = peer ]; then
 	sleep 3
 else
 	lim=(--limit-messages 100000000 --limit-typing 100000000 --limit-connects 100000000 --limit-reactions 100000000
-		--limit-joins 100000000 --max-user-connections 100000 --max-connections 20000)
+		--limit-joins 100000000 --max-user-connections 100000 --max-connections 20000 --max-pending-handshakes 20000 --max-pending-handshakes-per-ip 20000)
 	for p in "$n1" "$n2"; do
 		"$work/realtime" serve --dev --log-level warn --addr "127.0.0.1:$p" --admin-addr "127.0.0.1:$(port)" "${eng[@]}" "${lim[@]}" >>"$work/nodes.log" 2>&1 &
 		pids+=($!)
