@@ -208,6 +208,9 @@ func StartCluster(t testing.TB) *redis.ClusterClient {
 	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--dir", dir, "--save", "", "--appendonly", "no", "--protected-mode", "no",
 		"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+		// The cluster bus port defaults to port+10000, which may be taken
+		// or past 65535 for a free port picked at random: pick one too.
+		"--cluster-port", strconv.Itoa(FreePort(t)),
 		"--logfile", filepath.Join(dir, "redis.log"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
