@@ -79,10 +79,12 @@ func newEpollReader(srv *server, workers int) (*epollReader, error) {
 		workers = max(32, 8*runtime.GOMAXPROCS(0))
 	}
 	r := &epollReader{srv: srv, epfd: epfd, work: make(chan *conn, 4096), byID: make(map[uint64]*conn), wake: p}
+	// Tracked like every goroutine of the node (node/CONCURRENCY.md); r.wg
+	// lets close wait for them before the epoll descriptor is closed.
 	r.wg.Add(1 + workers)
-	go r.loop()
+	srv.goroutines.Go(r.loop)
 	for range workers {
-		go r.worker()
+		srv.goroutines.Go(r.worker)
 	}
 	return r, nil
 }
