@@ -43,7 +43,7 @@ import (
 // master), nor does Redis say anything when a slot moves, beyond a
 // SUNSUBSCRIBE. So every partition's watcher SPUBLISHes a probe to a channel
 // of its own every ProbeInterval, through the cluster client (which follows
-// MOVED to the slot's current master): if three intervals pass without one
+// MOVED by reloading its slot map): if three intervals pass without one
 // coming back, or Redis unsubscribed a channel by itself, the watcher
 // replaces the PubSub with a new one subscribed to all the partition's
 // channels, and the confirmations start a gap repair of every chat from its
@@ -222,7 +222,9 @@ func (sh *shard) watch() {
 func (sh *shard) renew(silent time.Duration) {
 	sh.log.Warn().Dur("silent", silent).Msg("sharded pub/sub connection lost its subscriptions; resubscribing on the slot's current master")
 	if cc, ok := sh.r.client.(*redis.ClusterClient); ok {
-		cc.ReloadState(context.Background()) // the slot may have a new master
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		sh.awaitSlotMap(ctx, cc) // the slot may have a new master
+		cancel()
 	}
 	sh.disconnect()
 	sh.mu.Lock()
@@ -235,5 +237,33 @@ func (sh *shard) renew(silent time.Duration) {
 	defer cancel()
 	if err := sh.connect(ctx, true, names...); err != nil {
 		sh.log.Warn().Err(err).Msg("resubscribe failed; retrying")
+	}
+}
+
+// awaitSlotMap waits, until ctx is done, for cc's slot map to route the
+// partition's slot to a node that serves it. go-redis reloads the map in the
+// background (ReloadState only schedules it), and a PubSub dialled from a
+// stale map subscribes nowhere: the old owner answers its SSUBSCRIBE with
+// MOVED, which go-redis drops, and the watcher would notice only after three
+// silent probe intervals. Any other outcome (a reply, a dead master during a
+// failover) ends the wait: the watcher handles those. subMu must be held.
+func (sh *shard) awaitSlotMap(ctx context.Context, cc *redis.ClusterClient) {
+	for {
+		cc.ReloadState(ctx)
+		node, err := cc.MasterForKey(ctx, sh.probeName)
+		if err != nil {
+			return
+		}
+		// SPUBLISH to one node: MOVED when it no longer owns the slot.
+		if _, moved := redis.IsMovedError(node.SPublish(ctx, sh.probeName, "").Err()); !moved {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		case <-sh.r.closeCh:
+			return
+		}
 	}
 }

@@ -18,10 +18,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// notNow are server replies that mean "not now" rather than "no".
+// notNow are server replies that mean "not now" rather than "no". MOVED and
+// ASK (a Redis Cluster slot served elsewhere: the command was not run) belong
+// here because the engines' cluster clients follow no redirects (MaxRedirects
+// -1: a redirected write whose reply was lost is never run twice); go-redis
+// reloads its slot map on the reply, so a retry reaches the new owner.
 var notNow = []string{
 	"LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY",
-	"NOREPLICAS", "OOM", "max number of clients",
+	"NOREPLICAS", "OOM", "max number of clients", "MOVED ", "ASK ",
 }
 
 // Unavailable reports whether err means Redis could not serve the call.

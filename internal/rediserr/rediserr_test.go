@@ -59,3 +59,27 @@ func itoa(n int) string {
 	}
 	return string(b)
 }
+
+// TestMovedIsUnavailable sends a write to a cluster node that does not own
+// the key's slot: the MOVED reply means the command was not run (the
+// engines' cluster clients follow no redirects), so it must be retryable.
+func TestMovedIsUnavailable(t *testing.T) {
+	cl := redistest.StartRealCluster(t, redistest.ClusterOptions{Replicas: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	owner, err := cl.MasterOf(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := cl.Nodes[0]
+	if other == owner {
+		other = cl.Nodes[1]
+	}
+	moved := other.Client().Set(ctx, "k", "v", 0).Err()
+	if _, ok := redis.IsMovedError(moved); !ok {
+		t.Fatalf("want a MOVED reply from a non-owner, got %v", moved)
+	}
+	if err := Wrap("x", "set", errDown, moved); !errors.Is(err, errDown) {
+		t.Fatalf("wrapped MOVED %v does not match the sentinel", err)
+	}
+}
