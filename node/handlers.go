@@ -468,7 +468,7 @@ func (srv *server) fitMissed(r *request, chatID string, events []bus.Event, reco
 	i := len(events) - 1
 	for ; i >= 0; i-- {
 		ev := events[i]
-		enc, err := json.Marshal(missedEvent{Event: ev.Event, Data: spliceEventID(ev.EventID, ev.Data)})
+		enc, err := json.Marshal(missedEvent{Event: ev.Event, Data: bus.SpliceFields(ev.Data, "eventId", ev.EventID)})
 		if err != nil {
 			srv.hotLog.Warn().Err(err).Str("chat", chatID).Str("event_id", ev.EventID).Msg("unencodable history event skipped")
 			recovered = false

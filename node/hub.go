@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"hash/maphash"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -367,7 +366,7 @@ func (h *hub) deliver(d bus.Delivery) {
 		}
 		data := []byte(d.Data)
 		if d.EventID != "" {
-			data = spliceEventID(d.EventID, d.Data)
+			data = bus.SpliceFields(d.Data, "eventId", d.EventID)
 		}
 		h.toChat(d.Channel.ID, d.EventID, d.Event, data, "")
 	case bus.KindUser:
@@ -487,20 +486,6 @@ func (h *hub) expireTyping(now time.Time) {
 		data, _ := json.Marshal(typingEvent{ChatID: k.chatID, UserID: k.userID, IsTyping: false})
 		h.toChat(k.chatID, "", evUserTyping, data, k.userID)
 	}
-}
-
-// spliceEventID returns data with "eventId" as its first field.
-func spliceEventID(eventID string, data []byte) []byte {
-	out := make([]byte, 0, len(data)+len(eventID)+14)
-	out = append(out, `{"eventId":`...)
-	out = strconv.AppendQuote(out, eventID)
-	if len(data) > 2 {
-		out = append(out, ',')
-		out = append(out, data[1:]...)
-	} else {
-		out = append(out, '}')
-	}
-	return out
 }
 
 // kick makes the local connections of a removed member leave the chat.
