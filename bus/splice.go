@@ -13,8 +13,8 @@ var errNotObject = errors.New("bus: data is not a JSON object")
 // front, fields being key, value pairs: SpliceFields(`{"a":1}`, "eventId", "1-0")
 // is `{"eventId":"1-0","a":1}`. Keys and values are JSON-escaped. Data that is
 // not an object is returned unchanged. The brokers use it to add "messageId" to
-// an OpSend payload; the node uses [AppendSpliced] to add "eventId" when it
-// encodes a client frame.
+// an OpSend payload, the node to add "eventId" to a delivery or a replayed
+// event.
 func SpliceFields(data json.RawMessage, fields ...string) json.RawMessage {
 	if _, _, ok := splitObject(data); !ok {
 		return data
