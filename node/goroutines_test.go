@@ -66,24 +66,7 @@ func TestRunLeavesNothingBehind(t *testing.T) {
 	joined := connect(t, addr, token(t, "joined", time.Hour, nil))
 	joined.emit("join_chat", map[string]string{"chatId": "c"}, true)
 
-	stuck := dialTinyBuffer(t, addr)
-	if _, err := wsutilReadText(stuck); err != nil {
-		t.Fatal(err)
-	}
-	stuck.write(`40/messenger,{"token":"` + token(t, "stuck", time.Hour, nil) + `"}`)
-	if msg, err := wsutilReadText(stuck); err != nil || !strings.HasPrefix(msg, "40/messenger") {
-		t.Fatalf("stuck connect: %q %v", msg, err)
-	}
-	stuck.write(`42/messenger,0["join_chat",{"chatId":"c"}]`)
-	for {
-		msg, err := wsutilReadText(stuck)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(msg, "43/messenger,0") {
-			break
-		}
-	}
+	dialStuckMember(t, addr, "stuck", "c")
 	content := strings.Repeat("m", 4000)
 	for range 300 { // 1.2 MB: more than the stuck socket takes
 		msg := newMessage{ChatID: "c", SenderID: "server", Content: content, MessageType: "TEXT", CreatedAt: timestamp(time.Now())}
