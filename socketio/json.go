@@ -1,12 +1,10 @@
 package socketio
 
-import (
-	"encoding/binary"
-	"unicode/utf8"
-)
+import "encoding/binary"
 
 // A small JSON (RFC 8259) toolkit that neither decodes nor allocates: enough
-// to find the elements of an EVENT/ACK array and to write JSON strings.
+// to find the elements of an EVENT/ACK array (strings are written by
+// internal/jsonstr).
 
 // MaxJSONDepth bounds the nesting of arrays and objects the parsers follow
 // (the event array itself counts as one level), so a frame of "[[[[..."
@@ -232,55 +230,4 @@ func skipObject(b []byte, i, depth int) (int, error) {
 			return i, ErrJSON
 		}
 	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string (RFC 8259 section 7): quotes,
-// backslashes and control characters are escaped, valid UTF-8 is copied as
-// is, and each byte of invalid UTF-8 becomes \ufffd (as encoding/json does).
-// No HTML escaping: the output goes to a WebSocket, never into a page.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }
