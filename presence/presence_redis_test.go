@@ -228,7 +228,7 @@ func TestRedisKeyLayout(t *testing.T) {
 	slices.Sort(keys)
 	want := []string{
 		"rt:{nodes}:live", "rt:{nodes}:n1:alive", "rt:{nodes}:n1:chats",
-		"rt:{nodes}:n1:conns", "rt:{nodes}:n1:users", "rt:{user:alice}:conns",
+		"rt:{nodes}:n1:conns", "rt:{nodes}:n1:usercounts", "rt:{user:alice}:conns",
 	}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys = %q, want %q", keys, want)
@@ -276,7 +276,7 @@ func TestRedisRoundTrips(t *testing.T) {
 		call func() error
 	}{
 		{"Acquire", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
-		{"Acquire refused", 1, func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
+		{"Acquire refused", 2, func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
 		{"Acquire after a refusal", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
 		{"Release", 1, func() error { return p.Release(ctx, "alice", "c1") }},
 		{"SetChats", 1, func() error { return p.SetChats(ctx, []string{"a", "b"}) }},
