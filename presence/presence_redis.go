@@ -2,7 +2,7 @@ package presence
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -29,30 +29,16 @@ const (
 	closeTimeout = 5 * time.Second
 )
 
+//go:embed lua/*.lua
+var luaFS embed.FS
+
 var (
-	//go:embed lua/acquire.lua
-	acquireLua    string
-	acquireScript = redisscript.New(acquireLua)
-
-	//go:embed lua/book.lua
-	bookLua    string
-	bookScript = redisscript.New(bookLua)
-
-	//go:embed lua/refresh.lua
-	refreshLua    string
-	refreshScript = redisscript.New(refreshLua)
-
-	//go:embed lua/node_refresh.lua
-	nodeRefreshLua    string
-	nodeRefreshScript = redisscript.New(nodeRefreshLua)
-
-	//go:embed lua/live.lua
-	liveLua    string
-	liveScript = redisscript.New(liveLua)
-
-	//go:embed lua/stats.lua
-	statsLua    string
-	statsScript = redisscript.New(statsLua)
+	acquireScript     = redisscript.FromFS(luaFS, "lua/acquire.lua")
+	bookScript        = redisscript.FromFS(luaFS, "lua/book.lua")
+	refreshScript     = redisscript.FromFS(luaFS, "lua/refresh.lua")
+	nodeRefreshScript = redisscript.FromFS(luaFS, "lua/node_refresh.lua")
+	liveScript        = redisscript.FromFS(luaFS, "lua/live.lua")
+	statsScript       = redisscript.FromFS(luaFS, "lua/stats.lua")
 )
 
 // RedisConfig configures [NewRedis].
