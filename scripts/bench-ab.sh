@@ -10,7 +10,7 @@
 # and logs; default a new /tmp directory), BENCH (default: built from ./cmd/bench).
 # Example (the presence measurement in docs/BENCHMARKS.md):
 #
-#   scripts/bench-ab.sh /tmp/realtime-old /tmp/realtime-new --scenario reconnect --conns 19000 \
+#   scripts/bench-ab.sh /tmp/realtime-a /tmp/realtime-b --scenario reconnect --conns 19000 \
 #     --reconnect-fraction 1 --reconnect-timeout 60s --procs 2 --connect-concurrency 128
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n 2,16p "$0" >&2; exit 2; }
@@ -26,23 +26,7 @@ if [ -z "${BENCH:-}" ]; then
 	go build -o "$BENCH" ./cmd/bench
 fi
 
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		[ "$p" = 6379 ] && continue
-		ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
+. "$(dirname "$0")/lib.sh" # PIDS, free_port, wait_http, NODE_FLAGS
 
 REDIS_PORT=$(free_port)
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --maxclients 20000 \
@@ -58,19 +42,18 @@ redis_cpu() {
 
 # run BIN NAME I: one node from BIN, one bench run, result in $WORK/NAME-I.json.
 run() {
-	local bin=$1 name=$2 i=$3 port admin pid ok=0
+	local bin=$1 name=$2 i=$3 port admin pid
 	shift 3
 	port=$(free_port) admin=$(free_port)
-	REALTIME_JWT_SECRET=$SECRET "$bin" serve --dev --log-level warn --stats-interval 0 --drain-period 1s \
-		--limit-messages 100000000 --limit-typing 100000000 --limit-joins 100000000 --limit-connects 100000000 \
-		--max-user-connections 100000 --max-connections 20000 \
-		--max-pending-handshakes 20000 --max-pending-handshakes-per-ip 20000 \
-		--redis-url "redis://127.0.0.1:$REDIS_PORT" --addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin" \
-		>"$WORK/$name-$i.log" 2>&1 &
+	REALTIME_JWT_SECRET=$SECRET "$bin" serve "${NODE_FLAGS[@]}" --redis-url "redis://127.0.0.1:$REDIS_PORT" \
+		--addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin" >"$WORK/$name-$i.log" 2>&1 &
 	pid=$!
 	PIDS+=($pid)
-	for _ in $(seq 150); do curl -fs -o /dev/null "http://127.0.0.1:$admin/readyz" && ok=1 && break; sleep 0.1; done
-	[ $ok = 1 ] || { echo "bench-ab: $name did not become ready" >&2; tail -5 "$WORK/$name-$i.log" >&2; exit 1; }
+	if ! wait_http "http://127.0.0.1:$admin/readyz" 15; then
+		echo "bench-ab: $name did not become ready" >&2
+		tail -5 "$WORK/$name-$i.log" >&2
+		exit 1
+	fi
 	local cpu0
 	cpu0=$(redis_cpu)
 	"$BENCH" --quiet --targets "127.0.0.1:$port" --jwt-secret $SECRET --local-ips 127.0.0.2-127.0.0.40 \

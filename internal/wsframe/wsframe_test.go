@@ -2,10 +2,8 @@ package wsframe_test
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"io"
-	"strings"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -13,36 +11,27 @@ import (
 	"github.com/anchat/realtime/internal/wsframe"
 )
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // The examples of RFC 6455 section 5.7, parsed and written back.
 func TestRFCExamples(t *testing.T) {
 	mask := [4]byte{0x37, 0xfa, 0x21, 0x3d}
 	tests := []struct {
 		name string
-		wire string // header and payload
+		wire []byte // header and payload
 		want ws.Header
 		size int
 	}{
-		{"unmasked text Hello", "81 05 48656c6c6f", ws.Header{Fin: true, OpCode: ws.OpText, Length: 5}, 2},
-		{"masked text Hello", "81 85 37fa213d 7f9f4d5158", ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: mask, Length: 5}, 6},
-		{"first fragment Hel", "01 03 48656c", ws.Header{OpCode: ws.OpText, Length: 3}, 2},
-		{"last fragment lo", "80 02 6c6f", ws.Header{Fin: true, OpCode: ws.OpContinuation, Length: 2}, 2},
-		{"unmasked ping", "89 05 48656c6c6f", ws.Header{Fin: true, OpCode: ws.OpPing, Length: 5}, 2},
-		{"masked pong", "8a 85 37fa213d 7f9f4d5158", ws.Header{Fin: true, OpCode: ws.OpPong, Masked: true, Mask: mask, Length: 5}, 6},
-		{"256 bytes binary", "82 7e 0100", ws.Header{Fin: true, OpCode: ws.OpBinary, Length: 256}, 4},
-		{"64KiB binary", "82 7f 0000000000010000", ws.Header{Fin: true, OpCode: ws.OpBinary, Length: 65536}, 10},
+		{"unmasked text Hello", []byte{0x81, 0x05, 'H', 'e', 'l', 'l', 'o'}, ws.Header{Fin: true, OpCode: ws.OpText, Length: 5}, 2},
+		{"masked text Hello", []byte{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58}, ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: mask, Length: 5}, 6},
+		{"first fragment Hel", []byte{0x01, 0x03, 'H', 'e', 'l'}, ws.Header{OpCode: ws.OpText, Length: 3}, 2},
+		{"last fragment lo", []byte{0x80, 0x02, 'l', 'o'}, ws.Header{Fin: true, OpCode: ws.OpContinuation, Length: 2}, 2},
+		{"unmasked ping", []byte{0x89, 0x05, 'H', 'e', 'l', 'l', 'o'}, ws.Header{Fin: true, OpCode: ws.OpPing, Length: 5}, 2},
+		{"masked pong", []byte{0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58}, ws.Header{Fin: true, OpCode: ws.OpPong, Masked: true, Mask: mask, Length: 5}, 6},
+		{"256 bytes binary", []byte{0x82, 0x7e, 0x01, 0x00}, ws.Header{Fin: true, OpCode: ws.OpBinary, Length: 256}, 4},
+		{"64KiB binary", []byte{0x82, 0x7f, 0, 0, 0, 0, 0, 0x01, 0, 0}, ws.Header{Fin: true, OpCode: ws.OpBinary, Length: 65536}, 10},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := unhex(t, tt.wire)
+			b := tt.wire
 			h, n, err := wsframe.ParseHeader(b)
 			if err != nil || h != tt.want || n != tt.size {
 				t.Fatalf("ParseHeader = %+v, %d, %v; want %+v, %d", h, n, err, tt.want, tt.size)
@@ -60,17 +49,17 @@ func TestRFCExamples(t *testing.T) {
 }
 
 func TestParseHeaderErrors(t *testing.T) {
-	for name, wire := range map[string]string{
-		"rsv1 set":              "c1 05",
-		"rsv3 set":              "91 05",
-		"reserved data opcode":  "83 00",
-		"reserved control":      "8b 00",
-		"long ping":             "89 7e 0080",
-		"fragmented close":      "08 00",
-		"126-byte pong":         "8a 7e 007e",
-		"64-bit length, MSB on": "82 7f 8000000000000000",
+	for name, wire := range map[string][]byte{
+		"rsv1 set":              {0xc1, 0x05},
+		"rsv3 set":              {0x91, 0x05},
+		"reserved data opcode":  {0x83, 0x00},
+		"reserved control":      {0x8b, 0x00},
+		"long ping":             {0x89, 0x7e, 0x00, 0x80},
+		"fragmented close":      {0x08, 0x00},
+		"126-byte pong":         {0x8a, 0x7e, 0x00, 0x7e},
+		"64-bit length, MSB on": {0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0},
 	} {
-		if _, n, err := wsframe.ParseHeader(unhex(t, wire)); !errors.Is(err, wsframe.ErrProtocol) || n != 0 {
+		if _, n, err := wsframe.ParseHeader(wire); !errors.Is(err, wsframe.ErrProtocol) || n != 0 {
 			t.Errorf("%s: n %d, err %v; want ErrProtocol", name, n, err)
 		}
 	}
@@ -96,7 +85,7 @@ func TestAppendHeaderMatchesGobwas(t *testing.T) {
 }
 
 func TestNoAllocs(t *testing.T) {
-	frame := unhex(t, "81 85 37fa213d 7f9f4d5158")
+	frame := []byte{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58}
 	buf := make([]byte, 0, wsframe.MaxHeaderSize)
 	h := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Length: 70000}
 	if n := testing.AllocsPerRun(100, func() {
@@ -112,8 +101,12 @@ func TestNoAllocs(t *testing.T) {
 // writes back byte for byte; an incomplete one is short for ReadHeader too;
 // one it rejects breaks a rule of section 5.2 or 5.5.
 func FuzzParseHeader(f *testing.F) {
-	for _, s := range []string{"8105", "81 85 37fa213d", "82 7e 0100", "82 7f 0000000000010000", "c1 05", "89 7e 0080", "08 00", "82 7f 8000000000000000", "81"} {
-		f.Add(unhex(f, s))
+	for _, s := range [][]byte{
+		{0x81, 0x05}, {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d}, {0x82, 0x7e, 0x01, 0x00},
+		{0x82, 0x7f, 0, 0, 0, 0, 0, 0x01, 0, 0}, {0xc1, 0x05}, {0x89, 0x7e, 0x00, 0x80},
+		{0x08, 0x00}, {0x82, 0x7f, 0x80, 0, 0, 0, 0, 0, 0, 0}, {0x81},
+	} {
+		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h, n, err := wsframe.ParseHeader(b)
