@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,17 +242,6 @@ func TestRedisKeyLayout(t *testing.T) {
 	}
 }
 
-// countHook counts round trips: one per command or pipeline sent.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
-
 func TestRedisRoundTrips(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := s.Client()
@@ -268,8 +256,7 @@ func TestRedisRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := &countHook{}
-	c.AddHook(h)
+	h := redistest.CountRoundTrips(c)
 	calls := []struct {
 		name string
 		want int64
@@ -284,11 +271,11 @@ func TestRedisRoundTrips(t *testing.T) {
 		{"Stats", 2, func() error { _, err := p.Stats(ctx); return err }},
 	}
 	for _, c := range calls {
-		before := h.n.Load()
-		if err := c.call(); err != nil {
+		n, err := h.Of(c.call)
+		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if n := h.n.Load() - before; n != c.want {
+		if n != c.want {
 			t.Errorf("%s: %d round trips, want %d", c.name, n, c.want)
 		}
 	}
