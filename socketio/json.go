@@ -34,9 +34,9 @@ func skipValue(b []byte, i, depth int) (int, error) {
 	case '"':
 		return skipString(b, i)
 	case '{':
-		return skipObject(b, i, depth+1)
+		return skipContainer(b, i, depth+1, true)
 	case '[':
-		return skipArray(b, i, depth+1)
+		return skipContainer(b, i, depth+1, false)
 	case 't':
 		return skipLiteral(b, i, "true")
 	case 'f':
@@ -164,17 +164,28 @@ func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-// skipArray: RFC 8259 section 5. b[i] is '['.
-func skipArray(b []byte, i, depth int) (int, error) {
+// skipContainer skips an array (RFC 8259 section 5) or, when object, an
+// object (section 4, members "name": value). b[i] is '[' or '{'; depth
+// counts it.
+func skipContainer(b []byte, i, depth int, object bool) (int, error) {
+	end := byte(']')
+	if object {
+		end = '}'
+	}
 	if depth > MaxJSONDepth {
 		return i, ErrJSON
 	}
 	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
+	if i < len(b) && b[i] == end {
 		return i + 1, nil
 	}
 	for {
 		var err error
+		if object {
+			if i, err = skipMemberName(b, i); err != nil {
+				return i, err
+			}
+		}
 		if i, err = skipValue(b, i, depth); err != nil {
 			return i, err
 		}
@@ -185,7 +196,7 @@ func skipArray(b []byte, i, depth int) (int, error) {
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
-		case ']':
+		case end:
 			return i + 1, nil
 		default:
 			return i, ErrJSON
@@ -193,41 +204,19 @@ func skipArray(b []byte, i, depth int) (int, error) {
 	}
 }
 
-// skipObject: RFC 8259 section 4. b[i] is '{'.
-func skipObject(b []byte, i, depth int) (int, error) {
-	if depth > MaxJSONDepth {
+// skipMemberName skips an object member's name, the colon and the space
+// around it: b[i] must be the name's opening quote.
+func skipMemberName(b []byte, i int) (int, error) {
+	if i >= len(b) || b[i] != '"' {
 		return i, ErrJSON
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return i + 1, nil
+	i, err := skipString(b, i)
+	if err != nil {
+		return i, err
 	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, ErrJSON
-		}
-		var err error
-		if i, err = skipString(b, i); err != nil {
-			return i, err
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return i, ErrJSON
-		}
-		if i, err = skipValue(b, skipSpace(b, i+1), depth); err != nil {
-			return i, err
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return i, ErrJSON
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, ErrJSON
-		}
+	i = skipSpace(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return i, ErrJSON
 	}
+	return skipSpace(b, i+1), nil
 }
