@@ -77,7 +77,7 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b
 // writeText masks and writes one text frame.
 func (c *Conn) writeText(payload []byte) error {
 	bp := framePool.Get().(*[]byte)
-	f := appendClientFrame((*bp)[:0], ws.OpText, payload, newMask())
+	f := appendClientFrame((*bp)[:0], ws.OpText, payload, ws.NewMask())
 	err := c.writeFrame(f)
 	if cap(f) <= 64<<10 {
 		*bp = f[:0]
@@ -89,7 +89,7 @@ func (c *Conn) writeText(payload []byte) error {
 // writeControl answers a WebSocket ping or close.
 func (c *Conn) writeControl(op ws.OpCode, payload []byte) error {
 	var arr [2 + 4 + 125]byte
-	return c.writeFrame(appendClientFrame(arr[:0], op, payload, newMask()))
+	return c.writeFrame(appendClientFrame(arr[:0], op, payload, ws.NewMask()))
 }
 
 // shutdown ends both directions without releasing the fd, so the reader that
@@ -157,23 +157,20 @@ func (c *Conn) feed(data []byte, h func(c *Conn, msg []byte) error) error {
 	off := 0
 	var err error
 	for off < len(data) {
-		var hdr frameHeader
-		hdr, err = parseFrameHeader(data[off:])
-		if err == errShortFrame {
-			err = nil
+		var hdr ws.Header
+		var n int
+		hdr, n, err = parseFrameHeader(data[off:])
+		if err != nil || n == 0 { // n == 0: incomplete
 			break
 		}
-		if err != nil {
-			break
-		}
-		end := off + hdr.size + hdr.length
+		end := off + n + int(hdr.Length)
 		if end > len(data) {
 			break
 		}
-		payload := data[off+hdr.size : end]
+		payload := data[off+n : end]
 		off = end
-		if hdr.masked { // servers must not mask (RFC 6455 section 5.1); tolerate it
-			ws.Cipher(payload, hdr.mask, 0)
+		if hdr.Masked { // servers must not mask (RFC 6455 section 5.1); tolerate it
+			ws.Cipher(payload, hdr.Mask, 0)
 		}
 		if err = c.frame(hdr, payload, h); err != nil {
 			break
@@ -196,23 +193,23 @@ func (c *Conn) feed(data []byte, h func(c *Conn, msg []byte) error) error {
 }
 
 // frame handles one frame (RFC 6455 section 5.4 fragments, 5.5 control).
-func (c *Conn) frame(hdr frameHeader, payload []byte, h func(c *Conn, msg []byte) error) error {
-	switch hdr.op {
+func (c *Conn) frame(hdr ws.Header, payload []byte, h func(c *Conn, msg []byte) error) error {
+	switch hdr.OpCode {
 	case ws.OpText, ws.OpBinary:
-		if !hdr.fin {
+		if !hdr.Fin {
 			c.frag = append(c.frag[:0], payload...)
-			if hdr.op == ws.OpBinary {
+			if hdr.OpCode == ws.OpBinary {
 				c.frag = append(c.frag[:0], 0xff) // remembered as binary, dropped when complete
 			}
 			return nil
 		}
-		if hdr.op == ws.OpBinary { // Socket.IO attachments: none expected, ignored
+		if hdr.OpCode == ws.OpBinary { // Socket.IO attachments: none expected, ignored
 			return nil
 		}
 		return h(c, payload)
 	case ws.OpContinuation:
 		c.frag = append(c.frag, payload...)
-		if !hdr.fin {
+		if !hdr.Fin {
 			return nil
 		}
 		msg := c.frag

@@ -596,7 +596,7 @@ func (w *worker) sendMessage(pick func() *Conn) func() bool {
 		data = strconv.AppendInt(data, m.seq, 10)
 		data = append(data, `"}`...)
 		payload = socketio.AppendEvent(payload[:0], cfg.Namespace, -1, "send_message", data)
-		frame = appendClientFrame(frame[:0], ws.OpText, payload, newMask())
+		frame = appendClientFrame(frame[:0], ws.OpText, payload, ws.NewMask())
 		if err := c.writeFrame(frame); err != nil {
 			w.sendFailed.Add(1)
 			w.countError("send:" + classify(err))
@@ -627,7 +627,7 @@ func (w *worker) sendTyping(pick func() *Conn) func() bool {
 		}
 		data = append(append(append(data[:0], `{"chatId":"`...), cfg.chatID(c.group)...), `"}`...)
 		payload = socketio.AppendEvent(payload[:0], cfg.Namespace, -1, name, data)
-		frame = appendClientFrame(frame[:0], ws.OpText, payload, newMask())
+		frame = appendClientFrame(frame[:0], ws.OpText, payload, ws.NewMask())
 		ts := time.Now().UnixNano()
 		w.typingSent[c.idx-w.lo].Store(ts&^1 | flag)
 		if err := c.writeFrame(frame); err != nil {

@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/anchat/realtime/internal/jsonstr"
 )
 
 func TestCompareIDs(t *testing.T) {
@@ -95,6 +98,19 @@ func TestSpliceFields(t *testing.T) {
 	}
 }
 
+// Spliced fields come out as encoding/json writes them: invalid UTF-8 as
+// U+FFFD, so a splice into valid UTF-8 stays valid UTF-8 (a JSON text must
+// be, RFC 8259 section 8.1).
+func TestSpliceFieldsInvalidUTF8(t *testing.T) {
+	got := SpliceFields(json.RawMessage(`{"a":1}`), "event\xffId", "1-\xe2\x82")
+	if want := `{"event\ufffdId":"1-\ufffd\ufffd","a":1}`; string(got) != want {
+		t.Fatalf("SpliceFields = %q, want %q", got, want)
+	}
+	if !utf8.Valid(got) {
+		t.Fatalf("SpliceFields = %q: not UTF-8", got)
+	}
+}
+
 func TestAppendSplicedAllocs(t *testing.T) {
 	data := json.RawMessage(`{"content":"hello"}`)
 	buf := make([]byte, 0, 128)
@@ -117,7 +133,7 @@ func FuzzSpliceFields(f *testing.F) {
 		if err := json.Unmarshal(out, &got); err != nil {
 			t.Fatalf("SpliceFields(%q) = %q: invalid JSON: %v", data, out, err)
 		}
-		if !strings.HasPrefix(string(out), "{"+string(appendJSONString(nil, key))+":") {
+		if !strings.HasPrefix(string(out), "{"+string(jsonstr.Append(nil, key))+":") {
 			t.Fatalf("SpliceFields(%q) = %q: field not first", data, out)
 		}
 	})

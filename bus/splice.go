@@ -3,6 +3,8 @@ package bus
 import (
 	"encoding/json"
 	"errors"
+
+	"github.com/anchat/realtime/internal/jsonstr"
 )
 
 // errNotObject: an OpSend payload must be a JSON object so messageId can be
@@ -11,10 +13,10 @@ var errNotObject = errors.New("bus: data is not a JSON object")
 
 // SpliceFields returns data (a JSON object) with string fields inserted at the
 // front, fields being key, value pairs: SpliceFields(`{"a":1}`, "eventId", "1-0")
-// is `{"eventId":"1-0","a":1}`. Keys and values are JSON-escaped. Data that is
-// not an object is returned unchanged. The brokers use it to add "messageId" to
-// an OpSend payload, the node to add "eventId" to a delivery or a replayed
-// event.
+// is `{"eventId":"1-0","a":1}`. Keys and values are written as encoding/json
+// writes strings (internal/jsonstr). Data that is not an object is returned
+// unchanged. The brokers use it to add "messageId" to an OpSend payload, the
+// node to add "eventId" to a delivery or a replayed event.
 func SpliceFields(data json.RawMessage, fields ...string) json.RawMessage {
 	if _, _, ok := splitObject(data); !ok {
 		return data
@@ -42,9 +44,9 @@ func AppendSpliced(dst []byte, data json.RawMessage, fields ...string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, fields[i])
+		dst = jsonstr.Append(dst, fields[i])
 		dst = append(dst, ':')
-		dst = appendJSONString(dst, fields[i+1])
+		dst = jsonstr.Append(dst, fields[i+1])
 	}
 	if !empty && len(fields) > 0 {
 		dst = append(dst, ',')
@@ -72,33 +74,3 @@ func splitObject(data []byte) (body []byte, empty, ok bool) {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string literal (RFC 8259 section 7).
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		dst = append(dst, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}

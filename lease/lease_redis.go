@@ -2,7 +2,7 @@ package lease
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -21,18 +21,13 @@ var _ Lease = (*Redis)(nil)
 // DefaultPrefix is the key prefix used when RedisConfig.Prefix is empty.
 const DefaultPrefix = "rt"
 
+//go:embed lua/*.lua
+var luaFS embed.FS
+
 var (
-	//go:embed lua/acquire.lua
-	acquireLua    string
-	acquireScript = redisscript.New(acquireLua)
-
-	//go:embed lua/renew.lua
-	renewLua    string
-	renewScript = redisscript.New(renewLua)
-
-	//go:embed lua/release.lua
-	releaseLua    string
-	releaseScript = redisscript.New(releaseLua)
+	acquireScript = redisscript.FromFS(luaFS, "lua/acquire.lua")
+	renewScript   = redisscript.FromFS(luaFS, "lua/renew.lua")
+	releaseScript = redisscript.FromFS(luaFS, "lua/release.lua")
 )
 
 // RedisConfig configures [NewRedis]. The zero value works.

@@ -3,7 +3,6 @@ package lease_test
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,17 +53,6 @@ func TestRedisKeyLayout(t *testing.T) {
 	}
 }
 
-// countHook counts round trips: one per command or pipeline sent.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
-
 func TestRedisOneRoundTripPerCall(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := s.Client()
@@ -75,8 +63,7 @@ func TestRedisOneRoundTripPerCall(t *testing.T) {
 	_, _ = l.Renew(ctx, "warm", a, time.Second)
 	_ = l.Release(ctx, "warm", a)
 
-	h := &countHook{}
-	c.AddHook(h)
+	h := redistest.CountRoundTrips(c)
 	calls := []struct {
 		name string
 		call func() error
@@ -91,11 +78,11 @@ func TestRedisOneRoundTripPerCall(t *testing.T) {
 		{"Release", func() error { return l.Release(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}) }},
 	}
 	for _, c := range calls {
-		before := h.n.Load()
-		if err := c.call(); err != nil {
+		n, err := h.Of(c.call)
+		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if n := h.n.Load() - before; n != 1 {
+		if n != 1 {
 			t.Errorf("%s: %d round trips, want 1", c.name, n)
 		}
 	}

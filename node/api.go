@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/rtm/rtmstatus"
 	"github.com/anchat/realtime/socketio"
 )
 
@@ -335,7 +336,7 @@ func (srv *server) apiStats(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		out["rtm"] = struct {
-			RTMStats
+			rtmstatus.Stats
 			rtmProfilePage
 		}{rs, page}
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/rtm/rtmstatus"
 )
 
 // RTM is what the node needs from the RTM bridge (package rtm): the server
@@ -20,7 +21,7 @@ type RTM interface {
 	// DeleteProfile forgets the profile; the leader drops its connection.
 	DeleteProfile(ctx context.Context, profileID string) error
 	// Stats reports the bridge's figures as seen from this node.
-	Stats(ctx context.Context) (RTMStats, error)
+	Stats(ctx context.Context) (rtmstatus.Stats, error)
 	// Accept filters and unwraps one profile-channel delivery: it drops
 	// events of an older leader term and returns the client event and its
 	// payload.
@@ -31,16 +32,7 @@ type RTM interface {
 	// Profiles lists the profiles ordered by id, after the id after, at most
 	// limit; next is the id to pass as after for the following page ("" at
 	// the end).
-	Profiles(ctx context.Context, after string, limit int) (page []RTMProfile, next string, err error)
-}
-
-// RTMProfile is one profile in /api/stats.
-type RTMProfile struct {
-	ProfileID   string `json:"profileId"`
-	State       string `json:"state"`
-	Since       string `json:"since"`                 // when it entered the state
-	LastEventAt string `json:"lastEventAt,omitempty"` // last upstream frame
-	Reconnects  uint64 `json:"reconnects"`            // upstream reconnect attempts
+	Profiles(ctx context.Context, after string, limit int) (page []rtmstatus.Profile, next string, err error)
 }
 
 // evRTMStatus is the RTM state event (PROTOCOL.md section 2).
@@ -71,24 +63,11 @@ func (srv *server) sendRTMStatus(c *conn, ns nsMask, id *identity) {
 	}
 }
 
-// RTMStats are the bridge figures.
-type RTMStats struct {
-	Leader         string         `json:"leader"`     // node id holding the lease, "" if none
-	Term           int64          `json:"term"`       // fencing number of the current term
-	IsLeader       bool           `json:"isLeader"`   // this node leads
-	Profiles       map[string]int `json:"profiles"`   // count by state: connected, reconnecting, session_expired
-	Reconnects     uint64         `json:"reconnects"` // upstream reconnects (this node, as leader)
-	EventsIn       uint64         `json:"eventsIn"`   // upstream events received (this node, as leader)
-	EventsOut      uint64         `json:"eventsOut"`  // events published to users (this node, as leader)
-	DuplicatesDrop uint64         `json:"duplicatesDropped"`
-	StaleTermsDrop uint64         `json:"staleTermsDropped"` // deliveries dropped here for an older term
-}
-
 // rtmProfilePage is the profile list of /api/stats: ?limit= (1 to 1000,
 // default 100) profiles after the id ?after=, and the after of the next page.
 type rtmProfilePage struct {
-	ProfileList []RTMProfile `json:"profileList"`
-	NextAfter   string       `json:"nextAfter,omitempty"`
+	ProfileList []rtmstatus.Profile `json:"profileList"`
+	NextAfter   string              `json:"nextAfter,omitempty"`
 }
 
 // rtmProfilePage reads one page of profiles for the request's query; on a
@@ -115,7 +94,7 @@ func (srv *server) rtmProfilePage(w http.ResponseWriter, r *http.Request) (rtmPr
 		return rtmProfilePage{}, false
 	}
 	if page == nil {
-		page = []RTMProfile{}
+		page = []rtmstatus.Profile{}
 	}
 	return rtmProfilePage{ProfileList: page, NextAfter: next}, true
 }

@@ -6,67 +6,31 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+
+	"github.com/anchat/realtime/internal/wsframe"
 )
 
 // Frame-level errors (RFC 6455 section 5).
 var (
 	errFrameTooLarge  = errors.New("node: frame over the size limit")
-	errFrameProtocol  = errors.New("node: websocket protocol error")
+	errFrameProtocol  = wsframe.ErrProtocol
 	errFrameNotMasked = errors.New("node: client frame not masked")
 )
 
-// parseFrameHeader reads a frame header from the front of b without
-// consuming or allocating (RFC 6455 section 5.2). ok is false when b does not
-// yet hold a complete header. The returned header's Length is validated
-// against maxPayload so a peer cannot make us buffer more than the limit.
+// parseFrameHeader is wsframe.ParseHeader plus the server's rules: a client
+// masks every frame (RFC 6455 section 5.1), and the payload length is
+// checked against maxPayload, so a peer cannot make us buffer more than the
+// limit. ok is false when b does not yet hold a complete header.
 func parseFrameHeader(b []byte, maxPayload int) (h ws.Header, hlen int, ok bool, err error) {
-	if len(b) < 2 {
+	h, hlen, err = wsframe.ParseHeader(b)
+	switch {
+	case err != nil:
+		return h, 0, false, err
+	case hlen == 0:
 		return h, 0, false, nil
-	}
-	h.Fin = b[0]&0x80 != 0
-	h.Rsv = (b[0] & 0x70) >> 4
-	h.OpCode = ws.OpCode(b[0] & 0x0f)
-	h.Masked = b[1]&0x80 != 0
-	hlen = 2
-	length := int64(b[1] & 0x7f)
-	switch length {
-	case 126:
-		hlen += 2
-	case 127:
-		hlen += 8
-	}
-	if h.Masked {
-		hlen += 4
-	}
-	if len(b) < hlen {
-		return h, 0, false, nil
-	}
-	switch length {
-	case 126:
-		length = int64(binary.BigEndian.Uint16(b[2:4]))
-	case 127:
-		u := binary.BigEndian.Uint64(b[2:10])
-		if u>>63 != 0 {
-			return h, 0, false, errFrameProtocol
-		}
-		length = int64(u)
-	}
-	h.Length = length
-	if h.Masked {
-		copy(h.Mask[:], b[hlen-4:hlen])
-	}
-	// RFC 6455 5.2: no extensions negotiated, so RSV bits must be 0;
-	// 5.5: control frames are not fragmented and carry at most 125 bytes.
-	if h.Rsv != 0 || h.OpCode.IsReserved() {
-		return h, 0, false, errFrameProtocol
-	}
-	if h.OpCode.IsControl() && (!h.Fin || h.Length > 125) {
-		return h, 0, false, errFrameProtocol
-	}
-	if !h.Masked {
-		return h, 0, false, errFrameNotMasked // 5.1: a client masks every frame
-	}
-	if h.Length > int64(maxPayload) {
+	case !h.Masked:
+		return h, 0, false, errFrameNotMasked
+	case h.Length > int64(maxPayload):
 		return h, 0, false, errFrameTooLarge
 	}
 	return h, hlen, true, nil
@@ -80,16 +44,10 @@ func appendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 	return append(dst, payload...)
 }
 
+// appendFrameHeader appends the header of a final, unmasked frame of n
+// payload bytes.
 func appendFrameHeader(dst []byte, op ws.OpCode, n int) []byte {
-	b0 := 0x80 | byte(op)
-	switch {
-	case n < 126:
-		return append(dst, b0, byte(n))
-	case n <= 0xffff:
-		return append(dst, b0, 126, byte(n>>8), byte(n))
-	default:
-		return append(dst, b0, 127, 0, 0, 0, 0, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-	}
+	return wsframe.AppendHeader(dst, ws.Header{Fin: true, OpCode: op, Length: int64(n)})
 }
 
 // frameHeaderRoom is the most header bytes appendFrameHeader writes.
@@ -113,15 +71,10 @@ func textFrameSized(hint int, fill func(dst []byte) []byte) []byte {
 	return buf[start:]
 }
 
-// closeFrame builds a close frame with a status code and reason (5.5.1).
+// closeFrame builds a close frame with a status code and reason (5.5.1),
+// the reason cut to fit a control frame.
 func closeFrame(code ws.StatusCode, reason string) []byte {
-	if len(reason) > 123 {
-		reason = reason[:123]
-	}
-	body := make([]byte, 2+len(reason))
-	binary.BigEndian.PutUint16(body, uint16(code))
-	copy(body[2:], reason)
-	return appendFrame(nil, ws.OpClose, body)
+	return appendFrame(nil, ws.OpClose, ws.NewCloseFrameBody(code, reason))
 }
 
 // parseClosePayload reads the body of a client's close frame (RFC 6455

@@ -2,7 +2,7 @@ package presence
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"strconv"
@@ -27,29 +27,18 @@ const (
 	DefaultEntryTTL = 30 * time.Second
 
 	closeTimeout = 5 * time.Second
-	numStripes   = 64
 )
 
+//go:embed lua/*.lua
+var luaFS embed.FS
+
 var (
-	//go:embed lua/acquire.lua
-	acquireLua    string
-	acquireScript = redisscript.New(acquireLua)
-
-	//go:embed lua/refresh.lua
-	refreshLua    string
-	refreshScript = redisscript.New(refreshLua)
-
-	//go:embed lua/node_refresh.lua
-	nodeRefreshLua    string
-	nodeRefreshScript = redisscript.New(nodeRefreshLua)
-
-	//go:embed lua/live.lua
-	liveLua    string
-	liveScript = redisscript.New(liveLua)
-
-	//go:embed lua/stats.lua
-	statsLua    string
-	statsScript = redisscript.New(statsLua)
+	acquireScript     = redisscript.FromFS(luaFS, "lua/acquire.lua")
+	bookScript        = redisscript.FromFS(luaFS, "lua/book.lua")
+	refreshScript     = redisscript.FromFS(luaFS, "lua/refresh.lua")
+	nodeRefreshScript = redisscript.FromFS(luaFS, "lua/node_refresh.lua")
+	liveScript        = redisscript.FromFS(luaFS, "lua/live.lua")
+	statsScript       = redisscript.FromFS(luaFS, "lua/stats.lua")
 )
 
 // RedisConfig configures [NewRedis].
@@ -71,30 +60,38 @@ type RedisConfig struct {
 // Redis is the cluster [Presence]. Times are the Redis server's (TIME inside
 // the scripts), so node clocks do not matter. Key layout (prefix "rt"):
 //
-//	rt:{user:<id>}:conns       sorted set, one per user: member "<node>|<conn>",
-//	                           score = expiry (ms); the cap is checked here
-//	rt:{nodes}:live            sorted set of nodes, score = liveness expiry (ms)
-//	rt:{nodes}:<node>:alive    liveness key, PX EntryTTL
-//	rt:{nodes}:<node>:conns    set of this node's entries (for Stats)
-//	rt:{nodes}:<node>:users    set of users with an entry on this node
-//	rt:{nodes}:<node>:chats    set of chats with local members (SetChats)
-//	rt:{nodes}:scratch         scratch key of the Stats script
+//	rt:{user:<id>}:conns         sorted set, one per user: member "<node>|<conn>",
+//	                             score = expiry (ms); the cap is checked here
+//	rt:{nodes}:live              sorted set of nodes, score = liveness expiry (ms)
+//	rt:{nodes}:<node>:alive      liveness key, PX EntryTTL
+//	rt:{nodes}:<node>:conns      set of this node's entries (for Stats)
+//	rt:{nodes}:<node>:usercounts hash: user → this node's entries of that user
+//	rt:{nodes}:<node>:chats      set of chats with local members (SetChats)
+//	rt:{nodes}:scratch           scratch key of the Stats script
 //
 // Per-user keys hold everything the cap needs, so Acquire's script touches
 // one key; the node-level keys share the {nodes} hash tag so Stats can take
 // unions across nodes in one script on Redis Cluster too.
 //
-// Round trips: Acquire and Release 1 (one pipeline: the per-user script or
-// ZREM, plus the node's bookkeeping); SetChats 1; Refresh 1 (one pipeline
-// with one script per user with local entries, plus one more after this node
-// was forgotten: see Refresh); Stats 2; Close 1. A script missing from the
-// server's cache (first use, SCRIPT FLUSH, restart) costs one extra round
-// trip once.
+// Round trips: Acquire 1 (one pipeline: the per-user script and the node's
+// bookkeeping), 2 when refused (the bookkeeping is taken back); Release 1
+// (one pipeline: ZREM and the bookkeeping); SetChats 1; Refresh 1 (one
+// pipeline with one script per user with local entries, plus one more after
+// this node was forgotten: see Refresh); Stats 2; Close 1. A script missing
+// from the server's cache (SCRIPT FLUSH, restart) costs one extra round trip
+// once. The bookkeeping script (lua/book.lua) is idempotent and commutes
+// across entries, so calls need no ordering among themselves; only a rewrite
+// of the node's state (rebuild, Close) excludes them, through bookMu. A
+// refused Acquire's entry counts in Stats until its second round trip.
 //
-// A refused Acquire has already added the entry to the node's bookkeeping
-// sets in the same pipeline; the correction rides on the next call for a
-// user of the same stripe, or on the next Refresh or Stats of this node.
-// Until then another node's Stats may count it.
+// Why one round trip on connect, measured: a storm of 19,000 connections on
+// one node (docs/BENCHMARKS.md, "Presence: one round trip per connect"),
+// with Acquire's bookkeeping in a second round trip, connected at 1,596/s
+// against 2,178/s and was all back after a drop in 30.9 s against 17.9 s,
+// with 32 % more node CPU and 46 % more Redis CPU (medians of 5 alternating
+// runs). Folding it into the first round trip keeps that figure without the
+// per-user lock stripes and deferred corrections it used to need (2,010/s
+// and 19.9 s against 1,955/s and 19.9 s for the striped version).
 type Redis struct {
 	client redis.UniversalClient
 	prefix string
@@ -102,31 +99,24 @@ type Redis struct {
 	ttl    time.Duration
 	ttlMS  int64
 	// This node's keys.
-	liveKey, aliveKey, connsKey, usersKey, chatsKey, scratchKey string
+	liveKey, aliveKey, connsKey, userCountsKey, chatsKey, scratchKey string
 
 	closed      atomic.Bool
 	registered  atomic.Bool // a Refresh has succeeded
 	needRebuild atomic.Bool // the node's Redis state must be rewritten from local state
 
-	// Lock order: refreshMu, chatsMu, stripes in index order, mu.
+	// Lock order: refreshMu, chatsMu, bookMu, mu.
 	refreshMu sync.Mutex // serialises Refresh and Close; held across I/O
 	chatsMu   sync.Mutex // serialises SetChats, rebuild and Close; held across I/O
-	stripes   [numStripes]stripe
+	// bookMu is held shared across each Acquire and Release (I/O included)
+	// and exclusively by rebuild and Close, so a rewrite of the node's state
+	// never interleaves with a call's.
+	bookMu sync.RWMutex
 
 	mu    sync.Mutex // guards the following fields; never held across I/O
 	local map[string]map[string]struct{}
 	chats []string
 }
-
-// stripe orders the calls for the users hashed to it.
-type stripe struct {
-	// mu is held across the round trip of each Acquire and Release for a user
-	// of this stripe, so the node's bookkeeping of a user changes in order.
-	mu      sync.Mutex
-	pending []entry // guarded by mu: bookkeeping to undo (refused or failed calls)
-}
-
-type entry struct{ user, conn string }
 
 // NewRedis returns a presence for node cfg.NodeID on client. It does no I/O;
 // the first call registers the node.
@@ -164,7 +154,7 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 	r.scratchKey = r.prefix + ":{nodes}:scratch"
 	r.aliveKey = r.nodeKey(r.nodeID, "alive")
 	r.connsKey = r.nodeKey(r.nodeID, "conns")
-	r.usersKey = r.nodeKey(r.nodeID, "users")
+	r.userCountsKey = r.nodeKey(r.nodeID, "usercounts")
 	r.chatsKey = r.nodeKey(r.nodeID, "chats")
 	// A previous process with this node ID may have left bookkeeping behind.
 	r.needRebuild.Store(true)
@@ -186,16 +176,9 @@ func encodeEntry(userID, connID string) string {
 	return strconv.Itoa(len(userID)) + ":" + userID + connID
 }
 
-func (r *Redis) stripeOf(userID string) *stripe {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(userID); i++ {
-		h ^= uint32(userID[i])
-		h *= 16777619
-	}
-	return &r.stripes[h%numStripes]
-}
-
-// Acquire implements [Presence]: one round trip.
+// Acquire implements [Presence]: one round trip (the cap script and the
+// node's bookkeeping in one pipeline), two when refused (the bookkeeping is
+// undone).
 func (r *Redis) Acquire(ctx context.Context, userID, connID string, max int) (bool, error) {
 	if r.closed.Load() {
 		return false, ErrClosed
@@ -206,45 +189,50 @@ func (r *Redis) Acquire(ctx context.Context, userID, connID string, max int) (bo
 	if err := r.register(ctx); err != nil {
 		return false, err
 	}
-	st := r.stripeOf(userID)
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	r.bookMu.RLock()
+	defer r.bookMu.RUnlock()
 	if r.closed.Load() {
 		return false, ErrClosed
 	}
+	b := newBatch(r.client)
+	acq := b.script(ctx, acquireScript, []string{r.userKey(userID)}, r.member(connID), max, r.ttlMS)
+	b.script(ctx, bookScript, r.bookKeys(), r.bookArgs("add", userID, connID)...)
+	if err := b.exec(ctx, r.client); err != nil {
+		// The bookkeeping on the server is unknown now: rewrite it on the
+		// next Refresh.
+		r.needRebuild.Store(true)
+		if acq.cmd.Err() != nil {
+			return false, wrapErr("acquire", err)
+		}
+	}
+	ok := acq.int() == 1
 	r.mu.Lock()
 	_, held := r.local[userID][connID]
-	r.mu.Unlock()
-
-	b := newBatch(r.client)
-	r.queueCorrections(ctx, b, st.pending)
-	acq := b.script(ctx, acquireScript, []string{r.userKey(userID)}, r.member(connID), max, r.ttlMS)
-	b.pipe.SAdd(ctx, r.connsKey, encodeEntry(userID, connID))
-	b.pipe.SAdd(ctx, r.usersKey, userID)
-	b.pipe.PExpire(ctx, r.connsKey, r.ttl)
-	b.pipe.PExpire(ctx, r.usersKey, r.ttl)
-	err := b.exec(ctx, r.client)
-	if err == nil {
-		st.pending = st.pending[:0]
-	}
-	ok := err == nil && acq.int() == 1
-	switch {
-	case ok:
-		r.mu.Lock()
+	if ok && !held {
 		set := r.local[userID]
 		if set == nil {
 			set = make(map[string]struct{})
 			r.local[userID] = set
 		}
 		set[connID] = struct{}{}
-		r.mu.Unlock()
-	case !held:
-		st.pending = append(st.pending, entry{userID, connID})
 	}
-	if err != nil {
-		return false, wrapErr("acquire", err)
+	r.mu.Unlock()
+	if !ok && !held {
+		// Refused: take back the bookkeeping the pipeline added.
+		err := bookScript.Run(ctx, r.client, r.bookKeys(), r.bookArgs("del", userID, connID)...).Err()
+		if err != nil {
+			r.needRebuild.Store(true)
+		}
 	}
 	return ok, nil
+}
+
+// bookKeys and bookArgs are those of the bookkeeping script (lua/book.lua)
+// for one entry; op is "add" or "del".
+func (r *Redis) bookKeys() []string { return []string{r.connsKey, r.userCountsKey} }
+
+func (r *Redis) bookArgs(op, userID, connID string) []any {
+	return []any{op, encodeEntry(userID, connID), userID, r.ttlMS}
 }
 
 // Release implements [Presence]: one round trip. The entry is forgotten
@@ -253,14 +241,11 @@ func (r *Redis) Release(ctx context.Context, userID, connID string) error {
 	if r.closed.Load() {
 		return nil
 	}
-	st := r.stripeOf(userID)
-	st.mu.Lock()
-	defer st.mu.Unlock()
+	r.bookMu.RLock()
+	defer r.bookMu.RUnlock()
 	if r.closed.Load() {
 		return nil
 	}
-	b := newBatch(r.client)
-	r.queueCorrections(ctx, b, st.pending)
 	r.mu.Lock()
 	if set := r.local[userID]; set != nil {
 		delete(set, connID)
@@ -268,18 +253,16 @@ func (r *Redis) Release(ctx context.Context, userID, connID string) error {
 			delete(r.local, userID)
 		}
 	}
-	userGone := len(r.local[userID]) == 0
 	r.mu.Unlock()
+	b := newBatch(r.client)
 	b.pipe.ZRem(ctx, r.userKey(userID), r.member(connID))
-	b.pipe.SRem(ctx, r.connsKey, encodeEntry(userID, connID))
-	if userGone {
-		b.pipe.SRem(ctx, r.usersKey, userID)
-	}
+	b.script(ctx, bookScript, r.bookKeys(), r.bookArgs("del", userID, connID)...)
 	if err := b.exec(ctx, r.client); err != nil {
-		st.pending = append(st.pending, entry{userID, connID})
+		// The bookkeeping on the server is unknown now: rewrite it on the
+		// next Refresh.
+		r.needRebuild.Store(true)
 		return wrapErr("release", err)
 	}
-	st.pending = st.pending[:0]
 	return nil
 }
 
@@ -348,24 +331,13 @@ func (r *Redis) refresh(ctx context.Context, onlyFirst bool) error {
 	if onlyFirst && r.registered.Load() {
 		return nil
 	}
-	locked := r.lockPending()
 	b := newBatch(r.client)
-	for _, st := range locked {
-		r.queueCorrections(ctx, b, st.pending)
-	}
 	node := b.script(ctx, nodeRefreshScript,
-		[]string{r.liveKey, r.aliveKey, r.connsKey, r.usersKey, r.chatsKey}, r.nodeID, r.ttlMS)
+		[]string{r.liveKey, r.aliveKey, r.connsKey, r.userCountsKey, r.chatsKey}, r.nodeID, r.ttlMS)
 	for user, members := range r.snapshot() {
 		b.script(ctx, refreshScript, []string{r.userKey(user)}, append([]any{r.ttlMS, "XX"}, members...)...)
 	}
-	err := b.exec(ctx, r.client)
-	for _, st := range locked {
-		if err == nil {
-			st.pending = st.pending[:0]
-		}
-		st.mu.Unlock()
-	}
-	if err != nil {
+	if err := b.exec(ctx, r.client); err != nil {
 		return wrapErr("refresh", err)
 	}
 	if node.int() == 0 {
@@ -380,49 +352,45 @@ func (r *Redis) refresh(ctx context.Context, onlyFirst bool) error {
 	return nil
 }
 
-// rebuild rewrites this node's bookkeeping sets from local state and restores
-// its entries. It runs with every stripe locked, so no Acquire or Release is
-// in flight. refreshMu must be held.
+// rebuild rewrites this node's bookkeeping from local state and restores its
+// entries. It holds bookMu, so no Acquire or Release is in flight.
+// refreshMu must be held.
 func (r *Redis) rebuild(ctx context.Context) error {
 	r.chatsMu.Lock()
 	defer r.chatsMu.Unlock()
-	for i := range r.stripes {
-		r.stripes[i].mu.Lock()
-		defer r.stripes[i].mu.Unlock()
-	}
-	b := newBatch(r.client)
-	for i := range r.stripes {
-		r.queueCorrections(ctx, b, r.stripes[i].pending)
-	}
+	r.bookMu.Lock()
+	defer r.bookMu.Unlock()
 	snap := r.snapshot()
 	r.mu.Lock()
 	chats := make([]any, len(r.chats))
 	for i, c := range r.chats {
 		chats[i] = c
 	}
-	var conns, users []any
+	var conns, userCounts []any
 	for user, set := range r.local {
-		users = append(users, user)
+		userCounts = append(userCounts, user, len(set))
 		for conn := range set {
 			conns = append(conns, encodeEntry(user, conn))
 		}
 	}
 	r.mu.Unlock()
-	b.pipe.Del(ctx, r.connsKey, r.usersKey, r.chatsKey)
-	for key, members := range map[string][]any{r.connsKey: conns, r.usersKey: users, r.chatsKey: chats} {
-		if len(members) > 0 {
-			b.pipe.SAdd(ctx, key, members...)
-			b.pipe.PExpire(ctx, key, r.ttl)
-		}
+	b := newBatch(r.client)
+	b.pipe.Del(ctx, r.connsKey, r.userCountsKey, r.chatsKey)
+	if len(conns) > 0 {
+		b.pipe.SAdd(ctx, r.connsKey, conns...)
+		b.pipe.PExpire(ctx, r.connsKey, r.ttl)
+		b.pipe.HSet(ctx, r.userCountsKey, userCounts...)
+		b.pipe.PExpire(ctx, r.userCountsKey, r.ttl)
+	}
+	if len(chats) > 0 {
+		b.pipe.SAdd(ctx, r.chatsKey, chats...)
+		b.pipe.PExpire(ctx, r.chatsKey, r.ttl)
 	}
 	for user, members := range snap {
 		b.script(ctx, refreshScript, []string{r.userKey(user)}, append([]any{r.ttlMS, "ADD"}, members...)...)
 	}
 	if err := b.exec(ctx, r.client); err != nil {
 		return wrapErr("refresh", err)
-	}
-	for i := range r.stripes {
-		r.stripes[i].pending = nil
 	}
 	r.needRebuild.Store(false)
 	return nil
@@ -438,23 +406,7 @@ func (r *Redis) Stats(ctx context.Context) (Stats, error) {
 	if err := r.register(ctx); err != nil {
 		return Stats{}, err
 	}
-	locked := r.lockPending()
-	b := newBatch(r.client)
-	for _, st := range locked {
-		r.queueCorrections(ctx, b, st.pending)
-	}
-	live := b.script(ctx, liveScript, []string{r.liveKey})
-	err := b.exec(ctx, r.client)
-	for _, st := range locked {
-		if err == nil {
-			st.pending = st.pending[:0]
-		}
-		st.mu.Unlock()
-	}
-	if err != nil {
-		return Stats{}, wrapErr("stats", err)
-	}
-	nodes, err := live.cmd.StringSlice()
+	nodes, err := liveScript.Run(ctx, r.client, []string{r.liveKey}).StringSlice()
 	if err != nil {
 		return Stats{}, wrapErr("stats", err)
 	}
@@ -462,7 +414,7 @@ func (r *Redis) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, nil
 	}
 	keys := make([]string, 0, 3*len(nodes)+1)
-	for _, what := range []string{"conns", "users", "chats"} {
+	for _, what := range []string{"conns", "usercounts", "chats"} {
 		for _, n := range nodes {
 			keys = append(keys, r.nodeKey(n, what))
 		}
@@ -489,21 +441,15 @@ func (r *Redis) Close() error {
 	defer r.refreshMu.Unlock()
 	r.chatsMu.Lock()
 	defer r.chatsMu.Unlock()
-	for i := range r.stripes {
-		r.stripes[i].mu.Lock()
-		defer r.stripes[i].mu.Unlock()
-	}
+	r.bookMu.Lock()
+	defer r.bookMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	b := newBatch(r.client)
-	for i := range r.stripes {
-		r.queueCorrections(ctx, b, r.stripes[i].pending)
-		r.stripes[i].pending = nil
-	}
 	for user, members := range r.snapshot() {
 		b.pipe.ZRem(ctx, r.userKey(user), members...)
 	}
-	b.pipe.Del(ctx, r.aliveKey, r.connsKey, r.usersKey, r.chatsKey)
+	b.pipe.Del(ctx, r.aliveKey, r.connsKey, r.userCountsKey, r.chatsKey)
 	b.pipe.ZRem(ctx, r.liveKey, r.nodeID)
 	err := b.exec(ctx, r.client)
 	r.mu.Lock()
@@ -529,46 +475,6 @@ func (r *Redis) snapshot() map[string][]any {
 		out[user] = members
 	}
 	return out
-}
-
-// lockPending locks, and returns, the stripes that have corrections waiting
-// and are not busy (a busy stripe's own call drains them).
-func (r *Redis) lockPending() []*stripe {
-	var locked []*stripe
-	for i := range r.stripes {
-		st := &r.stripes[i]
-		if !st.mu.TryLock() {
-			continue
-		}
-		if len(st.pending) == 0 {
-			st.mu.Unlock()
-			continue
-		}
-		locked = append(locked, st)
-	}
-	return locked
-}
-
-// queueCorrections undoes the bookkeeping of entries this node does not
-// hold: refused acquisitions (whose SADDs went in the same pipeline as the
-// script) and calls that failed midway. The stripe of each entry must be
-// locked.
-func (r *Redis) queueCorrections(ctx context.Context, b *batch, pending []entry) {
-	if len(pending) == 0 {
-		return
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, e := range pending {
-		if _, held := r.local[e.user][e.conn]; held {
-			continue
-		}
-		b.pipe.ZRem(ctx, r.userKey(e.user), r.member(e.conn))
-		b.pipe.SRem(ctx, r.connsKey, encodeEntry(e.user, e.conn))
-		if len(r.local[e.user]) == 0 {
-			b.pipe.SRem(ctx, r.usersKey, e.user)
-		}
-	}
 }
 
 // batch is one pipeline whose scripts run by EVALSHA; those the server does

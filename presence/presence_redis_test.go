@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +30,26 @@ func newRedis(t testing.TB, c redis.UniversalClient, cfg presence.RedisConfig) *
 		t.Fatal(err)
 	}
 	return r
+}
+
+// pair is nodes a and b sharing one fresh Redis under one prefix.
+type pair struct {
+	s      *redistest.Server
+	c      *redis.Client
+	prefix string
+	a, b   *presence.Redis
+}
+
+// newPair starts a Redis and nodes a and b on it with entry TTLs ttlA and
+// ttlB (0: the default).
+func newPair(t *testing.T, ttlA, ttlB time.Duration) pair {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	prefix := redistest.Prefix(t)
+	return pair{s: s, c: c, prefix: prefix,
+		a: newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttlA}),
+		b: newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: ttlB}),
+	}
 }
 
 func ctxFor(t *testing.T) context.Context {
@@ -65,13 +84,10 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // A node that stops refreshing (crashed, no Close) stops counting against
 // caps within its entry TTL, and drops out of Stats.
 func TestRedisCrashedNodeExpires(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
 	ctx := ctxFor(t)
-	prefix := redistest.Prefix(t)
 	const ttl = time.Second
-	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttl})
-	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: ttl})
+	n := newPair(t, ttl, ttl)
+	a, b := n.a, n.b
 	t.Cleanup(func() { _ = b.Close() })
 	acquired := time.Now()
 	for i := range 3 {
@@ -122,12 +138,9 @@ func TestRedisCrashedNodeExpires(t *testing.T) {
 
 // Close frees the node's slots at once and removes it from Stats.
 func TestRedisCloseFreesAtOnce(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
 	ctx := ctxFor(t)
-	prefix := redistest.Prefix(t)
-	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a"})
-	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b"})
+	n := newPair(t, 0, 0)
+	a, b := n.a, n.b
 	for i := range 3 {
 		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
 	}
@@ -146,8 +159,8 @@ func TestRedisCloseFreesAtOnce(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	keys := must[[]string](t)(c.Keys(ctx, prefix+":*").Result())
-	if slices.ContainsFunc(keys, func(k string) bool { return k != prefix+":{nodes}:live" }) {
+	keys := must[[]string](t)(n.c.Keys(ctx, n.prefix+":*").Result())
+	if slices.ContainsFunc(keys, func(k string) bool { return k != n.prefix+":{nodes}:live" }) {
 		t.Fatalf("keys left after both nodes closed: %q", keys)
 	}
 }
@@ -155,13 +168,9 @@ func TestRedisCloseFreesAtOnce(t *testing.T) {
 // A node that stalled past its TTL restores its entries and bookkeeping on
 // its next Refresh.
 func TestRedisStalledNodeRestores(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
 	ctx := ctxFor(t)
-	prefix := redistest.Prefix(t)
-	const ttl = 300 * time.Millisecond
-	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttl})
-	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: 10 * time.Second})
+	n := newPair(t, 300*time.Millisecond, 10*time.Second)
+	a, b := n.a, n.b
 	must[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
@@ -183,12 +192,9 @@ func TestRedisStalledNodeRestores(t *testing.T) {
 
 // After Redis restarts empty, each node's next Refresh restores its state.
 func TestRedisRestartRestores(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
 	ctx := ctxFor(t)
-	prefix := redistest.Prefix(t)
-	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a"})
-	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b"})
+	n := newPair(t, 0, 0)
+	a, b := n.a, n.b
 	for i := range 2 {
 		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
 	}
@@ -196,8 +202,8 @@ func TestRedisRestartRestores(t *testing.T) {
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
-	s.Restart()
-	if err := redistest.WaitReady(ctx, c); err != nil {
+	n.s.Restart()
+	if err := redistest.WaitReady(ctx, n.c); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []*presence.Redis{a, b} {
@@ -228,7 +234,7 @@ func TestRedisKeyLayout(t *testing.T) {
 	slices.Sort(keys)
 	want := []string{
 		"rt:{nodes}:live", "rt:{nodes}:n1:alive", "rt:{nodes}:n1:chats",
-		"rt:{nodes}:n1:conns", "rt:{nodes}:n1:users", "rt:{user:alice}:conns",
+		"rt:{nodes}:n1:conns", "rt:{nodes}:n1:usercounts", "rt:{user:alice}:conns",
 	}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys = %q, want %q", keys, want)
@@ -241,17 +247,6 @@ func TestRedisKeyLayout(t *testing.T) {
 			t.Errorf("%s: PTTL %v, want (0, %v]", k, ttl, presence.DefaultEntryTTL)
 		}
 	}
-}
-
-// countHook counts round trips: one per command or pipeline sent.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
 }
 
 func TestRedisRoundTrips(t *testing.T) {
@@ -268,15 +263,14 @@ func TestRedisRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := &countHook{}
-	c.AddHook(h)
+	h := redistest.CountRoundTrips(c)
 	calls := []struct {
 		name string
 		want int64
 		call func() error
 	}{
 		{"Acquire", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
-		{"Acquire refused", 1, func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
+		{"Acquire refused", 2, func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
 		{"Acquire after a refusal", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
 		{"Release", 1, func() error { return p.Release(ctx, "alice", "c1") }},
 		{"SetChats", 1, func() error { return p.SetChats(ctx, []string{"a", "b"}) }},
@@ -284,11 +278,11 @@ func TestRedisRoundTrips(t *testing.T) {
 		{"Stats", 2, func() error { _, err := p.Stats(ctx); return err }},
 	}
 	for _, c := range calls {
-		before := h.n.Load()
-		if err := c.call(); err != nil {
+		n, err := h.Of(c.call)
+		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if n := h.n.Load() - before; n != c.want {
+		if n != c.want {
 			t.Errorf("%s: %d round trips, want %d", c.name, n, c.want)
 		}
 	}

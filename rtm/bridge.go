@@ -18,6 +18,7 @@ import (
 
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/lease"
+	"github.com/anchat/realtime/rtm/rtmstatus"
 )
 
 // Config configures [New]. NodeID, URL, Lease, Bus and Store are required;
@@ -225,29 +226,15 @@ func (b *Bridge) DeleteProfile(ctx context.Context, profileID string) error {
 	return b.cfg.Store.DeleteSession(ctx, profileID)
 }
 
-// Stats are the bridge's figures as seen from one node. The fields and JSON
-// names are those of node.RTMStats, so a conversion adapts them.
-type Stats struct {
-	Leader         string         `json:"leader"`     // node id holding the lease, "" if none
-	Term           int64          `json:"term"`       // fencing number of the current term
-	IsLeader       bool           `json:"isLeader"`   // this node leads
-	Profiles       map[string]int `json:"profiles"`   // count by state: connected, reconnecting, session_expired
-	Reconnects     uint64         `json:"reconnects"` // upstream reconnects (this node, as leader)
-	EventsIn       uint64         `json:"eventsIn"`   // upstream frames received (this node, as leader)
-	EventsOut      uint64         `json:"eventsOut"`  // mapped events published to users (this node, as leader)
-	DuplicatesDrop uint64         `json:"duplicatesDropped"`
-	StaleTermsDrop uint64         `json:"staleTermsDropped"` // deliveries dropped here for an older term
-}
-
 // Stats reads the lease holder (one round trip) and the profile states:
 // the leader's own view on the leader, the states the leader stored
 // elsewhere (a second round trip).
-func (b *Bridge) Stats(ctx context.Context) (Stats, error) {
+func (b *Bridge) Stats(ctx context.Context) (rtmstatus.Stats, error) {
 	t, held, err := b.cfg.Lease.Holder(ctx, b.cfg.LeaseName)
 	if err != nil {
-		return Stats{}, fmt.Errorf("rtm: stats: %w", err)
+		return rtmstatus.Stats{}, fmt.Errorf("rtm: stats: %w", err)
 	}
-	s := Stats{
+	s := rtmstatus.Stats{
 		Profiles:       map[string]int{},
 		Reconnects:     b.reconnects.Load(),
 		EventsIn:       b.eventsIn.Load(),
@@ -267,7 +254,7 @@ func (b *Bridge) Stats(ctx context.Context) (Stats, error) {
 	if s.IsLeader {
 		states = b.localStates()
 	} else if states, err = b.cfg.Store.States(ctx); err != nil {
-		return Stats{}, fmt.Errorf("rtm: stats: %w", err)
+		return rtmstatus.Stats{}, fmt.Errorf("rtm: stats: %w", err)
 	}
 	for _, st := range states {
 		s.Profiles[string(st)]++

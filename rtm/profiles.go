@@ -6,18 +6,9 @@ import (
 	"maps"
 	"slices"
 	"time"
-)
 
-// ProfileStatus is one profile as /api/stats lists it. Times are ISO 8601
-// UTC with milliseconds; LastEventAt is empty before the first upstream
-// frame. The fields are those of node.RTMProfile, so a conversion adapts them.
-type ProfileStatus struct {
-	ProfileID   string `json:"profileId"`
-	State       string `json:"state"`
-	Since       string `json:"since"`
-	LastEventAt string `json:"lastEventAt,omitempty"`
-	Reconnects  uint64 `json:"reconnects"`
-}
+	"github.com/anchat/realtime/rtm/rtmstatus"
+)
 
 // Statuses returns the current state of each of profileIDs that has one
 // (a profile without a stored session has none): the leader's own view on
@@ -40,7 +31,7 @@ func (b *Bridge) Statuses(ctx context.Context, profileIDs []string) (map[string]
 // Profiles lists the profiles with a state, ordered by id, starting after
 // the id after ("" from the first), at most limit of them; next is the id
 // to pass as after for the following page, "" after the last one.
-func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []ProfileStatus, next string, err error) {
+func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []rtmstatus.Profile, next string, err error) {
 	if limit <= 0 {
 		return nil, "", fmt.Errorf("rtm: profiles: limit %d must be positive", limit)
 	}
@@ -57,10 +48,10 @@ func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []
 	if len(ids) > limit {
 		ids, next = ids[:limit], ids[limit-1]
 	}
-	page = make([]ProfileStatus, 0, len(ids))
+	page = make([]rtmstatus.Profile, 0, len(ids))
 	for _, id := range ids {
 		f := figures[id]
-		p := ProfileStatus{ProfileID: id, State: string(states[id]), Reconnects: f.Reconnects}
+		p := rtmstatus.Profile{ProfileID: id, State: string(states[id]), Reconnects: f.Reconnects}
 		if !f.Since.IsZero() {
 			p.Since = isoMillis(f.Since)
 		}

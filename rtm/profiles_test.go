@@ -6,6 +6,7 @@ import (
 
 	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
+	"github.com/anchat/realtime/rtm/rtmstatus"
 )
 
 // TestStatusesAndProfiles: any node (leader or not) tells a connecting
@@ -43,7 +44,7 @@ func TestStatusesAndProfiles(t *testing.T) {
 	before := time.Now()
 	emitTo(t, e.sim, sentMessage("p1", "x1", "m1", "u1"))
 	e.sim.Drop("p1")
-	var p1 rtm.ProfileStatus
+	var p1 rtmstatus.Profile
 	eventually(t, 10*time.Second, "the follower lists p1's event and reconnect", func() bool {
 		page, _, err := follower.Profiles(ctx, "", 10)
 		if err != nil || len(page) != 2 {

@@ -39,42 +39,7 @@ LOCAL_IPS=127.0.0.2-127.0.0.40
 mkdir -p "$WORK/results" "$WORK/logs"
 echo "bench-compare: work directory $WORK" >&2
 
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill "$p" 2>/dev/null || true
-	done
-	wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-# free_port prints a TCP port nobody listens on (never 6379).
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 20000))
-		[ "$p" = 6379 ] && continue
-		if ! ss -Htln "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
-		fi
-	done
-}
-
-wait_http() { # url timeout_s
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		curl -fs -o /dev/null "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# Our node's defaults allow 30 messages a minute per user and 60 connection
-# attempts a minute per address: load runs need high limits.
-NODE_FLAGS=(--dev --log-level warn --stats-interval 0 --drain-period 1s
-	--limit-messages 100000000 --limit-typing 100000000 --limit-joins 100000000 --limit-connects 100000000
-	--max-user-connections 100000 --max-connections 20000 --max-pending-handshakes 20000 --max-pending-handshakes-per-ip 20000)
+. "$(dirname "$0")/lib.sh" # PIDS, free_port, wait_http, NODE_FLAGS
 # --- build and install -------------------------------------------------------
 go build -o "$WORK/bench" ./cmd/bench
 if [ "${RENDER_ONLY:-0}" != 1 ]; then

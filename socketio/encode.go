@@ -1,6 +1,10 @@
 package socketio
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/anchat/realtime/internal/jsonstr"
+)
 
 // Encoders append one complete Engine.IO text payload, ready to be sent as a
 // WebSocket text frame, to dst and return the extended slice. With enough
@@ -35,7 +39,7 @@ func appendHeader(dst []byte, t PacketType, nsp string) []byte {
 func AppendConnect(dst []byte, nsp, sid string) []byte {
 	dst = appendHeader(dst, Connect, nsp)
 	dst = append(dst, `{"sid":`...)
-	dst = appendJSONString(dst, sid)
+	dst = jsonstr.Append(dst, sid)
 	return append(dst, '}')
 }
 
@@ -49,10 +53,10 @@ func AppendConnect(dst []byte, nsp, sid string) []byte {
 func AppendConnectError(dst []byte, nsp, message, code string) []byte {
 	dst = appendHeader(dst, ConnectError, nsp)
 	dst = append(dst, `{"message":`...)
-	dst = appendJSONString(dst, message)
+	dst = jsonstr.Append(dst, message)
 	if code != "" {
 		dst = append(dst, `,"data":{"code":`...)
-		dst = appendJSONString(dst, code)
+		dst = jsonstr.Append(dst, code)
 		dst = append(dst, '}')
 	}
 	return append(dst, '}')
@@ -79,7 +83,7 @@ func AppendEvent(dst []byte, nsp string, ackID int64, name string, data []byte) 
 		dst = strconv.AppendInt(dst, ackID, 10)
 	}
 	dst = append(dst, '[')
-	dst = appendJSONString(dst, name)
+	dst = jsonstr.Append(dst, name)
 	if data != nil {
 		dst = append(dst, ',')
 		dst = append(dst, data...)

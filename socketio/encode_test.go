@@ -1,10 +1,6 @@
 package socketio
 
-import (
-	"encoding/json"
-	"testing"
-	"unicode/utf8"
-)
+import "testing"
 
 func TestEncoders(t *testing.T) {
 	tests := []struct {
@@ -123,41 +119,6 @@ func TestEventRoundTrip(t *testing.T) {
 			}
 			if string(name) != tt.name || string(arg0) != string(tt.arg) || n != wantN || p.ID != 7 {
 				t.Errorf("got (%q, %s, %d, id %d), want (%q, %s, %d, id 7)", name, arg0, n, p.ID, tt.name, tt.arg, wantN)
-			}
-		})
-	}
-}
-
-func TestAppendJSONString(t *testing.T) {
-	tests := []struct {
-		in, want string
-	}{
-		{"", `""`},
-		{"plain", `"plain"`},
-		{`"quoted"`, `"\"quoted\""`},
-		{`back\slash`, `"back\\slash"`},
-		{"\n\r\t\b\f", `"\n\r\t\b\f"`},
-		{"\x00\x01\x1f", `"\u0000\u0001\u001f"`},
-		{"\x7f", "\"\x7f\""},
-		{"héllo €😀", `"héllo €😀"`},
-		{"<a&b>", `"<a&b>"`},
-		{"\u2028", "\"\u2028\""},
-		{"bad\xffutf8", `"bad\ufffdutf8"`},
-		{"\xe2\x82", `"\ufffd\ufffd"`},
-		{"/slash", `"/slash"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.want, func(t *testing.T) {
-			got := appendJSONString(nil, tt.in)
-			if string(got) != tt.want {
-				t.Fatalf("appendJSONString(%q) = %s, want %s", tt.in, got, tt.want)
-			}
-			var back string
-			if err := json.Unmarshal(got, &back); err != nil {
-				t.Fatalf("output is not JSON: %v", err)
-			}
-			if utf8.ValidString(tt.in) && back != tt.in {
-				t.Errorf("decodes to %q, want %q", back, tt.in)
 			}
 		})
 	}

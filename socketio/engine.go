@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/anchat/realtime/internal/jsonstr"
 )
 
 // Engine.IO v4 packet types, the first byte of every WebSocket text frame
@@ -65,7 +67,7 @@ type Open struct {
 func AppendOpen(dst []byte, o Open) []byte {
 	dst = append(dst, EngineOpen)
 	dst = append(dst, `{"sid":`...)
-	dst = appendJSONString(dst, o.SID)
+	dst = jsonstr.Append(dst, o.SID)
 	dst = append(dst, `,"upgrades":[],"pingInterval":`...)
 	dst = strconv.AppendInt(dst, o.PingInterval.Milliseconds(), 10)
 	dst = append(dst, `,"pingTimeout":`...)

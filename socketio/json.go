@@ -1,12 +1,10 @@
 package socketio
 
-import (
-	"encoding/binary"
-	"unicode/utf8"
-)
+import "encoding/binary"
 
 // A small JSON (RFC 8259) toolkit that neither decodes nor allocates: enough
-// to find the elements of an EVENT/ACK array and to write JSON strings.
+// to find the elements of an EVENT/ACK array (strings are written by
+// internal/jsonstr).
 
 // MaxJSONDepth bounds the nesting of arrays and objects the parsers follow
 // (the event array itself counts as one level), so a frame of "[[[[..."
@@ -36,9 +34,9 @@ func skipValue(b []byte, i, depth int) (int, error) {
 	case '"':
 		return skipString(b, i)
 	case '{':
-		return skipObject(b, i, depth+1)
+		return skipContainer(b, i, depth+1, true)
 	case '[':
-		return skipArray(b, i, depth+1)
+		return skipContainer(b, i, depth+1, false)
 	case 't':
 		return skipLiteral(b, i, "true")
 	case 'f':
@@ -166,17 +164,28 @@ func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
 
-// skipArray: RFC 8259 section 5. b[i] is '['.
-func skipArray(b []byte, i, depth int) (int, error) {
+// skipContainer skips an array (RFC 8259 section 5) or, when object, an
+// object (section 4, members "name": value). b[i] is '[' or '{'; depth
+// counts it.
+func skipContainer(b []byte, i, depth int, object bool) (int, error) {
+	end := byte(']')
+	if object {
+		end = '}'
+	}
 	if depth > MaxJSONDepth {
 		return i, ErrJSON
 	}
 	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == ']' {
+	if i < len(b) && b[i] == end {
 		return i + 1, nil
 	}
 	for {
 		var err error
+		if object {
+			if i, err = skipMemberName(b, i); err != nil {
+				return i, err
+			}
+		}
 		if i, err = skipValue(b, i, depth); err != nil {
 			return i, err
 		}
@@ -187,7 +196,7 @@ func skipArray(b []byte, i, depth int) (int, error) {
 		switch b[i] {
 		case ',':
 			i = skipSpace(b, i+1)
-		case ']':
+		case end:
 			return i + 1, nil
 		default:
 			return i, ErrJSON
@@ -195,92 +204,19 @@ func skipArray(b []byte, i, depth int) (int, error) {
 	}
 }
 
-// skipObject: RFC 8259 section 4. b[i] is '{'.
-func skipObject(b []byte, i, depth int) (int, error) {
-	if depth > MaxJSONDepth {
+// skipMemberName skips an object member's name, the colon and the space
+// around it: b[i] must be the name's opening quote.
+func skipMemberName(b []byte, i int) (int, error) {
+	if i >= len(b) || b[i] != '"' {
 		return i, ErrJSON
 	}
-	i = skipSpace(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return i + 1, nil
+	i, err := skipString(b, i)
+	if err != nil {
+		return i, err
 	}
-	for {
-		if i >= len(b) || b[i] != '"' {
-			return i, ErrJSON
-		}
-		var err error
-		if i, err = skipString(b, i); err != nil {
-			return i, err
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) || b[i] != ':' {
-			return i, ErrJSON
-		}
-		if i, err = skipValue(b, skipSpace(b, i+1), depth); err != nil {
-			return i, err
-		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return i, ErrJSON
-		}
-		switch b[i] {
-		case ',':
-			i = skipSpace(b, i+1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, ErrJSON
-		}
+	i = skipSpace(b, i)
+	if i >= len(b) || b[i] != ':' {
+		return i, ErrJSON
 	}
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string (RFC 8259 section 7): quotes,
-// backslashes and control characters are escaped, valid UTF-8 is copied as
-// is, and each byte of invalid UTF-8 becomes \ufffd (as encoding/json does).
-// No HTML escaping: the output goes to a WebSocket, never into a page.
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return skipSpace(b, i+1), nil
 }

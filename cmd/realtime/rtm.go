@@ -9,10 +9,11 @@ import (
 	"github.com/anchat/realtime/rtm"
 )
 
-// rtmAdapter makes an rtm.Bridge a node.RTM: the bridge's Stats has the
-// same fields as node.RTMStats, so only the type differs. The embedded
-// bridge keeps providing Accept, PutProfile, DeleteProfile and Collectors
-// (the node registers the latter on its /metrics registry).
+// rtmAdapter makes an rtm.Bridge a node.RTM: only Statuses converts (the
+// bridge's states are typed); Stats and Profiles share their types
+// (package rtm/rtmstatus). The embedded bridge keeps providing Accept,
+// PutProfile, DeleteProfile, Stats, Profiles and Collectors (the node
+// registers the latter on its /metrics registry).
 type rtmAdapter struct{ *rtm.Bridge }
 
 var _ node.RTM = rtmAdapter{}
@@ -28,28 +29,6 @@ func (a rtmAdapter) Statuses(ctx context.Context, profileIDs []string) (map[stri
 		out[id] = string(s)
 	}
 	return out, nil
-}
-
-// Profiles converts the bridge's profile list.
-func (a rtmAdapter) Profiles(ctx context.Context, after string, limit int) ([]node.RTMProfile, string, error) {
-	page, next, err := a.Bridge.Profiles(ctx, after, limit)
-	if err != nil {
-		return nil, "", err
-	}
-	out := make([]node.RTMProfile, len(page))
-	for i, p := range page {
-		out[i] = node.RTMProfile(p)
-	}
-	return out, next, nil
-}
-
-// Stats converts the bridge's figures.
-func (a rtmAdapter) Stats(ctx context.Context) (node.RTMStats, error) {
-	s, err := a.Bridge.Stats(ctx)
-	if err != nil {
-		return node.RTMStats{}, err
-	}
-	return node.RTMStats(s), nil
 }
 
 // newRTMBridge builds the RTM bridge on the node's engines: its sessions,

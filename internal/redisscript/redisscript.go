@@ -14,6 +14,7 @@ package redisscript
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"strings"
 	"sync"
 
@@ -32,6 +33,17 @@ func New(src string) *redis.Script {
 	scripts = append(scripts, s)
 	mu.Unlock()
 	return s
+}
+
+// FromFS is New of the script file name in fsys (a package's embedded lua
+// directory). It panics if the file cannot be read: the files are embedded,
+// so that is a build mistake found by any test of the package.
+func FromFS(fsys fs.FS, name string) *redis.Script {
+	src, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		panic(fmt.Sprintf("redisscript: %v", err))
+	}
+	return New(string(src))
 }
 
 // LoadAll loads every registered script into c's Redis (every node of a

@@ -1,6 +1,7 @@
 -- Renew this node's liveness and the TTL of its bookkeeping sets.
 -- KEYS[1] live nodes (sorted set, score = expiry in ms of server time)
--- KEYS[2] this node's alive key, KEYS[3..5] its conns, users and chats sets
+-- KEYS[2] this node's alive key, KEYS[3..5] its conns set, usercounts hash
+-- and chats set
 -- ARGV[1] node ID, ARGV[2] entry TTL in ms
 -- Returns 1 if the alive key still existed, 0 if this node had been
 -- forgotten (first start, a stall longer than the TTL, or Redis lost data):

@@ -1,6 +1,6 @@
--- Cluster-wide figures over the live nodes' bookkeeping sets.
--- KEYS[1..n] conns sets, KEYS[n+1..2n] users sets, KEYS[2n+1..3n] chats
--- sets, KEYS[3n+1] a scratch key; all share the {nodes} hash tag.
+-- Cluster-wide figures over the live nodes' bookkeeping.
+-- KEYS[1..n] conns sets, KEYS[n+1..2n] usercounts hashes, KEYS[2n+1..3n]
+-- chats sets, KEYS[3n+1] a scratch key; all share the {nodes} hash tag.
 -- ARGV[1] n
 -- Returns {connections, distinct users, distinct chats}.
 local n = tonumber(ARGV[1])
@@ -9,7 +9,15 @@ local conns = 0
 for i = 1, n do
   conns = conns + redis.call('SCARD', KEYS[i])
 end
-local users = redis.call('SUNIONSTORE', scratch, unpack(KEYS, n + 1, 2 * n))
+local seen, users = {}, 0
+for i = n + 1, 2 * n do
+  for _, u in ipairs(redis.call('HKEYS', KEYS[i])) do
+    if not seen[u] then
+      seen[u] = true
+      users = users + 1
+    end
+  end
+end
 local chats = redis.call('SUNIONSTORE', scratch, unpack(KEYS, 2 * n + 1, 3 * n))
 redis.call('DEL', scratch)
 return {conns, users, chats}
