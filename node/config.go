@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
@@ -143,6 +144,11 @@ type Config struct {
 	// RTM is the RTM bridge; nil disables the RTM routes and events.
 	RTM    RTM
 	Logger zerolog.Logger
+	// Version names the build in realtime_build_info ("dev").
+	Version string
+	// Collectors are more figures served on /metrics (cmd/realtime passes
+	// the Redis command metrics of internal/redismetrics).
+	Collectors []prometheus.Collector
 	// Now is the clock (time.Now); tests may drive it.
 	Now func() time.Time
 }
@@ -258,6 +264,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Version == "" {
+		c.Version = "dev"
 	}
 	if c.Engines.Bus == nil || c.Engines.Presence == nil || c.Engines.Membership == nil ||
 		c.Engines.Limiter == nil {

@@ -40,6 +40,7 @@ type server struct {
 	verifier *verifier
 	hub      *hub
 	metrics  *metrics
+	fanout   *fanoutClock // realtime_send_fanout_seconds
 	// goroutines tracks every goroutine the node starts; Run waits for them.
 	goroutines *goroutines
 	writers    *writerPool
@@ -88,6 +89,7 @@ func newServer(cfg *Config) (*server, error) {
 	srv.verifier = newVerifier(cfg.JWT, cfg.Now)
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
+	srv.fanout = newFanoutClock(func(d time.Duration) { srv.metrics.sendFanout.Observe(d.Seconds()) })
 	srv.goroutines = newGoroutines()
 	srv.proxies = trustedProxies(cfg.TrustedProxies)
 	srv.handshakes = newHandshakeTable(cfg.MaxPendingHandshakesPerAddr, cfg.MaxPendingHandshakes, srv.proxies.contains,
@@ -418,6 +420,7 @@ func (srv *server) maintenanceLoop(ctx context.Context) {
 				srv.log.Warn().Err(err).Msg("presence chat report failed")
 			}
 			cancel()
+			srv.fanout.expire(time.Now())
 		case <-statsC:
 			srv.logStats()
 		}
