@@ -268,8 +268,10 @@ func (srv *server) onClosed(c *conn, reason string) {
 	id := c.sess.who.Load()
 	if id != nil {
 		srv.metrics.connected.Dec()
-		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).
-			Dur("duration", time.Since(c.born)).Msg("disconnected")
+		// Sampled: a reconnect storm must not flood the log (the metrics
+		// count every disconnect).
+		srv.hotLog.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).
+			Dur("duration_ms", time.Since(c.born)).Msg("disconnected")
 	} else {
 		srv.log.Debug().Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).Msg("closed before connecting")
 	}
@@ -405,18 +407,21 @@ func (srv *server) maintenanceLoop(ctx context.Context) {
 	}
 	health := time.NewTicker(time.Second)
 	defer health.Stop()
+	var downSince time.Time // start of the engine outage in progress
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-health.C:
-			srv.checkEngine()
+			srv.checkEngine(&downSince)
 		case <-refresh.C:
+			// While the engine is down its outage line says it all: no
+			// warning every 5 s.
 			c, cancel := srv.engineCtx()
-			if err := srv.cfg.Engines.Presence.Refresh(c); err != nil {
+			if err := srv.cfg.Engines.Presence.Refresh(c); err != nil && !srv.engineDown.Load() {
 				srv.log.Warn().Err(err).Msg("presence refresh failed")
 			}
-			if err := srv.cfg.Engines.Presence.SetChats(c, srv.hub.chatIDs()); err != nil {
+			if err := srv.cfg.Engines.Presence.SetChats(c, srv.hub.chatIDs()); err != nil && !srv.engineDown.Load() {
 				srv.log.Warn().Err(err).Msg("presence chat report failed")
 			}
 			cancel()
@@ -427,8 +432,10 @@ func (srv *server) maintenanceLoop(ctx context.Context) {
 	}
 }
 
-// checkEngine updates readiness from the engine's ping.
-func (srv *server) checkEngine() {
+// checkEngine updates readiness from the engine's ping, and logs one line
+// when an outage starts and one, with its length, when it ends. Only the
+// maintenance goroutine calls it (it owns downSince).
+func (srv *server) checkEngine(downSince *time.Time) {
 	if srv.cfg.Engines.Ping == nil {
 		return
 	}
@@ -436,8 +443,9 @@ func (srv *server) checkEngine() {
 	was := srv.engineDown.Swap(err != nil)
 	switch {
 	case err != nil && !was:
+		*downSince = time.Now()
 		srv.log.Error().Err(err).Msg("engine unreachable; not ready")
 	case err == nil && was:
-		srv.log.Info().Msg("engine reachable again; ready")
+		srv.log.Info().Dur("duration_ms", time.Since(*downSince)).Msg("engine reachable again; ready")
 	}
 }

@@ -13,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/anchat/realtime/internal/redismetrics"
 	"github.com/anchat/realtime/node"
 	"github.com/anchat/realtime/rtm"
 )
@@ -41,13 +43,19 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 		// (GOGC) is most of their RSS. See docs/BENCHMARKS.md.
 		debug.SetGCPercent(o.GCPercent)
 	}
-	eng, err := buildEngines(&o, o.NodeID, log, a.getenv)
+	redis.SetLogger(redisLogger{log}) // process-wide, like the logger itself
+	// Created on the memory engines too, so the Redis series exist (at 0)
+	// on every node.
+	redisMetrics := redismetrics.New()
+	eng, err := buildEngines(&o, o.NodeID, log, a.getenv, redisMetrics)
 	if err != nil {
 		return a.usageError("serve", err.Error())
 	}
 	defer eng.close()
 	r.cfg.Engines = eng.Engines
 	r.cfg.Logger = log
+	r.cfg.Version = version
+	r.cfg.Collectors = redisMetrics.Collectors()
 	var bridge *rtm.Bridge // the RTM bridge, with --rtm-url
 	if o.RTMURL != "" {
 		if bridge, err = newRTMBridge(&o, eng, log); err != nil {
