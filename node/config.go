@@ -80,6 +80,10 @@ type Engines struct {
 type Config struct {
 	Addr      string // public WebSocket listener (":8080")
 	AdminAddr string // health, metrics, server API ("127.0.0.1:9090")
+	// APIAddr, when set, serves the server API on a listener of its own
+	// instead of AdminAddr (which then has no /api routes). Empty: the API
+	// is on AdminAddr.
+	APIAddr   string
 	Namespace string // the chat namespace ("/messenger"); "/" is always served too
 	NodeID    string // required
 

@@ -54,6 +54,7 @@ type server struct {
 	ln       net.Listener
 	adminLn  net.Listener
 	admin    *http.Server
+	api      *http.Server // the server API's own listener (Config.APIAddr); nil when it shares admin
 	draining atomic.Bool
 	stopping atomic.Bool
 	nextID   atomic.Uint64
@@ -66,8 +67,8 @@ type server struct {
 	proxies    trustedProxies  // whose X-Forwarded-For is believed
 
 	addrs struct {
-		mu          sync.Mutex // guards main and admin
-		main, admin net.Addr
+		mu               sync.Mutex // guards main, admin and api
+		main, admin, api net.Addr
 	}
 
 	engineDown  atomic.Bool  // last engine check failed (readiness)
@@ -136,6 +137,16 @@ func (srv *server) adminAddr() net.Addr {
 	return srv.addrs.admin
 }
 
+// apiAddr is where the server API listens: its own listener, or the admin one.
+func (srv *server) apiAddr() net.Addr {
+	srv.addrs.mu.Lock()
+	defer srv.addrs.mu.Unlock()
+	if srv.addrs.api != nil {
+		return srv.addrs.api
+	}
+	return srv.addrs.admin
+}
+
 // newID returns a random URL-safe id (Engine.IO and Socket.IO sids).
 func (srv *server) newID() string {
 	var b [15]byte
@@ -153,27 +164,46 @@ func (srv *server) run(ctx context.Context) error {
 		_ = ln.Close()
 		return fmt.Errorf("node: listen on admin address %s: %w", srv.cfg.AdminAddr, err)
 	}
+	var apiLn net.Listener
+	if srv.cfg.APIAddr != "" {
+		if apiLn, err = net.Listen("tcp", srv.cfg.APIAddr); err != nil {
+			_ = ln.Close()
+			_ = adminLn.Close()
+			return fmt.Errorf("node: listen on API address %s: %w", srv.cfg.APIAddr, err)
+		}
+	}
 	srv.ln, srv.adminLn = ln, adminLn
 	srv.addrs.mu.Lock()
 	srv.addrs.main, srv.addrs.admin = ln.Addr(), adminLn.Addr()
+	if apiLn != nil {
+		srv.addrs.api = apiLn.Addr()
+	}
 	srv.addrs.mu.Unlock()
-	srv.admin = &http.Server{Handler: srv.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	adminH, apiH := srv.adminHandler()
+	srv.admin = &http.Server{Handler: adminH, ReadHeaderTimeout: 5 * time.Second}
+	if apiLn != nil {
+		srv.api = &http.Server{Handler: apiH, ReadHeaderTimeout: 5 * time.Second}
+	}
 
 	// The loops are owned here: stopped (listener closed, loopCtx
 	// cancelled) and awaited before the connections are closed.
 	var loops sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	defer stopLoops()
-	for _, loop := range []func(){
+	loopFuncs := []func(){
 		func() { srv.acceptLoop(ln) },
 		func() { _ = srv.admin.Serve(adminLn) },
 		func() { srv.sweepLoop(loopCtx) },
 		func() { srv.maintenanceLoop(loopCtx) },
-	} {
+	}
+	if srv.api != nil {
+		loopFuncs = append(loopFuncs, func() { _ = srv.api.Serve(apiLn) })
+	}
+	for _, loop := range loopFuncs {
 		loops.Add(1)
 		srv.goroutines.Go(func() { defer loops.Done(); loop() })
 	}
-	srv.log.Info().Str("addr", ln.Addr().String()).Str("admin_addr", adminLn.Addr().String()).
+	srv.log.Info().Str("addr", ln.Addr().String()).Str("admin_addr", adminLn.Addr().String()).Str("api_addr", srv.apiAddr().String()).
 		Str("namespace", srv.cfg.Namespace).Str("io", string(srv.cfg.IO)).Bool("dev", srv.cfg.Dev).Msg("node listening")
 	close(srv.ready)
 
@@ -199,6 +229,9 @@ func (srv *server) stop(ln net.Listener, stopLoops context.CancelFunc, loops *sy
 	_ = ln.Close()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = srv.admin.Shutdown(shutCtx)
+	if srv.api != nil {
+		_ = srv.api.Shutdown(shutCtx)
+	}
 	cancel()
 	stopLoops()
 	loops.Wait()

@@ -146,3 +146,38 @@ func TestRedisOutageLinesAndMetrics(t *testing.T) {
 		t.Fatal("serve did not return within 10 s of SIGTERM")
 	}
 }
+
+// TestServeAPIAddr: --api-addr puts the server API on its own listener;
+// the dev snippet's curl commands point there.
+func TestServeAPIAddr(t *testing.T) {
+	sigs, out, errb, _, done := startServe(t, env{}, "--dev", "--log-format", "json", "--drain-period", "100ms",
+		"--node-id", "n-api", "--api-addr", "127.0.0.1:0")
+	l := waitLine(t, out, "node listening", 10*time.Second)
+	admin, _ := l["admin_addr"].(string)
+	api, _ := l["api_addr"].(string)
+	if api == "" || api == admin {
+		t.Fatalf("api_addr %q, admin_addr %q: want a listener of its own", api, admin)
+	}
+	waitOutput(t, errb, "/api/stats", done)
+	if !strings.Contains(errb.String(), "http://"+api+"/api/stats") {
+		t.Errorf("dev snippet does not point at the API listener %s:\n%s", api, errb)
+	}
+	for addr, want := range map[string]int{api: http.StatusOK, admin: http.StatusNotFound} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/api/stats", nil)
+		req.Header.Set("Authorization", "Bearer "+devAPIKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s/api/stats: %d, want %d", addr, resp.StatusCode, want)
+		}
+	}
+	sigs <- syscall.SIGTERM
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return within 10 s of SIGTERM")
+	}
+}

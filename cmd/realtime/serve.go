@@ -101,7 +101,7 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 	select {
 	case <-n.Ready():
 		if o.Dev {
-			a.printDevSnippet(a.stderr, r, n.Addr(), n.AdminAddr(), o.Namespace)
+			a.printDevSnippet(a.stderr, r, n.Addr(), n.APIAddr(), o.Namespace)
 		}
 		err = <-errc
 	case err = <-errc:
@@ -165,13 +165,13 @@ func (a *app) handleSignals(ctx context.Context, cancel context.CancelFunc, log 
 // printDevSnippet prints what a developer pastes to try the node: a token for
 // alice, the socket.io-client line, and curl commands for the server API.
 // Secrets given by the operator are referred to, not printed.
-func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, admin net.Addr, namespace string) {
+func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, api net.Addr, namespace string) {
 	scheme := "http"
 	if r.cfg.TLSCert != "" {
 		scheme = "https"
 	}
 	base := scheme + "://" + loopbackHostPort(addr)
-	adminBase := "http://" + loopbackHostPort(admin)
+	apiBase := "http://" + loopbackHostPort(api)
 
 	var b strings.Builder
 	b.WriteString("\n=== realtime dev mode: open chat membership ===\n")
@@ -202,9 +202,9 @@ func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, admin net.Addr, na
 			key = "$REALTIME_API_KEY"
 		}
 		fmt.Fprintf(&b, "Server API (key: %s):\n", describeSecret(r.apiKey, devAPIKey))
-		fmt.Fprintf(&b, "  curl -s -H \"Authorization: Bearer %s\" %s/api/stats\n", key, adminBase)
+		fmt.Fprintf(&b, "  curl -s -H \"Authorization: Bearer %s\" %s/api/stats\n", key, apiBase)
 		fmt.Fprintf(&b, "  curl -s -X POST -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' \\\n", key)
-		fmt.Fprintf(&b, "    -d '{\"senderId\":\"bob\",\"content\":\"hi alice\",\"messageType\":\"TEXT\"}' %s/api/chats/general/messages\n", adminBase)
+		fmt.Fprintf(&b, "    -d '{\"senderId\":\"bob\",\"content\":\"hi alice\",\"messageType\":\"TEXT\"}' %s/api/chats/general/messages\n", apiBase)
 	}
 	b.WriteString("===\n\n")
 	_, _ = io.WriteString(w, b.String())
