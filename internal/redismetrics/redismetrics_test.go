@@ -244,3 +244,29 @@ func BenchmarkObserve(b *testing.B) {
 		_ = hook(ctx, cmd)
 	}
 }
+
+// TestUnknownCommandsStayBounded: commands and scripts the table does not
+// know, failing or not, count under op other and create no series.
+func TestUnknownCommandsStayBounded(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := srv.Client()
+	m := redismetrics.New()
+	c.AddHook(m)
+	ctx := context.Background()
+	if err := c.Do(ctx, "ECHO", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, "MADE-UP-COMMAND", "x").Err(); err == nil {
+		t.Fatal("an unknown command succeeded")
+	}
+	if err := c.Eval(ctx, "return 1", nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	counts, errs := scrape(t, m)
+	if len(counts) != len(redismetrics.Ops) || len(errs) != len(redismetrics.Ops)*len(redismetrics.Classes) {
+		t.Errorf("%d latency and %d error series: unknown commands created some", len(counts), len(errs))
+	}
+	if counts[redismetrics.OpOther] != 3 || errs[[2]string{redismetrics.OpOther, redismetrics.ClassOther}] != 1 {
+		t.Errorf("other: %d round trips, %v errors; want 3 and 1", counts[redismetrics.OpOther], errs[[2]string{redismetrics.OpOther, redismetrics.ClassOther}])
+	}
+}
