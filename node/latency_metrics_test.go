@@ -58,41 +58,54 @@ func TestLatencySeriesExistAtStart(t *testing.T) {
 	}
 }
 
-// TestSendMovesFanoutHistogram sends a real message on a real node: the
-// fan-out histogram counts it once, the handler histogram counts the
-// send_message, and the accepted counter the two connections.
+// TestSendMovesFanoutHistogram sends real messages on a real node, on the
+// memory engines and on the Redis bus (the event comes back through Redis
+// pub/sub): the fan-out histogram counts each send once, the handler
+// histogram counts the events, the accepted counter the two connections,
+// and the fan-out clock keeps nothing.
 func TestSendMovesFanoutHistogram(t *testing.T) {
-	n := startNode(t, nil)
-	m := n.srv.metrics
-	a := connect(t, n.Addr().String(), token(t, "fa", time.Hour, nil))
-	b := connect(t, n.Addr().String(), token(t, "fb", time.Hour, nil))
-	for _, c := range []*testClient{a, b} {
-		c.emit("join_chat", map[string]string{"chatId": "fan"}, true)
-	}
-	var ack struct{ OK bool }
-	mustJSON(t, a.emit("send_message", map[string]any{"chatId": "fan", "content": "x", "messageType": "TEXT", "tempId": "t1"}, true), &ack)
-	if !ack.OK {
-		t.Fatal("send refused")
-	}
-	b.waitEvent("new_message", 5*time.Second)
-	deadline := time.Now().Add(5 * time.Second)
-	for sampleCount(m.sendFanout) != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := sampleCount(m.sendFanout); got != 1 {
-		t.Errorf("fan-out histogram counted %d sends, want 1", got)
-	}
-	if got := sampleCount(m.handlerSeconds.byName[evSendMessage]); got != 1 {
-		t.Errorf("handler histogram counted %d send_message, want 1", got)
-	}
-	if got := sampleCount(m.handlerSeconds.byName[evJoinChat]); got != 2 {
-		t.Errorf("handler histogram counted %d join_chat, want 2", got)
-	}
-	if got := counterValue(m.accepted); got != 2 {
-		t.Errorf("accepted %v connections, want 2", got)
-	}
-	if n.srv.fanout.active.Load() != 0 {
-		t.Errorf("the fan-out clock still tracks %d sends", n.srv.fanout.active.Load())
+	for _, engine := range []string{"memory", "redis"} {
+		t.Run(engine, func(t *testing.T) {
+			n := startNode(t, func(c *Config) {
+				if engine == "redis" {
+					c.Engines, _ = redisEngines(t, 1)
+				}
+			})
+			m := n.srv.metrics
+			a := connect(t, n.Addr().String(), token(t, "fa", time.Hour, nil))
+			b := connect(t, n.Addr().String(), token(t, "fb", time.Hour, nil))
+			for _, c := range []*testClient{a, b} {
+				c.emit("join_chat", map[string]string{"chatId": "fan"}, true)
+			}
+			const sends = 5
+			for i := range sends {
+				var ack struct{ OK bool }
+				mustJSON(t, a.emit("send_message", map[string]any{"chatId": "fan", "content": "x", "messageType": "TEXT", "tempId": itoa(i)}, true), &ack)
+				if !ack.OK {
+					t.Fatal("send refused")
+				}
+				b.waitEvent("new_message", 5*time.Second)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for sampleCount(m.sendFanout) != sends && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := sampleCount(m.sendFanout); got != sends {
+				t.Errorf("fan-out histogram counted %d sends, want %d", got, sends)
+			}
+			if got := sampleCount(m.handlerSeconds.byName[evSendMessage]); got != sends {
+				t.Errorf("handler histogram counted %d send_message, want %d", got, sends)
+			}
+			if got := sampleCount(m.handlerSeconds.byName[evJoinChat]); got != 2 {
+				t.Errorf("handler histogram counted %d join_chat, want 2", got)
+			}
+			if got := counterValue(m.accepted); got != 2 {
+				t.Errorf("accepted %v connections, want 2", got)
+			}
+			if left := n.srv.fanout.active.Load(); left != 0 {
+				t.Errorf("the fan-out clock still tracks %d sends", left)
+			}
+		})
 	}
 }
 
