@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -172,6 +174,38 @@ func TestServeAPIAddr(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("GET %s/api/stats: %d, want %d", addr, resp.StatusCode, want)
+		}
+	}
+	sigs <- syscall.SIGTERM
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return within 10 s of SIGTERM")
+	}
+}
+
+// TestOperationsDocumentsEveryMetric scrapes a real node: every realtime_*
+// family it exposes is named in docs/OPERATIONS.md.
+func TestOperationsDocumentsEveryMetric(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "OPERATIONS.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigs, out, _, _, done := startServe(t, env{}, "--dev", "--log-format", "json", "--drain-period", "100ms", "--node-id", "n-doc")
+	admin, _ := waitLine(t, out, "node listening", 10*time.Second)["admin_addr"].(string)
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	families := regexp.MustCompile(`(?m)^# TYPE (realtime_\w+) `).FindAllStringSubmatch(string(body), -1)
+	if len(families) < 20 {
+		t.Fatalf("only %d realtime_ families on /metrics", len(families))
+	}
+	for _, f := range families {
+		if !strings.Contains(string(doc), "`"+f[1]) {
+			t.Errorf("docs/OPERATIONS.md does not describe %s", f[1])
 		}
 	}
 	sigs <- syscall.SIGTERM
