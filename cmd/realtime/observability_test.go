@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -95,6 +96,9 @@ func TestRedisOutageLinesAndMetrics(t *testing.T) {
 		}
 	}
 	metricValue(t, admin, "realtime_connections_accepted_total")
+	if v := metricValue(t, admin, `realtime_build_info{go="`+runtime.Version()+`",version="`+version+`"}`); v != 1 {
+		t.Errorf("realtime_build_info = %v, want 1", v)
+	}
 	if rtt, ok := waitLine(t, out, "stats", 5*time.Second)["redis_rtt_ms"].(float64); !ok || rtt <= 0 {
 		t.Errorf("stats line without a positive redis_rtt_ms: %v", rtt)
 	}
