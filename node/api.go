@@ -57,6 +57,7 @@ func (srv *server) adminHandler() http.Handler {
 	api("GET /api/stats", srv.apiStats)
 	api("PUT /api/rtm/profiles/{profileId}", srv.apiPutProfile)
 	api("DELETE /api/rtm/profiles/{profileId}", srv.apiDeleteProfile)
+	srv.consoleRoutes(mux, api) // the admin console (console.go)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))

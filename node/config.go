@@ -14,6 +14,7 @@ import (
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/membership"
 	"github.com/anchat/realtime/presence"
+	"github.com/anchat/realtime/registry"
 )
 
 // IOMode selects how connections are read.
@@ -65,6 +66,9 @@ type Engines struct {
 	Presence   presence.Presence
 	Membership membership.Store
 	Limiter    limits.Limiter
+	// Registry lists the live nodes for the admin console (each node
+	// announces itself there); nil: a registry of this node alone.
+	Registry registry.Registry
 	// Ping checks the engine's reachability for /readyz; nil means always reachable.
 	Ping func() error
 	// SendLimited, when set, performs send_message's rate-limit check (a
@@ -133,6 +137,12 @@ type Config struct {
 
 	JWT    JWTConfig
 	APIKey string // server API bearer key; empty disables the API routes
+	// APIURL is where the other nodes reach this node's server API (the
+	// admin console's cross-node lookups); default http://<admin address>,
+	// an unspecified host replaced by this machine's first non-loopback IP.
+	APIURL string
+	// Version is shown in the admin console ("dev" when empty).
+	Version string
 	// Dev opens chat membership to any authenticated user.
 	Dev bool
 	// Pprof serves net/http/pprof at /debug/pprof/ on the admin address.
@@ -258,6 +268,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Engines.Registry == nil {
+		c.Engines.Registry = registry.NewMemory()
+	}
+	if c.Version == "" {
+		c.Version = "dev"
 	}
 	if c.Engines.Bus == nil || c.Engines.Presence == nil || c.Engines.Membership == nil ||
 		c.Engines.Limiter == nil {

@@ -69,6 +69,12 @@ type server struct {
 		main, admin net.Addr
 	}
 
+	// The admin console's: this node's announcements in the registry, its
+	// live events, and the client for cross-node lookups (console.go).
+	announcer *announcer
+	live      *liveEvents
+	peers     *http.Client
+
 	engineDown  atomic.Bool  // last engine check failed (readiness)
 	queuedBytes atomic.Int64 // bytes queued to clients and not yet written
 	stats       statCounters
@@ -88,6 +94,9 @@ func newServer(cfg *Config) (*server, error) {
 	srv.verifier = newVerifier(cfg.JWT, cfg.Now)
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
+	srv.announcer = newAnnouncer(srv)
+	srv.live = newLiveEvents(cfg.Now)
+	srv.peers = &http.Client{Timeout: peerTimeout}
 	srv.goroutines = newGoroutines()
 	srv.proxies = trustedProxies(cfg.TrustedProxies)
 	srv.handshakes = newHandshakeTable(cfg.MaxPendingHandshakesPerAddr, cfg.MaxPendingHandshakes, srv.proxies.contains,
@@ -167,6 +176,7 @@ func (srv *server) run(ctx context.Context) error {
 		func() { _ = srv.admin.Serve(adminLn) },
 		func() { srv.sweepLoop(loopCtx) },
 		func() { srv.maintenanceLoop(loopCtx) },
+		func() { srv.announcer.loop(loopCtx) },
 	} {
 		loops.Add(1)
 		srv.goroutines.Go(func() { defer loops.Done(); loop() })
@@ -268,6 +278,9 @@ func (srv *server) onClosed(c *conn, reason string) {
 		srv.metrics.connected.Dec()
 		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).
 			Dur("duration", time.Since(c.born)).Msg("disconnected")
+		if reason != reasonClientClose && reason != reasonClientGone {
+			srv.live.record(liveEvent{Kind: liveDisconnect, Code: reason, User: id.userID, Conn: c.sid, Remote: c.remote()})
+		}
 	} else {
 		srv.log.Debug().Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).Msg("closed before connecting")
 	}
