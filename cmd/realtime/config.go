@@ -278,6 +278,8 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	r.cfg = node.Config{
 		Addr:               o.Addr,
 		AdminAddr:          o.AdminAddr,
+		APIURL:             o.AdvertiseAPIURL,
+		Version:            version,
 		Namespace:          o.Namespace,
 		NodeID:             o.NodeID,
 		IO:                 io,
