@@ -33,7 +33,8 @@ const fanoutHistogram = "realtime_send_fanout_seconds"
 type nodeInfo struct {
 	ID                string   `json:"id"`
 	APIURL            string   `json:"apiUrl"`
-	Addr              string   `json:"addr"` // the public WebSocket listener
+	Addr              string   `json:"addr"`      // the public WebSocket listener
+	Namespace         string   `json:"namespace"` // the chat namespace
 	Version           string   `json:"version"`
 	StartedAt         string   `json:"startedAt"`
 	UpdatedAt         string   `json:"updatedAt"`
@@ -70,7 +71,7 @@ type histSnapshot struct {
 
 func newAnnouncer(srv *server) *announcer {
 	a := &announcer{srv: srv, started: srv.cfg.Now()}
-	a.info.Store(&nodeInfo{ID: srv.cfg.NodeID, Version: srv.cfg.Version, StartedAt: timestamp(a.started)})
+	a.info.Store(&nodeInfo{ID: srv.cfg.NodeID, Version: srv.cfg.Version, Namespace: srv.cfg.Namespace, StartedAt: timestamp(a.started)})
 	return a
 }
 
@@ -112,7 +113,7 @@ func (a *announcer) measure() *nodeInfo {
 	in, out := srv.stats.messagesIn.Load(), srv.stats.messagesOut.Load()
 	chats, users := srv.hub.counts()
 	info := &nodeInfo{
-		ID: srv.cfg.NodeID, APIURL: srv.apiURL(), Version: srv.cfg.Version,
+		ID: srv.cfg.NodeID, APIURL: srv.apiURL(), Version: srv.cfg.Version, Namespace: srv.cfg.Namespace,
 		StartedAt: timestamp(a.started), UpdatedAt: timestamp(now),
 		Connections: srv.connCount(), Users: users, Chats: chats,
 		Ready: srv.isReady(), Draining: srv.draining.Load(), Goroutines: srv.goroutines.count(),

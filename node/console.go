@@ -44,6 +44,13 @@ const reasonAdmin = "admin_disconnect"
 func (srv *server) consoleRoutes(mux *http.ServeMux, api func(string, http.HandlerFunc)) {
 	mux.Handle("GET /admin/", adminui.Handler("/admin/"))
 	mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))
+	// What the page needs before login, without the key (and without an
+	// error status, which browsers log as a console error).
+	mux.HandleFunc("GET /admin/config.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		writeJSON(w, http.StatusOK, map[string]any{"apiEnabled": srv.cfg.APIKey != "", "dev": srv.cfg.Dev})
+	})
 	api("GET /api/nodes", srv.apiNodes)
 	api("GET /api/node", srv.apiNode)
 	api("GET /api/node/users/{userId}/connections", srv.apiNodeUserConns)

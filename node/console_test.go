@@ -273,6 +273,19 @@ func TestConsoleDevTokenAndPage(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || e.Error.Code != "API_DISABLED" {
 		t.Fatalf("API disabled: %d %q, want 503 API_DISABLED", resp.StatusCode, e.Error.Code)
 	}
+	// The page learns it without a key.
+	for n, want := range map[*Node]bool{off: false, prod: true} {
+		resp, err = http.Get("http://" + n.AdminAddr().String() + "/admin/config.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct{ APIEnabled bool }
+		_ = json.NewDecoder(resp.Body).Decode(&cfg)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || cfg.APIEnabled != want {
+			t.Fatalf("config.json: %d apiEnabled %v, want 200 %v", resp.StatusCode, cfg.APIEnabled, want)
+		}
+	}
 }
 
 // TestFanoutP99FromRegistry reads the fan-out histogram by name: n/a while
