@@ -8,6 +8,7 @@
   const KEY_STORAGE = 'realtime-admin-key';
   const POLL_CLUSTER_MS = 1500;
   const POLL_EVENTS_MS = 2000;
+  const POLL_RTM_MS = 2000;
   const MAX_EVENT_ROWS = 200;
   const MAX_LOG_LINES = 200;
   const TOAST_MS = 5000;
@@ -140,7 +141,7 @@
     cluster: () => every(POLL_CLUSTER_MS, refreshCluster),
     user: () => {},
     chat: () => {},
-    rtm: () => refreshRTM(''),
+    rtm: () => every(POLL_RTM_MS, () => refreshRTM(rtmAfter)),
     events: startEvents,
     test: initTest,
   };
