@@ -318,3 +318,53 @@ func TestFanoutP99FromRegistry(t *testing.T) {
 		t.Fatalf("p99 %v over a window with nothing observed, want nil", *p)
 	}
 }
+
+// TestLiveEventsSampledAndBounded: at most liveEventsPerSecond of a kind per
+// second are kept (the rest counted), the newest liveEventsKept overall.
+func TestLiveEventsSampledAndBounded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newLiveEvents(func() time.Time { return now })
+	for i := range liveEventsPerSecond + 10 {
+		l.record(liveEvent{Kind: liveRefused, Detail: fmt.Sprint(i)})
+	}
+	l.record(liveEvent{Kind: liveSlowConsumer})
+	events, newest, sampled := l.since(0)
+	if len(events) != liveEventsPerSecond+1 || newest != uint64(liveEventsPerSecond+1) || sampled[liveRefused] != 10 {
+		t.Fatalf("kept %d (newest %d), sampled out %v; want %d kept, 10 refusals sampled out",
+			len(events), newest, sampled, liveEventsPerSecond+1)
+	}
+	for s := range 20 { // later seconds keep their own share; the ring keeps the newest
+		now = now.Add(time.Second)
+		for range liveEventsPerSecond {
+			l.record(liveEvent{Kind: liveDisconnect, Code: fmt.Sprint(s)})
+		}
+	}
+	events, newest, _ = l.since(0)
+	if len(events) != liveEventsKept || events[len(events)-1].Seq != newest || events[0].Seq != newest-liveEventsKept+1 {
+		t.Fatalf("%d events from seq %d to %d (newest %d), want the newest %d", len(events), events[0].Seq, events[len(events)-1].Seq, newest, liveEventsKept)
+	}
+	if got, _, _ := l.since(newest - 3); len(got) != 3 {
+		t.Fatalf("since(newest-3) returned %d events, want 3", len(got))
+	}
+	if got, _, _ := l.since(newest + 100); len(got) != liveEventsKept {
+		t.Fatalf("since a seq past the newest (another process) returned %d, want all %d kept", len(got), liveEventsKept)
+	}
+}
+
+// TestLiveEventsRecordRefusals: a CONNECT refused for a bad token shows in
+// the node's live events with its code and the client's address.
+func TestLiveEventsRecordRefusals(t *testing.T) {
+	n := startNode(t, nil)
+	c := newClient(t, n.Addr().String(), "/messenger", "not-a-token")
+	if code := connectErrorCode(t, c.nextPacket(5*time.Second)); code != codeAuthInvalid {
+		t.Fatalf("code %q, want AUTH_INVALID", code)
+	}
+	var ev struct {
+		Events []liveEvent `json:"events"`
+	}
+	apiJSON(t, n, "GET", "/api/node/events", "", http.StatusOK, &ev)
+	if len(ev.Events) != 1 || ev.Events[0].Kind != liveRefused || ev.Events[0].Code != codeAuthInvalid ||
+		!strings.HasPrefix(ev.Events[0].Remote, "127.0.0.1:") {
+		t.Fatalf("live events %+v, want one AUTH_INVALID refusal from loopback", ev.Events)
+	}
+}
