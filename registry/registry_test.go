@@ -136,3 +136,16 @@ func contract(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		}
 	})
 }
+
+// TestRedisCluster: both keys share the {nodes} hash tag, so every script
+// runs on a Redis Cluster.
+func TestRedisCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	contract(t, func(t *testing.T) registry.Registry {
+		r, err := registry.NewRedis(c, redistest.Prefix(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	})
+}
