@@ -245,8 +245,21 @@ func TestConsoleDevTokenAndPage(t *testing.T) {
 		Token string `json:"token"`
 	}
 	apiJSON(t, dev, "POST", "/api/dev/tokens", `{"userId":"dora","name":"Dora","profiles":["P1"]}`, http.StatusOK, &minted)
-	c := connect(t, dev.Addr().String(), minted.Token) // fails unless the token verifies
-	_ = c
+	connect(t, dev.Addr().String(), minted.Token) // fails unless the token verifies
+	// On the memory engines the node is the cluster: it lists itself and
+	// finds the user's connection without asking anyone.
+	var list struct {
+		Nodes []nodeInfo `json:"nodes"`
+	}
+	apiJSON(t, dev, "GET", "/api/nodes", "", http.StatusOK, &list)
+	if len(list.Nodes) != 1 || list.Nodes[0].ID != "test-node" {
+		t.Fatalf("nodes %+v, want test-node alone", list.Nodes)
+	}
+	var got userConnsAnswer
+	apiJSON(t, dev, "GET", "/api/users/dora/connections", "", http.StatusOK, &got)
+	if len(got.Connections) != 1 || got.Connections[0].Node != "test-node" || !slices.Equal(got.Connections[0].Profiles, []string{"P1"}) {
+		t.Fatalf("dora's connections %+v, want one on test-node with profile P1", got)
+	}
 	apiJSON(t, dev, "POST", "/api/dev/tokens", `{"userId":"has space"}`, http.StatusBadRequest, nil)
 
 	prod := startNode(t, func(c *Config) { c.Dev = false })

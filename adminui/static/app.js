@@ -116,6 +116,7 @@
   }
 
   function logout(msg) {
+    if (socket) socket.disconnect();
     apiKey = '';
     self = null;
     sessionStorage.removeItem(KEY_STORAGE);
@@ -182,6 +183,7 @@
   let currentUser = '';
   async function lookupUser(userId) {
     currentUser = userId;
+    userEvents(userId);
     let r;
     try { r = await api('GET', '/api/users/' + seg(userId) + '/connections'); } catch (e) { status(e.message, true); return; }
     $('user-disconnect-all').disabled = r.connections.length === 0;
@@ -200,6 +202,31 @@
           () => api('DELETE', '/api/users/' + seg(userId) + '/connections/' + seg(c.connId)), 'Disconnected ' + c.connId + '.')
           .then(() => setTimeout(() => lookupUser(userId), 500)),
       }, 'Disconnect')))));
+  }
+
+  // userEvents shows the user's live events kept by any node (the first
+  // MAX_EVENT_NODES nodes), the newest MAX_USER_EVENTS: why she was cut off.
+  const MAX_EVENT_NODES = 32;
+  const MAX_USER_EVENTS = 20;
+  async function userEvents(userId) {
+    let list;
+    try { list = await api('GET', '/api/nodes'); } catch (e) { status(e.message, true); return; }
+    const nodes = list.nodes.slice(0, MAX_EVENT_NODES);
+    const answers = await Promise.allSettled(nodes.map((n) => api('GET', '/api/nodes/' + seg(n.id) + '/events?after=0')));
+    let rows = [];
+    answers.forEach((a, i) => {
+      if (a.status !== 'fulfilled') return;
+      for (const e of a.value.events) if (e.userId === userId) rows.push(Object.assign({ node: nodes[i].id }, e));
+    });
+    rows.sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+    rows = rows.slice(0, MAX_USER_EVENTS);
+    const tbody = $('user-events').tBodies[0];
+    if (rows.length === 0) {
+      fill(tbody, [el('tr', {}, el('td', { colspan: '6', class: 'muted' }, 'None kept.'))]);
+      return;
+    }
+    fill(tbody, rows.map((e) => el('tr', {}, el('td', {}, fmtTime(e.at)), el('td', {}, e.node), el('td', {}, e.kind),
+      el('td', {}, e.code || ''), el('td', {}, e.connId || ''), el('td', {}, e.detail || ''))));
   }
 
   function initUser() {

@@ -1,6 +1,6 @@
 // The admin console in Debian's chromium, driven by puppeteer-core, against
 // a three-node cluster: log in, see the nodes, look up alice and disconnect
-// her (her socket.io-client sees the disconnect), add bob to a chat and post
+// her (her socket.io-client sees the disconnect, the page why), add bob to a chat and post
 // a system message (his client gets it), store an RTM session, read the
 // live events, and in the test console connect as a user of profile P1 and
 // see a new_message and an RTM message_toast as toasts that close after 5 s.
@@ -80,13 +80,15 @@ main(async () => {
     await page.waitForSelector('#user-table tbody tr[data-conn]', { timeout: 10000 });
     const row = await textOf('#user-table tbody tr[data-conn]');
     assert.ok(row.includes(N2_ID), `alice's connection is on ${N2_ID}: ${row}`);
-    await shot('user');
     const gone = waitFor(alice, 'disconnect', 10000);
     await page.click('#user-table button[data-action=disconnect]');
     const got = await gone; // (reason, details)
     const reason = Array.isArray(got) ? got[0] : got;
     log('alice disconnect:', reason);
     assert.equal(reason, 'io server disconnect');
+    // The page looks her up again: no connection left, and n2 says why.
+    await page.waitForFunction(() => [...document.querySelectorAll('#user-events td')].some((td) => td.textContent === 'admin_disconnect'), { timeout: 10000 });
+    await shot('user');
 
     // Chat: add bob, post a system message; bob's client gets it, the page
     // shows it as text.
