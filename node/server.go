@@ -224,6 +224,7 @@ func (srv *server) stop(ln net.Listener, stopLoops context.CancelFunc, loops *sy
 	}
 	srv.cleaner.stop()
 	srv.goroutines.wait(stopGoroutinesTimeout, 0)
+	srv.peers.CloseIdleConnections()
 }
 
 // register adds an upgraded connection to the registry, unless it is
