@@ -333,7 +333,10 @@
       try { session = JSON.parse($('rtm-session').value); } catch (e) { status('Session is not JSON: ' + e.message, true); return; }
       act('Store this session for profile ' + id + '? It replaces the current one.',
         () => api('PUT', '/api/rtm/profiles/' + seg(id), { session }), 'Stored the session of ' + id + '.')
-        .then(() => setTimeout(() => refreshRTM(rtmAfter), 500));
+        .then((r) => {
+          if (r) $('rtm-session').value = ''; // the cookies are a secret: do not leave them on screen
+          setTimeout(() => refreshRTM(rtmAfter), 500);
+        });
     });
   }
 
