@@ -25,6 +25,14 @@ import (
 // presence, membership and registry on Redis), as a cluster.
 func consoleCluster(t *testing.T) []*Node {
 	t.Helper()
+	nodes, _, _ := consoleClusterOn(t)
+	return nodes
+}
+
+// consoleClusterOn is consoleCluster that also returns the redis-server and
+// the key prefix the nodes use.
+func consoleClusterOn(t *testing.T) ([]*Node, *redistest.Server, string) {
+	t.Helper()
 	rs := redistest.Start(t, redistest.Options{})
 	prefix := redistest.Prefix(t)
 	var nodes []*Node
@@ -56,7 +64,7 @@ func consoleCluster(t *testing.T) []*Node {
 			c.Engines = Engines{Bus: b, Presence: p, Membership: m, Limiter: limits.NewMemory(nil), Registry: reg}
 		}))
 	}
-	return nodes
+	return nodes, rs, prefix
 }
 
 // apiJSON sends an authorised server API request, requires status want and
@@ -123,6 +131,11 @@ func TestConsoleClusterViews(t *testing.T) {
 	}
 	if list.Self != "n1" {
 		t.Errorf("self %q, want n1", list.Self)
+	}
+	var self nodeInfo
+	apiJSON(t, n2, "GET", "/api/node", "", http.StatusOK, &self)
+	if self.ID != "n2" || self.Addr != n2.Addr().String() || self.Namespace != "/messenger" || self.StartedAt == "" {
+		t.Errorf("GET /api/node on n2: %+v", self)
 	}
 
 	apiJSON(t, n1, "PUT", "/api/chats/room/members/alice", "", http.StatusOK, nil)
@@ -379,5 +392,45 @@ func TestLiveEventsRecordRefusals(t *testing.T) {
 	if len(ev.Events) != 1 || ev.Events[0].Kind != liveRefused || ev.Events[0].Code != codeAuthInvalid ||
 		!strings.HasPrefix(ev.Events[0].Remote, "127.0.0.1:") {
 		t.Fatalf("live events %+v, want one AUTH_INVALID refusal from loopback", ev.Events)
+	}
+}
+
+// TestConsoleLookupReportsUnreachableNodes: a node that holds connections
+// in presence but cannot be asked (gone from the registry, or announcing an
+// address nobody answers at) is named in errors; the others still answer.
+func TestConsoleLookupReportsUnreachableNodes(t *testing.T) {
+	nodes, rs, prefix := consoleClusterOn(t)
+	n1, n2 := nodes[0], nodes[1]
+	connect(t, n2.Addr().String(), token(t, "alice", time.Hour, nil))
+	client := rs.Client()
+	ctx := t.Context()
+	for _, ghost := range []string{"ghost", "silent"} {
+		p, err := presence.NewRedis(client, presence.RedisConfig{Prefix: prefix, NodeID: ghost})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		if ok, err := p.Acquire(ctx, "alice", ghost+"-conn", 3); !ok || err != nil {
+			t.Fatalf("%s: acquire: %v %v", ghost, ok, err)
+		}
+	}
+	// "silent" announces an address where nothing listens; "ghost" never announces.
+	reg, err := registry.NewRedis(client, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := json.Marshal(nodeInfo{ID: "silent", APIURL: "http://127.0.0.1:1"})
+	if err := reg.Announce(ctx, "silent", doc, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var got userConnsAnswer
+	apiJSON(t, n1, "GET", "/api/users/alice/connections", "", http.StatusOK, &got)
+	if len(got.Connections) != 1 || got.Connections[0].Node != "n2" {
+		t.Fatalf("connections %+v, want n2's", got.Connections)
+	}
+	slices.SortFunc(got.Errors, func(a, b nodeError) int { return strings.Compare(a.Node, b.Node) })
+	if len(got.Errors) != 2 || got.Errors[0].Node != "ghost" || !strings.Contains(got.Errors[0].Message, "not in the registry") ||
+		got.Errors[1].Node != "silent" || !strings.Contains(got.Errors[1].Message, "node silent") {
+		t.Fatalf("errors %+v, want ghost (not in the registry) and silent (unreachable)", got.Errors)
 	}
 }
