@@ -3,7 +3,8 @@
 // her (her socket.io-client sees the disconnect, the page why), add bob to a chat and post
 // a system message (his client gets it), store an RTM session, read the
 // live events, and in the test console connect as a user of profile P1 and
-// see a new_message and an RTM message_toast as toasts that close after 5 s.
+// see a new_message and an RTM message_toast as toasts that close after 5 s;
+// last, send bob a user event and remove him from the chat.
 // A screenshot of each page goes to SCREENSHOT_DIR. Any console error or
 // page error fails the scenario.
 
@@ -160,6 +161,26 @@ main(async () => {
     const shownFor = Date.now() - shownAt;
     log(`the RTM toast closed ${shownFor} ms after it was seen`);
     assert.ok(shownFor < 8000, 'the toast stayed');
+
+    // Act on bob: a user event reaches his client; removing him from ops
+    // makes his client leave it.
+    await go('#user');
+    await setValue('#user-id', 'bob');
+    await page.click('#user-form button[type=submit]');
+    await page.waitForSelector('#user-table tbody tr[data-conn]', { timeout: 10000 });
+    const notice = waitFor(bob, 'maintenance', 10000);
+    await setValue('#user-event-name', 'maintenance');
+    await setValue('#user-event-data', '{"at":"22:00"}');
+    await page.click('#user-event-form button[type=submit]');
+    assert.deepEqual(await notice, { at: '22:00' });
+    await go('#chat');
+    await setValue('#chat-id', 'ops');
+    await page.click('#chat-form button[type=submit]');
+    await page.waitForSelector('#chat-members button[data-action=remove]', { timeout: 10000 });
+    const left = waitFor(bob, 'chat_left', 10000);
+    await page.click('#chat-members button[data-action=remove]');
+    assert.equal((await left).chatId, 'ops');
+    log('bob got the user event and left ops when removed');
   } finally {
     await browser.close();
     alice.close();
