@@ -96,6 +96,7 @@ main(async () => {
     await go('#chat');
     await setValue('#chat-id', 'ops');
     await page.click('#chat-form button[type=submit]');
+    await page.waitForFunction(() => document.getElementById('chat-member-count').textContent !== '', { timeout: 10000 });
     await setValue('#chat-add-user', 'bob');
     await page.click('#chat-add-form button[type=submit]');
     await page.waitForFunction(() => [...document.querySelectorAll('#chat-online li')].some((li) => li.textContent.startsWith('bob')), { timeout: 10000 });
