@@ -53,6 +53,7 @@ type nodeInfo struct {
 // writes the fields below info; info is read by the API handlers.
 type announcer struct {
 	srv     *server
+	metrics metricsGatherer // the node's Prometheus registry
 	started time.Time
 	info    atomic.Pointer[nodeInfo]
 
@@ -70,7 +71,7 @@ type histSnapshot struct {
 }
 
 func newAnnouncer(srv *server) *announcer {
-	a := &announcer{srv: srv, started: srv.cfg.Now()}
+	a := &announcer{srv: srv, metrics: srv.metrics.reg, started: srv.cfg.Now()}
 	a.info.Store(&nodeInfo{ID: srv.cfg.NodeID, Version: srv.cfg.Version, Namespace: srv.cfg.Namespace, StartedAt: timestamp(a.started)})
 	return a
 }
@@ -137,7 +138,7 @@ func (a *announcer) measure() *nodeInfo {
 // fanoutWindow, in milliseconds; nil when the histogram is absent or saw
 // nothing in the window.
 func (a *announcer) fanoutP99(now time.Time) *float64 {
-	snap, ok := gatherHistogram(a.srv.metrics.reg, fanoutHistogram)
+	snap, ok := gatherHistogram(a.metrics, fanoutHistogram)
 	if !ok {
 		return nil
 	}

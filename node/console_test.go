@@ -315,16 +315,19 @@ func TestConsoleDevTokenAndPage(t *testing.T) {
 }
 
 // TestFanoutP99FromRegistry reads the fan-out histogram by name: n/a while
-// it is not registered, then the p99 of what was observed in the window.
+// it is not registered, then the p99 of what was observed in the window. It
+// reads a registry of its own, so it holds whether or not the node's
+// registers the histogram.
 func TestFanoutP99FromRegistry(t *testing.T) {
 	n := startNode(t, nil)
-	a := n.srv.announcer
+	reg := prometheus.NewRegistry()
+	a := &announcer{srv: n.srv, metrics: reg}
 	if p := a.fanoutP99(time.Now()); p != nil {
 		t.Fatalf("p99 %v without the histogram, want nil", *p)
 	}
 	h := prometheus.NewHistogram(prometheus.HistogramOpts{Name: fanoutHistogram, Help: "test",
 		Buckets: []float64{0.001, 0.002, 0.005, 0.01}})
-	n.srv.metrics.reg.MustRegister(h)
+	reg.MustRegister(h)
 	t0 := time.Now()
 	if p := a.fanoutP99(t0); p != nil {
 		t.Fatalf("p99 %v with nothing observed, want nil", *p)
@@ -342,6 +345,11 @@ func TestFanoutP99FromRegistry(t *testing.T) {
 	// Past the window only what came later counts: nothing.
 	if p := a.fanoutP99(t0.Add(fanoutWindow + 2*time.Second)); p != nil {
 		t.Fatalf("p99 %v over a window with nothing observed, want nil", *p)
+	}
+	// Past +Inf's lower bound: the highest finite bound.
+	h.Observe(1)
+	if p := a.fanoutP99(t0.Add(fanoutWindow + 3*time.Second)); p == nil || *p != 10 {
+		t.Fatalf("p99 %v of one observation past the buckets, want 10 ms", p)
 	}
 }
 
