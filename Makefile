@@ -33,14 +33,16 @@ build:
 	done
 
 # deps installs what the tests need: redis-server and redis-cli (engine and
-# cluster tests start their own on free ports; Redis 7 for sharded pub/sub), node and npm, and the e2e package's
-# socket.io-client (pinned by e2e/package-lock.json).
+# cluster tests start their own on free ports; Redis 7 for sharded pub/sub), node and npm, the e2e package's
+# socket.io-client and puppeteer-core (pinned by e2e/package-lock.json), and Debian's chromium for the admin
+# console's browser test (puppeteer-core drives it; no browser download).
 deps:
 	@command -v redis-server >/dev/null || { $(APT) update && $(APT) install -y redis-server; }
 	@# redis-cli --cluster create joins the Redis Cluster of internal/clustersuite.
 	@command -v redis-cli >/dev/null || { $(APT) update && $(APT) install -y redis-tools; }
 	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT) update && $(APT) install -y nodejs npm; }
-	@[ -d e2e/node_modules/socket.io-client ] || (cd e2e && npm ci --no-audit --no-fund)
+	@command -v chromium >/dev/null || { $(APT) update && $(APT) install -y chromium; }
+	@[ -d e2e/node_modules/socket.io-client ] && [ -d e2e/node_modules/puppeteer-core ] || (cd e2e && npm ci --no-audit --no-fund)
 
 # -p 1: one test binary at a time, so the load-generating packages (bench,
 # e2e) never starve the timing-sensitive ones (leases, heartbeats).

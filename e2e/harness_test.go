@@ -49,7 +49,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// setup builds cmd/realtime into dir and makes sure socket.io-client is installed.
+// setup builds cmd/realtime into dir and makes sure socket.io-client and
+// puppeteer-core are installed.
 func setup(dir string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -64,7 +65,9 @@ func setup(dir string) error {
 	if _, err := exec.LookPath("node"); err != nil {
 		return errors.New("node is not installed (make test installs nodejs)")
 	}
-	if _, err := os.Stat("node_modules/socket.io-client/package.json"); err != nil {
+	_, errIO := os.Stat("node_modules/socket.io-client/package.json")
+	_, errPuppeteer := os.Stat("node_modules/puppeteer-core/package.json")
+	if err := errors.Join(errIO, errPuppeteer); err != nil {
 		npm := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 		if out, err := npm.CombinedOutput(); err != nil {
 			return fmt.Errorf("socket.io-client is not installed and `npm ci` in e2e/ failed (run `make test` or `cd e2e && npm ci`): %v\n%s", err, out)

@@ -66,6 +66,9 @@ func (srv *server) adminHandler() (admin, apiOnly http.Handler) {
 	api("GET /api/stats", srv.apiStats)
 	api("PUT /api/rtm/profiles/{profileId}", srv.apiPutProfile)
 	api("DELETE /api/rtm/profiles/{profileId}", srv.apiDeleteProfile)
+	// The admin console (console.go) lives where the API is served: its
+	// page calls the API from its own origin.
+	srv.consoleRoutes(apiMux, api)
 	mux.HandleFunc("/", noRoute(mux))
 	return mux, apiOnly
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/membership"
 	"github.com/anchat/realtime/presence"
+	"github.com/anchat/realtime/registry"
 )
 
 // IOMode selects how connections are read.
@@ -66,6 +67,9 @@ type Engines struct {
 	Presence   presence.Presence
 	Membership membership.Store
 	Limiter    limits.Limiter
+	// Registry lists the live nodes for the admin console (each node
+	// announces itself there); nil: a registry of this node alone.
+	Registry registry.Registry
 	// Ping checks the engine's reachability for /readyz; nil means always reachable.
 	Ping func() error
 	// SendLimited, when set, performs send_message's rate-limit check (a
@@ -138,6 +142,10 @@ type Config struct {
 
 	JWT    JWTConfig
 	APIKey string // server API bearer key; empty disables the API routes
+	// APIURL is where the other nodes reach this node's server API (the
+	// admin console's cross-node lookups); default http://<admin address>,
+	// an unspecified host replaced by this machine's first non-loopback IP.
+	APIURL string
 	// Dev opens chat membership to any authenticated user.
 	Dev bool
 	// Pprof serves net/http/pprof at /debug/pprof/ on the admin address.
@@ -148,7 +156,8 @@ type Config struct {
 	// RTM is the RTM bridge; nil disables the RTM routes and events.
 	RTM    RTM
 	Logger zerolog.Logger
-	// Version names the build in realtime_build_info ("dev").
+	// Version names the build in realtime_build_info and the admin
+	// console ("dev").
 	Version string
 	// Collectors are more figures served on /metrics (cmd/realtime passes
 	// the Redis command metrics of internal/redismetrics).
@@ -268,6 +277,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Engines.Registry == nil {
+		c.Engines.Registry = registry.NewMemory()
 	}
 	if c.Version == "" {
 		c.Version = "dev"

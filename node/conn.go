@@ -2,6 +2,7 @@ package node
 
 import (
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -103,6 +104,8 @@ func (c *conn) send(frame []byte) bool {
 		c.mu.Unlock()
 		c.srv.metrics.slowConsumers.Inc()
 		c.srv.stats.slowConsumers.Add(1)
+		c.srv.live.record(liveEvent{Kind: liveSlowConsumer, User: c.sess.userID(), Conn: c.sid, Remote: c.remote(),
+			Detail: strconv.Itoa(queued) + " bytes queued"})
 		c.srv.hotLog.Warn().Str("conn", c.sid).Str("user", c.sess.userID()).Int("queued_bytes", queued).
 			Msg("slow consumer disconnected")
 		c.srv.goroutines.Go(func() { c.close(reasonSlowConsumer) })

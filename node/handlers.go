@@ -110,6 +110,8 @@ func (r *request) fail(e *eventError) {
 	if e.Code == codeRateLimited {
 		srv.metrics.rateLimited.WithLabelValues(r.event).Inc()
 		srv.stats.rateLimited.Add(1)
+		srv.live.record(liveEvent{Kind: liveRateLimited, Code: codeRateLimited, User: r.c.sess.userID(), Conn: r.c.sid,
+			Remote: r.c.remote(), Detail: r.event})
 	}
 	srv.metrics.countEventError(r.event, e.Code)
 	if r.ackID >= 0 {

@@ -374,6 +374,10 @@ func (h *hub) deliver(d bus.Delivery) {
 			h.kick(d)
 			return
 		}
+		if d.Event == evAdminDisconnect {
+			h.srv.adminDisconnect(d)
+			return
+		}
 		h.mu.RLock()
 		h.toSet(h.users[d.Channel.ID], d.Event, d.Data)
 		h.mu.RUnlock()

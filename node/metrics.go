@@ -105,7 +105,7 @@ var (
 	handledEventLabels = newLabelSet("unknown", evJoinChat, evLeaveChat, evSendMessage, evEditMessage,
 		evDeleteMessage, evTypingStart, evTypingStop, evAddReaction, evRemoveReaction)
 	serverEventLabels = newLabelSet("other", evNewMessage, evMessageSent, evMessageEdited, evMessageDeleted,
-		evUserTyping, evReactionUpdated, evChatJoined, evChatLeft, evError, evKick,
+		evUserTyping, evReactionUpdated, evChatJoined, evChatLeft, evError, evKick, evAdminDisconnect,
 		"rtm_status", "message_toast", "message_read", "dialog_limit_changed")
 	rateLimitLabels = newLabelSet("other", "connect", evJoinChat, evLeaveChat, evSendMessage, evEditMessage,
 		evDeleteMessage, evTypingStart, evTypingStop, evAddReaction, evRemoveReaction)
@@ -114,7 +114,8 @@ var (
 		codeNotMember, codeNotJoined, codeForbidden, codeNotFound, codeInternal)
 	reasonLabels = newLabelSet("other", reasonClientClose, reasonClientGone, reasonReadError, reasonWriteError,
 		reasonProtocol, reasonFrameTooLarge, reasonPingTimeout, reasonSlowConsumer, reasonAuthExpired,
-		reasonConnectTimeout, reasonUnavailable, reasonDraining, reasonNamespace, reasonShutdown, reasonRefusedConnects)
+		reasonConnectTimeout, reasonUnavailable, reasonDraining, reasonNamespace, reasonShutdown, reasonRefusedConnects,
+		reasonAdmin)
 )
 
 // countEventError counts a refused client event; both labels are bounded

@@ -71,6 +71,12 @@ type server struct {
 		main, admin, api net.Addr
 	}
 
+	// The admin console's: this node's announcements in the registry, its
+	// live events, and the client for cross-node lookups (console.go).
+	announcer *announcer
+	live      *liveEvents
+	peers     *http.Client
+
 	engineDown  atomic.Bool  // last engine check failed (readiness)
 	queuedBytes atomic.Int64 // bytes queued to clients and not yet written
 	stats       statCounters
@@ -91,6 +97,9 @@ func newServer(cfg *Config) (*server, error) {
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
 	srv.fanout = newFanoutClock(func(d time.Duration) { srv.metrics.sendFanout.Observe(d.Seconds()) })
+	srv.announcer = newAnnouncer(srv)
+	srv.live = newLiveEvents(cfg.Now)
+	srv.peers = &http.Client{Timeout: peerTimeout}
 	srv.goroutines = newGoroutines()
 	srv.proxies = trustedProxies(cfg.TrustedProxies)
 	srv.handshakes = newHandshakeTable(cfg.MaxPendingHandshakesPerAddr, cfg.MaxPendingHandshakes, srv.proxies.contains,
@@ -195,6 +204,7 @@ func (srv *server) run(ctx context.Context) error {
 		func() { _ = srv.admin.Serve(adminLn) },
 		func() { srv.sweepLoop(loopCtx) },
 		func() { srv.maintenanceLoop(loopCtx) },
+		func() { srv.announcer.loop(loopCtx) },
 	}
 	if srv.api != nil {
 		loopFuncs = append(loopFuncs, func() { _ = srv.api.Serve(apiLn) })
@@ -249,6 +259,7 @@ func (srv *server) stop(ln net.Listener, stopLoops context.CancelFunc, loops *sy
 	}
 	srv.cleaner.stop()
 	srv.goroutines.wait(stopGoroutinesTimeout, 0)
+	srv.peers.CloseIdleConnections()
 }
 
 // register adds an upgraded connection to the registry, unless it is
@@ -305,6 +316,9 @@ func (srv *server) onClosed(c *conn, reason string) {
 		// count every disconnect).
 		srv.hotLog.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).
 			Dur("duration_ms", time.Since(c.born)).Msg("disconnected")
+		if reason != reasonClientClose && reason != reasonClientGone {
+			srv.live.record(liveEvent{Kind: liveDisconnect, Code: reason, User: id.userID, Conn: c.sid, Remote: c.remote()})
+		}
 	} else {
 		srv.log.Debug().Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).Msg("closed before connecting")
 	}

@@ -344,6 +344,7 @@ const maxRefusalLogBytes = 200
 func (s *session) refuse(c *conn, nsp, code, message string) (reason string) {
 	srv := c.srv
 	srv.metrics.refused.WithLabelValues(code).Inc()
+	srv.live.record(liveEvent{Kind: liveRefused, Code: code, Conn: c.sid, Remote: c.remote(), Detail: nsp + ": " + message})
 	s.refusals++
 	srv.hotLog.Info().Str("conn", c.sid).Str("remote", c.remote()).Str("code", code).
 		Str("reason", truncate(message, maxRefusalLogBytes)).Int("refusals", s.refusals).Msg("connect refused")

@@ -207,6 +207,7 @@ func (srv *server) handshake(p *pendingHandshake) {
 		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
 			client = srv.proxies.clientAddr(client, forwarded)
 			if r := srv.admit(client.String()); r != nil {
+				srv.live.record(liveEvent{Kind: liveRefused, Code: strings.ToUpper(r.reason), Remote: client.String(), Detail: "upgrade refused"})
 				return nil, refuse(r)
 			}
 			admitted = true

@@ -36,6 +36,16 @@ type Stats struct {
 	Chats       int // distinct chats with at least one connected member somewhere
 }
 
+// Entry is one connection entry: the node holding it ("" on [Memory], whose
+// node is the whole cluster) and the connection's id there.
+type Entry struct {
+	Node string
+	Conn string
+}
+
+// MaxLocate bounds the entries [Presence.Locate] returns per user.
+const MaxLocate = 100
+
 // Presence tracks connections cluster-wide.
 type Presence interface {
 	// Acquire records connID for userID if the user holds fewer than max
@@ -55,6 +65,10 @@ type Presence interface {
 	Refresh(ctx context.Context) error
 	// Stats returns cluster-wide figures.
 	Stats(ctx context.Context) (Stats, error)
+	// Locate returns the live connection entries of each of userIDs that
+	// has one, at most MaxLocate per user (the admin console's user lookup
+	// and online members). One round trip on Redis.
+	Locate(ctx context.Context, userIDs []string) (map[string][]Entry, error)
 	// Close removes this node's entries where possible and stops; later calls
 	// return ErrClosed (Release returns nil). Idempotent.
 	Close() error

@@ -102,6 +102,23 @@ func (m *Memory) Stats(context.Context) (Stats, error) {
 	return Stats{Nodes: 1, Connections: m.conns, Users: len(m.users), Chats: m.chats}, nil
 }
 
+// Locate implements [Presence]; every entry's Node is "".
+func (m *Memory) Locate(_ context.Context, userIDs []string) (map[string][]Entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	out := make(map[string][]Entry)
+	for _, u := range userIDs {
+		conns := m.users[u]
+		for _, c := range conns[:min(len(conns), MaxLocate)] {
+			out[u] = append(out[u], Entry{Conn: c})
+		}
+	}
+	return out, nil
+}
+
 // Close implements [Presence].
 func (m *Memory) Close() error {
 	m.mu.Lock()

@@ -38,6 +38,7 @@ var (
 	refreshScript     = redisscript.FromFS(luaFS, "lua/refresh.lua")
 	nodeRefreshScript = redisscript.FromFS(luaFS, "lua/node_refresh.lua")
 	liveScript        = redisscript.FromFS(luaFS, "lua/live.lua")
+	locateScript      = redisscript.FromFS(luaFS, "lua/locate.lua")
 	statsScript       = redisscript.FromFS(luaFS, "lua/stats.lua")
 )
 
@@ -428,6 +429,41 @@ func (r *Redis) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("presence: stats: unexpected reply %v", v)
 	}
 	return Stats{Nodes: len(nodes), Connections: int(v[0]), Users: int(v[1]), Chats: int(v[2])}, nil
+}
+
+// Locate implements [Presence]: one pipeline of one script per user (the
+// users' keys may live on different Redis Cluster nodes). Expired entries
+// of a crashed node are left out.
+func (r *Redis) Locate(ctx context.Context, userIDs []string) (map[string][]Entry, error) {
+	if r.closed.Load() {
+		return nil, ErrClosed
+	}
+	out := make(map[string][]Entry)
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	b := newBatch(r.client)
+	cmds := make([]*scriptCmd, len(userIDs))
+	for i, u := range userIDs {
+		cmds[i] = b.script(ctx, locateScript, []string{r.userKey(u)}, MaxLocate)
+	}
+	if err := b.exec(ctx, r.client); err != nil {
+		return nil, wrapErr("locate", err)
+	}
+	for i, u := range userIDs {
+		members, err := cmds[i].cmd.StringSlice()
+		if err != nil {
+			return nil, wrapErr("locate", err)
+		}
+		for _, m := range members {
+			node, conn, ok := strings.Cut(m, "|")
+			if !ok {
+				continue
+			}
+			out[u] = append(out[u], Entry{Node: node, Conn: conn})
+		}
+	}
+	return out, nil
 }
 
 // Close implements [Presence]: it removes this node's entries, bookkeeping

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -391,4 +392,31 @@ func BenchmarkRedisAcquireRelease(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// Locate names the node of each entry and leaves out those of a node that
+// stopped refreshing once they expire.
+func TestRedisLocateAcrossNodes(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	ctx := ctxFor(t)
+	prefix := redistest.Prefix(t)
+	const ttl = 500 * time.Millisecond
+	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttl})
+	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: 10 * time.Second})
+	t.Cleanup(func() { _ = b.Close() })
+	must[bool](t)(a.Acquire(ctx, "alice", "a1", 3))
+	must[bool](t)(b.Acquire(ctx, "alice", "b1", 3))
+	got := must[map[string][]presence.Entry](t)(b.Locate(ctx, []string{"alice"}))
+	want := []presence.Entry{{Node: "a", Conn: "a1"}, {Node: "b", Conn: "b1"}}
+	slices.SortFunc(got["alice"], func(x, y presence.Entry) int { return strings.Compare(x.Node, y.Node) })
+	if !slices.Equal(got["alice"], want) {
+		t.Fatalf("Locate(alice) = %v, want %v", got["alice"], want)
+	}
+	// Node a stops refreshing: its entry drops out after its TTL.
+	eventually(t, ttl+3*time.Second, "a's entry expires from Locate", func() bool {
+		got := must[map[string][]presence.Entry](t)(b.Locate(ctx, []string{"alice"}))
+		return slices.Equal(got["alice"], []presence.Entry{{Node: "b", Conn: "b1"}})
+	})
+	_ = a.Close()
 }

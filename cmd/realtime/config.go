@@ -279,6 +279,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		Addr:               o.Addr,
 		AdminAddr:          o.AdminAddr,
 		APIAddr:            o.APIAddr,
+		APIURL:             o.AdvertiseAPIURL,
 		Namespace:          o.Namespace,
 		NodeID:             o.NodeID,
 		IO:                 io,

@@ -18,6 +18,7 @@ import (
 	"github.com/anchat/realtime/membership"
 	"github.com/anchat/realtime/node"
 	"github.com/anchat/realtime/presence"
+	"github.com/anchat/realtime/registry"
 )
 
 // envRedisPassword is the password of the Sentinel-managed master or of the
@@ -183,6 +184,10 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	if err != nil {
 		return fail(err)
 	}
+	reg, err := registry.NewRedis(client, o.RedisPrefix)
+	if err != nil {
+		return fail(err)
+	}
 	var sendLimited func(context.Context, string, bus.Op, string, limits.Limit) (bus.Result, bool, time.Duration, error)
 	if _, cluster := client.(*redis.ClusterClient); !cluster {
 		// One script per send_message: the rolling-window limit is checked
@@ -216,6 +221,7 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 			Presence:    p,
 			Membership:  m,
 			Limiter:     l,
+			Registry:    reg,
 			SendLimited: sendLimited,
 			Ping: func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -201,6 +201,7 @@ func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, api net.Addr, name
 		if r.apiKey.source != "--dev default" {
 			key = "$REALTIME_API_KEY"
 		}
+		fmt.Fprintf(&b, "Admin console: %s/admin/ (log in with the API key)\n\n", apiBase)
 		fmt.Fprintf(&b, "Server API (key: %s):\n", describeSecret(r.apiKey, devAPIKey))
 		fmt.Fprintf(&b, "  curl -s -H \"Authorization: Bearer %s\" %s/api/stats\n", key, apiBase)
 		fmt.Fprintf(&b, "  curl -s -X POST -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' \\\n", key)

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -190,6 +191,38 @@ func Run(t *testing.T, newPresence func(t *testing.T) presence.Presence) {
 			want.Users++
 		}
 		wantStats(t, p, ctx, want)
+	})
+
+	t.Run("LocateListsLiveEntries", func(t *testing.T) {
+		p, ctx := setup(t)
+		acquire(t, p, ctx, "alice", "c0", 3)
+		acquire(t, p, ctx, "alice", "c1", 3)
+		acquire(t, p, ctx, "bob", "c2", 3)
+		release(t, p, ctx, "alice", "c0")
+		got, err := p.Locate(ctx, []string{"alice", "bob", "carol"})
+		if err != nil {
+			t.Fatalf("Locate: %v", err)
+		}
+		conns := func(es []presence.Entry) []string {
+			var out []string
+			for _, e := range es {
+				out = append(out, e.Conn)
+			}
+			slices.Sort(out)
+			return out
+		}
+		if c := conns(got["alice"]); !slices.Equal(c, []string{"c1"}) {
+			t.Errorf("alice's entries %v, want [c1] (c0 released)", c)
+		}
+		if c := conns(got["bob"]); !slices.Equal(c, []string{"c2"}) {
+			t.Errorf("bob's entries %v, want [c2]", c)
+		}
+		if _, ok := got["carol"]; ok {
+			t.Errorf("carol holds no entry but Locate returned %v", got["carol"])
+		}
+		if len(got) != 2 {
+			t.Errorf("Locate returned %d users, want 2: %v", len(got), got)
+		}
 	})
 
 	t.Run("CloseIsIdempotent", func(t *testing.T) {

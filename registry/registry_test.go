@@ -1,0 +1,151 @@
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/registry"
+)
+
+func TestMemory(t *testing.T) {
+	contract(t, func(t *testing.T) registry.Registry { return registry.NewMemory() })
+}
+
+func TestRedis(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	contract(t, func(t *testing.T) registry.Registry {
+		r, err := registry.NewRedis(c, redistest.Prefix(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	})
+}
+
+func TestRedisUnavailable(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	r, err := registry.NewRedis(c, redistest.Prefix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := r.List(ctx, 10); !errors.Is(err, registry.ErrUnavailable) {
+		t.Fatalf("List with Redis stopped: %v, want ErrUnavailable", err)
+	}
+}
+
+// contract is what every Registry does.
+func contract(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
+	list := func(t *testing.T, r registry.Registry, limit int) []string {
+		t.Helper()
+		docs, err := r.List(t.Context(), limit)
+		if err != nil {
+			t.Fatalf("List: %v", err)
+		}
+		var ids []string
+		for _, d := range docs {
+			var v struct{ ID string }
+			if err := json.Unmarshal(d, &v); err != nil {
+				t.Fatalf("document %s: %v", d, err)
+			}
+			ids = append(ids, v.ID)
+		}
+		return ids
+	}
+	doc := func(id string, n int) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"ID":%q,"n":%d}`, id, n))
+	}
+
+	t.Run("ListsLiveNodesByID", func(t *testing.T) {
+		r := newRegistry(t)
+		for _, id := range []string{"n3", "n1", "n2"} {
+			if err := r.Announce(t.Context(), id, doc(id, 1), time.Minute); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := fmt.Sprint(list(t, r, 10)); got != "[n1 n2 n3]" {
+			t.Fatalf("List = %s, want [n1 n2 n3]", got)
+		}
+		if got := fmt.Sprint(list(t, r, 2)); got != "[n1 n2]" {
+			t.Fatalf("List limit 2 = %s, want [n1 n2]", got)
+		}
+		// A new announcement replaces the document.
+		if err := r.Announce(t.Context(), "n2", doc("n2", 7), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		docs, _ := r.List(t.Context(), 10)
+		if string(docs[1]) != string(doc("n2", 7)) {
+			t.Fatalf("n2's document %s, want the latest %s", docs[1], doc("n2", 7))
+		}
+		if err := r.Remove(t.Context(), "n1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(list(t, r, 10)); got != "[n2 n3]" {
+			t.Fatalf("List after Remove(n1) = %s, want [n2 n3]", got)
+		}
+	})
+
+	t.Run("ExpiresSilentNodes", func(t *testing.T) {
+		r := newRegistry(t)
+		if err := r.Announce(t.Context(), "short", doc("short", 1), 100*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Announce(t.Context(), "long", doc("long", 1), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(list(t, r, 10)); got != "[long short]" {
+			t.Fatalf("List = %s, want [long short]", got)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for fmt.Sprint(list(t, r, 10)) != "[long]" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the silent node is still listed: %v", list(t, r, 10))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+
+	t.Run("RefusesBadInput", func(t *testing.T) {
+		r := newRegistry(t)
+		for name, c := range map[string]struct {
+			id  string
+			doc string
+			ttl time.Duration
+		}{
+			"empty id": {"", `{}`, time.Second},
+			"brace id": {"a{b}", `{}`, time.Second},
+			"bad JSON": {"a", `{`, time.Second},
+			"huge doc": {"a", `"` + string(make([]byte, registry.MaxDocBytes)) + `"`, time.Second},
+			"no ttl":   {"a", `{}`, 0},
+		} {
+			if err := r.Announce(t.Context(), c.id, json.RawMessage(c.doc), c.ttl); err == nil {
+				t.Errorf("%s: Announce accepted it", name)
+			}
+		}
+		if got := list(t, r, 10); len(got) != 0 {
+			t.Fatalf("List after refused announcements = %v", got)
+		}
+	})
+}
+
+// TestRedisCluster: both keys share the {nodes} hash tag, so every script
+// runs on a Redis Cluster.
+func TestRedisCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	contract(t, func(t *testing.T) registry.Registry {
+		r, err := registry.NewRedis(c, redistest.Prefix(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	})
+}
