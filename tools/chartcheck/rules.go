@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -72,8 +73,10 @@ const envPrefix = "REALTIME_"
 // select something. Secrets may come from outside the chart (existingSecret),
 // so a Secret that is not in the stream is not an error; a ConfigMap is. When
 // knownEnv is not nil, every REALTIME_* name in a ConfigMap or a container's
-// env must be in it.
-func lint(docs []doc, knownEnv map[string]bool) []error {
+// env must be in it. Monitoring objects: see lintPrometheusRule and
+// lintDashboards.
+func lint(docs []doc, opts options) []error {
+	knownEnv := opts.knownEnv
 	m := newManifest(docs)
 	var errs []error
 	fail := func(d doc, format string, args ...any) {
@@ -111,6 +114,7 @@ func lint(docs []doc, knownEnv map[string]bool) []error {
 					fail(d, "%s is not a variable realtime reads", k)
 				}
 			}
+			lintDashboards(d, o, fail)
 		case *corev1.Service:
 			m.lintService(d, o, fail)
 		case *autoscalingv2.HorizontalPodAutoscaler:
@@ -137,6 +141,8 @@ func lint(docs []doc, knownEnv map[string]bool) []error {
 			m.lintIngress(d, o, fail)
 		case *ServiceMonitor:
 			m.lintServiceMonitor(d, o, fail)
+		case *monitoringv1.PrometheusRule:
+			lintPrometheusRule(d, o, opts.runbook, fail)
 		}
 	}
 	return errs
