@@ -34,12 +34,15 @@ build:
 
 # deps installs what the tests need: redis-server and redis-cli (engine and
 # cluster tests start their own on free ports; Redis 7 for sharded pub/sub), node and npm, and the e2e package's
-# socket.io-client (pinned by e2e/package-lock.json).
+# socket.io-client (pinned by e2e/package-lock.json), and promtool (Debian's
+# prometheus package; its server is not started).
 deps:
 	@command -v redis-server >/dev/null || { $(APT) update && $(APT) install -y redis-server; }
 	@# redis-cli --cluster create joins the Redis Cluster of internal/clustersuite.
 	@command -v redis-cli >/dev/null || { $(APT) update && $(APT) install -y redis-tools; }
 	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT) update && $(APT) install -y nodejs npm; }
+	@# promtool checks and unit-tests the chart's alerting rules (scripts/helm-test.sh).
+	@command -v promtool >/dev/null || { $(APT) update && $(APT) install -y --no-install-recommends prometheus; }
 	@[ -d e2e/node_modules/socket.io-client ] || (cd e2e && npm ci --no-audit --no-fund)
 
 # -p 1: one test binary at a time, so the load-generating packages (bench,
