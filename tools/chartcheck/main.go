@@ -1,8 +1,10 @@
 // Command chartcheck validates rendered Kubernetes manifests offline.
 //
 // It reads a multi-document YAML stream on standard input (the output of
-// `helm template`), decodes every document strictly into its k8s.io/api type
-// (unknown fields, mistyped values, duplicate keys and unknown kinds fail), and
+// `helm template`), decodes every document strictly into its k8s.io/api type,
+// or prometheus-operator's monitoring/v1 type for a ServiceMonitor or
+// PrometheusRule (unknown fields, mistyped values, duplicate keys and unknown
+// kinds fail), and
 // then applies the chart's sanity rules: every workload container has readiness
 // and liveness probes and a locked-down security context, the grace period
 // exceeds REALTIME_DRAIN_PERIOD, and references between objects (selectors,

@@ -139,7 +139,7 @@ func lint(docs []doc, opts options) []error {
 			}
 		case *networkingv1.Ingress:
 			m.lintIngress(d, o, fail)
-		case *ServiceMonitor:
+		case *monitoringv1.ServiceMonitor:
 			m.lintServiceMonitor(d, o, fail)
 		case *monitoringv1.PrometheusRule:
 			lintPrometheusRule(d, o, opts.runbook, fail)
@@ -332,7 +332,7 @@ func (m *manifest) lintIngress(d doc, ing *networkingv1.Ingress, fail func(doc, 
 	}
 }
 
-func (m *manifest) lintServiceMonitor(d doc, sm *ServiceMonitor, fail func(doc, string, ...any)) {
+func (m *manifest) lintServiceMonitor(d doc, sm *monitoringv1.ServiceMonitor, fail func(doc, string, ...any)) {
 	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
 	if err != nil || sel.Empty() {
 		fail(d, "selector is empty or invalid")
