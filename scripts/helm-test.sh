@@ -16,8 +16,8 @@
 #    A PrometheusRule is decoded into prometheus-operator's monitoring/v1 type,
 #    each alert must have a "### <alert>" runbook section in docs/OPERATIONS.md,
 #    and its groups pass `promtool check rules`; the render of
-#    ci/07-monitoring.yaml (default thresholds) passes the unit tests of
-#    ci/promtool/alerts.test.yaml (`promtool test rules`). A dashboard
+#    ci/NAME.yaml passes the unit tests of ci/promtool/NAME.test.yaml
+#    (`promtool test rules`), if there is one. A dashboard
 #    ConfigMap's JSON is checked too. (That the dashboard's and the rules'
 #    queries name metrics a real node exports is a Go test:
 #    cmd/realtime TestChartQueriesNameExportedMetrics.) Without promtool (Debian's
@@ -161,19 +161,25 @@ done
 
 # --- alert unit tests ------------------------------------------------------------
 
-monitoring_rules=$tmp/rules/07-monitoring.yaml
-if [ ! -f "$monitoring_rules" ]; then
-	fail "promtool test rules" "ci/07-monitoring.yaml rendered no PrometheusRule"
-elif promtool_ok "promtool test rules"; then
-	mkdir -p "$tmp/promtool"
-	cp "$monitoring_rules" "$tmp/promtool/rules.yaml"
-	cp "$chart/ci/promtool/alerts.test.yaml" "$tmp/promtool/"
-	if out=$(cd "$tmp/promtool" && "$promtool" test rules alerts.test.yaml 2>&1); then
-		pass "ci/promtool/alerts.test.yaml: promtool test rules on ci/07-monitoring.yaml's alerts"
-	else
-		fail "ci/promtool/alerts.test.yaml: promtool test rules" "$out"
+# ci/promtool/NAME.test.yaml tests the alerts of ci/NAME.yaml's render.
+for test in "$chart"/ci/promtool/*.test.yaml; do
+	base=$(basename "$test" .test.yaml)
+	name=ci/promtool/$(basename "$test")
+	rules=$tmp/rules/$base.yaml
+	if [ ! -f "$rules" ]; then
+		fail "$name" "ci/$base.yaml rendered no PrometheusRule"
+		continue
 	fi
-fi
+	promtool_ok "$name: promtool test rules" || continue
+	rm -rf "$tmp/promtool" && mkdir -p "$tmp/promtool"
+	cp "$rules" "$tmp/promtool/rules.yaml"
+	cp "$test" "$tmp/promtool/"
+	if out=$(cd "$tmp/promtool" && "$promtool" test rules "$(basename "$test")" 2>&1); then
+		pass "$name: promtool test rules on ci/$base.yaml's alerts"
+	else
+		fail "$name: promtool test rules" "$out"
+	fi
+done
 
 # --- values the chart must refuse ---------------------------------------------
 
