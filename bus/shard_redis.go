@@ -387,7 +387,7 @@ func (sh *shard) repairLoop() {
 			}
 			err := sh.fetch(jobs)
 			if err != nil {
-				sh.log.Warn().Err(err).Int("chats", len(jobs)).Dur("retry_in", backoff).Msg("gap repair failed")
+				sh.log.Warn().Err(err).Int("chats", len(jobs)).Dur("retry_in_ms", backoff).Msg("gap repair failed")
 				sh.requeue(jobs)
 				select {
 				case <-sh.r.closeCh:

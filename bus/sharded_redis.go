@@ -220,7 +220,7 @@ func (sh *shard) watch() {
 // renew replaces the partition's PubSub by a new one subscribed to all its
 // channels; their confirmations start the gap repairs. subMu must be held.
 func (sh *shard) renew(silent time.Duration) {
-	sh.log.Warn().Dur("silent", silent).Msg("sharded pub/sub connection lost its subscriptions; resubscribing on the slot's current master")
+	sh.log.Warn().Dur("silent_ms", silent).Msg("sharded pub/sub connection lost its subscriptions; resubscribing on the slot's current master")
 	if cc, ok := sh.r.client.(*redis.ClusterClient); ok {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		sh.awaitSlotMap(ctx, cc) // the slot may have a new master

@@ -122,9 +122,13 @@ func TestLabelSetsAreFixed(t *testing.T) {
 	m.rateLimited.WithLabelValues("made-up").Inc()
 	m.refused.WithLabelValues("MADE_UP").Inc()
 	m.disconnects.WithLabelValues("made_up").Inc()
+	m.handlerSeconds.observe("made-up", time.Millisecond)
 	after, _ := scrapeSeries(t, n)
 	if after != before {
 		t.Fatalf("series %d -> %d", before, after)
+	}
+	if got := sampleCount(m.handlerSeconds.byName[evUnknown]); got != 1 {
+		t.Errorf("handler seconds unknown counted %d, want 1", got)
 	}
 	for name, got := range map[string]float64{
 		"events in unknown": counterValue(m.eventsIn.WithLabelValues(evUnknown)),

@@ -23,8 +23,10 @@ import (
 const evKick = "$leave_chat"
 
 // adminHandler serves health, readiness, metrics and the server API of
-// PROTOCOL.md section 4.
-func (srv *server) adminHandler() http.Handler {
+// PROTOCOL.md section 4. With Config.APIAddr set, the API is served by the
+// second handler, on a listener of its own, and not on the admin one; that
+// handler is nil otherwise.
+func (srv *server) adminHandler() (admin, apiOnly http.Handler) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": srv.cfg.NodeID})
@@ -48,7 +50,13 @@ func (srv *server) adminHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 
-	api := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, srv.requireAPIKey(h)) }
+	apiMux := mux
+	if srv.cfg.APIAddr != "" {
+		apiMux = http.NewServeMux()
+		apiMux.HandleFunc("/", noRoute(apiMux))
+		apiOnly = apiMux
+	}
+	api := func(pattern string, h http.HandlerFunc) { apiMux.Handle(pattern, srv.requireAPIKey(h)) }
 	api("PUT /api/chats/{chatId}/members/{userId}", srv.apiAddMember)
 	api("DELETE /api/chats/{chatId}/members/{userId}", srv.apiRemoveMember)
 	api("GET /api/chats/{chatId}/members", srv.apiListMembers)
@@ -57,15 +65,21 @@ func (srv *server) adminHandler() http.Handler {
 	api("GET /api/stats", srv.apiStats)
 	api("PUT /api/rtm/profiles/{profileId}", srv.apiPutProfile)
 	api("DELETE /api/rtm/profiles/{profileId}", srv.apiDeleteProfile)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("/", noRoute(mux))
+	return mux, apiOnly
+}
+
+// noRoute answers what mux has no route for: 405 with Allow when the path
+// has routes for other methods, else 404.
+func noRoute(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			apiError(w, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", "))
 			return
 		}
 		apiError(w, http.StatusNotFound, "NOT_FOUND", "no route for "+r.Method+" "+r.URL.Path)
-	})
-	return mux
+	}
 }
 
 // allowedMethods lists the methods mux serves r's path with, other than by

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
@@ -79,6 +80,10 @@ type Engines struct {
 type Config struct {
 	Addr      string // public WebSocket listener (":8080")
 	AdminAddr string // health, metrics, server API ("127.0.0.1:9090")
+	// APIAddr, when set, serves the server API on a listener of its own
+	// instead of AdminAddr (which then has no /api routes). Empty: the API
+	// is on AdminAddr.
+	APIAddr   string
 	Namespace string // the chat namespace ("/messenger"); "/" is always served too
 	NodeID    string // required
 
@@ -143,6 +148,11 @@ type Config struct {
 	// RTM is the RTM bridge; nil disables the RTM routes and events.
 	RTM    RTM
 	Logger zerolog.Logger
+	// Version names the build in realtime_build_info ("dev").
+	Version string
+	// Collectors are more figures served on /metrics (cmd/realtime passes
+	// the Redis command metrics of internal/redismetrics).
+	Collectors []prometheus.Collector
 	// Now is the clock (time.Now); tests may drive it.
 	Now func() time.Time
 }
@@ -258,6 +268,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Version == "" {
+		c.Version = "dev"
 	}
 	if c.Engines.Bus == nil || c.Engines.Presence == nil || c.Engines.Membership == nil ||
 		c.Engines.Limiter == nil {

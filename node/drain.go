@@ -15,7 +15,7 @@ func (srv *server) drain() {
 	srv.draining.Store(true)
 	start := time.Now()
 	conns := srv.snapshot()
-	srv.log.Info().Int("connections", len(conns)).Dur("period", srv.cfg.DrainPeriod).Msg("draining")
+	srv.log.Info().Int("connections", len(conns)).Dur("period_ms", srv.cfg.DrainPeriod).Msg("draining")
 	if n := len(conns); n > 0 {
 		// Connection i closes at about i×period/n: the whole period is
 		// used whatever the count, in ticks of 100 ms (or less when the
@@ -41,5 +41,5 @@ func (srv *server) drain() {
 	for srv.connCount() > 0 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	srv.log.Info().Dur("took", time.Since(start)).Msg("drained")
+	srv.log.Info().Dur("duration_ms", time.Since(start)).Msg("drained")
 }

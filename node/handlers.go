@@ -73,6 +73,9 @@ type request struct {
 	event  string // a handled event's name, or an unknown one cut to maxEventNameEcho
 	chatID string
 	tempID string
+	// received is when the event was dispatched (the send fan-out clock
+	// starts there).
+	received time.Time
 }
 
 // ok answers a successful event: the ack gets {"ok":true, ...fields of v}.
@@ -162,6 +165,7 @@ var handlers = map[string]handler{
 // client's: it reaches metrics only through clientEventLabels, and an
 // unknown one is echoed back cut to maxEventNameEcho bytes.
 func (srv *server) dispatch(c *conn, ns nsMask, ackID int64, name []byte, arg []byte) {
+	start := time.Now()
 	h, known := handlers[string(name)] // no allocation for the lookup
 	event := evUnknown
 	if known {
@@ -175,12 +179,14 @@ func (srv *server) dispatch(c *conn, ns nsMask, ackID int64, name []byte, arg []
 		echo := truncate(string(name), maxEventNameEcho)
 		r := &request{c: c, ns: ns, ackID: ackID, event: echo}
 		r.fail(errInvalid("unknown event %q", echo))
+		srv.metrics.handlerSeconds.observe(evUnknown, time.Since(start))
 		return
 	}
-	r := &request{c: c, ns: ns, ackID: ackID, event: event}
+	r := &request{c: c, ns: ns, ackID: ackID, event: event, received: start}
 	if e := h(srv, r, arg); e != nil {
 		r.fail(e)
 	}
+	srv.metrics.handlerSeconds.observe(event, time.Since(start))
 }
 
 // evUnknown is the event label of names no handler knows; evBinary the
@@ -644,6 +650,8 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 	}
 	var res bus.Result
 	var err error
+	srv.fanout.begin(p.ChatID)
+	defer func() { srv.fanout.appended(p.ChatID, res.EventID, r.received) }()
 	if limited == nil {
 		res, err = srv.appendMessage(msg, id.userID)
 	} else {

@@ -416,6 +416,7 @@ func (h *hub) toChat(chatID, eventID, event string, data []byte, exceptUser stri
 	h.mu.RUnlock()
 	h.srv.metrics.eventsOut.WithLabelValues(event).Add(float64(n))
 	if event == evNewMessage {
+		h.srv.fanout.fannedOut(chatID, eventID, time.Now())
 		h.srv.stats.messagesOut.Add(uint64(n))
 	}
 }

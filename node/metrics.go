@@ -2,6 +2,7 @@ package node
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -26,7 +27,15 @@ type metrics struct {
 	busIn           *boundedCounters // by server event; others are "other"
 	rateLimited     *boundedCounters // by client event, or "connect"
 	slowConsumers   prometheus.Counter
+	accepted        prometheus.Counter   // accepted TCP connections, before any handshake
+	handlerSeconds  *boundedHistograms   // handler time by client event
+	sendFanout      prometheus.Histogram // send_message receipt to local frames queued (fanout.go)
 }
+
+// latencyBuckets are the buckets of the node's latency histograms, in
+// seconds: 100 µs (a handler that touches no engine) to 2.5 s (past the
+// 2 s engine timeout).
+var latencyBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
 
 // labelSet is the fixed set of values a label may take; any other value is
 // reported as other.
@@ -61,11 +70,40 @@ func (s labelSet) boundBytes(b []byte) string {
 	return s.other
 }
 
+// boundedHistograms is boundedCounters for histograms: one series per value
+// of a labelSet, created up front; observing is a map lookup.
+type boundedHistograms struct {
+	set    labelSet
+	byName map[string]prometheus.Observer
+}
+
+func newBoundedHistograms(opts prometheus.HistogramOpts, label string, set labelSet) (*boundedHistograms, *prometheus.HistogramVec) {
+	vec := prometheus.NewHistogramVec(opts, []string{label})
+	b := &boundedHistograms{set: set, byName: make(map[string]prometheus.Observer, len(set.values))}
+	for _, v := range set.values {
+		b.byName[v] = vec.WithLabelValues(v)
+	}
+	return b, vec
+}
+
+// observe records d under value, or under the set's other value.
+func (b *boundedHistograms) observe(value string, d time.Duration) {
+	o, ok := b.byName[value]
+	if !ok {
+		o = b.byName[b.set.other]
+	}
+	o.Observe(d.Seconds())
+}
+
 // Label sets. Server events include the RTM bridge's (package rtm) and the
 // internal user-channel kick; server API user events are "other".
 var (
 	clientEventLabels = newLabelSet("unknown", evJoinChat, evLeaveChat, evSendMessage, evEditMessage,
 		evDeleteMessage, evTypingStart, evTypingStop, evAddReaction, evRemoveReaction, evBinary)
+	// handledEventLabels are the events with a handler (binary packets are
+	// refused before dispatch); unknown names are "unknown".
+	handledEventLabels = newLabelSet("unknown", evJoinChat, evLeaveChat, evSendMessage, evEditMessage,
+		evDeleteMessage, evTypingStart, evTypingStop, evAddReaction, evRemoveReaction)
 	serverEventLabels = newLabelSet("other", evNewMessage, evMessageSent, evMessageEdited, evMessageDeleted,
 		evUserTyping, evReactionUpdated, evChatJoined, evChatLeft, evError, evKick,
 		"rtm_status", "message_toast", "message_read", "dialog_limit_changed")
@@ -126,6 +164,9 @@ func newMetrics(srv *server) *metrics {
 		Help: "Events received from the bus, by event (server API events count as \"other\")."}, "event", serverEventLabels)
 	rateLimited, rateLimitedVec := newBoundedCounters(prometheus.CounterOpts{Name: "realtime_rate_limited_total",
 		Help: "Rate-limit rejections by action (the client event, or connect)."}, "action", rateLimitLabels)
+	handlerSeconds, handlerSecondsVec := newBoundedHistograms(prometheus.HistogramOpts{Name: "realtime_handler_seconds",
+		Help:    "Time to handle a client event, from dispatch to its ack or error queued, by event (unknown names count as \"unknown\").",
+		Buckets: latencyBuckets}, "event", handledEventLabels)
 	m := &metrics{
 		reg: reg,
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{Name: "realtime_connections",
@@ -142,9 +183,19 @@ func newMetrics(srv *server) *metrics {
 		rateLimited: rateLimited,
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{Name: "realtime_slow_consumer_disconnects_total",
 			Help: "Connections closed because their outbound queue filled."}),
+		accepted: prometheus.NewCounter(prometheus.CounterOpts{Name: "realtime_connections_accepted_total",
+			Help: "TCP connections accepted on the public listener, before their WebSocket upgrade."}),
+		handlerSeconds: handlerSeconds,
+		sendFanout: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "realtime_send_fanout_seconds",
+			Help:    "On the node that received a send_message: from its dispatch to the new_message frames queued to this node's recipients.",
+			Buckets: latencyBuckets}),
 	}
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "realtime_build_info",
+		Help: "Always 1; the labels name the build (version, Go version)."}, []string{"version", "go"})
+	buildInfo.WithLabelValues(srv.cfg.Version, runtime.Version()).Set(1)
 	reg.MustRegister(m.connections, m.connected, disconnectsVec, refusedVec, eventsInVec,
 		eventsOutVec, m.eventErrors, busInVec, rateLimitedVec, m.slowConsumers,
+		m.accepted, handlerSecondsVec, m.sendFanout, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "realtime_local_chats", Help: "Chats with members connected to this node."},
 			func() float64 { c, _ := srv.hub.counts(); return float64(c) }),
@@ -170,5 +221,7 @@ func newMetrics(srv *server) *metrics {
 	if c, ok := srv.cfg.RTM.(interface{ Collectors() []prometheus.Collector }); ok {
 		reg.MustRegister(c.Collectors()...)
 	}
+	// The engines' own figures (the Redis command metrics).
+	reg.MustRegister(srv.cfg.Collectors...)
 	return m
 }

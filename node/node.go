@@ -42,10 +42,10 @@ func New(cfg Config) (*Node, error) {
 	return &Node{cfg: cfg, srv: s}, nil
 }
 
-// Run listens on Config.Addr and Config.AdminAddr and serves until ctx is
-// cancelled; it then drains (turns not ready, refuses new connections with
-// DRAINING, closes existing ones in batches over Config.DrainPeriod) and
-// returns nil. It returns an error when it cannot listen.
+// Run listens on Config.Addr, Config.AdminAddr (and Config.APIAddr when
+// set) and serves until ctx is cancelled; it then drains (turns not ready,
+// refuses new connections with DRAINING, closes existing ones in batches
+// over Config.DrainPeriod) and returns nil. It returns an error when it cannot listen.
 func (n *Node) Run(ctx context.Context) error { return n.srv.run(ctx) }
 
 // Ready is closed once both listeners are open.
@@ -56,3 +56,7 @@ func (n *Node) Addr() net.Addr { return n.srv.addr() }
 
 // AdminAddr is the admin listener's address once Ready.
 func (n *Node) AdminAddr() net.Addr { return n.srv.adminAddr() }
+
+// APIAddr is where the server API listens once Ready: Config.APIAddr's
+// listener, or the admin listener when that is empty.
+func (n *Node) APIAddr() net.Addr { return n.srv.apiAddr() }

@@ -40,6 +40,7 @@ type server struct {
 	verifier *verifier
 	hub      *hub
 	metrics  *metrics
+	fanout   *fanoutClock // realtime_send_fanout_seconds
 	// goroutines tracks every goroutine the node starts; Run waits for them.
 	goroutines *goroutines
 	writers    *writerPool
@@ -53,6 +54,7 @@ type server struct {
 	ln       net.Listener
 	adminLn  net.Listener
 	admin    *http.Server
+	api      *http.Server // the server API's own listener (Config.APIAddr); nil when it shares admin
 	draining atomic.Bool
 	stopping atomic.Bool
 	nextID   atomic.Uint64
@@ -65,8 +67,8 @@ type server struct {
 	proxies    trustedProxies  // whose X-Forwarded-For is believed
 
 	addrs struct {
-		mu          sync.Mutex // guards main and admin
-		main, admin net.Addr
+		mu               sync.Mutex // guards main, admin and api
+		main, admin, api net.Addr
 	}
 
 	engineDown  atomic.Bool  // last engine check failed (readiness)
@@ -88,6 +90,7 @@ func newServer(cfg *Config) (*server, error) {
 	srv.verifier = newVerifier(cfg.JWT, cfg.Now)
 	srv.hub = newHub(srv)
 	srv.metrics = newMetrics(srv)
+	srv.fanout = newFanoutClock(func(d time.Duration) { srv.metrics.sendFanout.Observe(d.Seconds()) })
 	srv.goroutines = newGoroutines()
 	srv.proxies = trustedProxies(cfg.TrustedProxies)
 	srv.handshakes = newHandshakeTable(cfg.MaxPendingHandshakesPerAddr, cfg.MaxPendingHandshakes, srv.proxies.contains,
@@ -134,6 +137,16 @@ func (srv *server) adminAddr() net.Addr {
 	return srv.addrs.admin
 }
 
+// apiAddr is where the server API listens: its own listener, or the admin one.
+func (srv *server) apiAddr() net.Addr {
+	srv.addrs.mu.Lock()
+	defer srv.addrs.mu.Unlock()
+	if srv.addrs.api != nil {
+		return srv.addrs.api
+	}
+	return srv.addrs.admin
+}
+
 // newID returns a random URL-safe id (Engine.IO and Socket.IO sids).
 func (srv *server) newID() string {
 	var b [15]byte
@@ -151,27 +164,46 @@ func (srv *server) run(ctx context.Context) error {
 		_ = ln.Close()
 		return fmt.Errorf("node: listen on admin address %s: %w", srv.cfg.AdminAddr, err)
 	}
+	var apiLn net.Listener
+	if srv.cfg.APIAddr != "" {
+		if apiLn, err = net.Listen("tcp", srv.cfg.APIAddr); err != nil {
+			_ = ln.Close()
+			_ = adminLn.Close()
+			return fmt.Errorf("node: listen on API address %s: %w", srv.cfg.APIAddr, err)
+		}
+	}
 	srv.ln, srv.adminLn = ln, adminLn
 	srv.addrs.mu.Lock()
 	srv.addrs.main, srv.addrs.admin = ln.Addr(), adminLn.Addr()
+	if apiLn != nil {
+		srv.addrs.api = apiLn.Addr()
+	}
 	srv.addrs.mu.Unlock()
-	srv.admin = &http.Server{Handler: srv.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	adminH, apiH := srv.adminHandler()
+	srv.admin = &http.Server{Handler: adminH, ReadHeaderTimeout: 5 * time.Second}
+	if apiLn != nil {
+		srv.api = &http.Server{Handler: apiH, ReadHeaderTimeout: 5 * time.Second}
+	}
 
 	// The loops are owned here: stopped (listener closed, loopCtx
 	// cancelled) and awaited before the connections are closed.
 	var loops sync.WaitGroup
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	defer stopLoops()
-	for _, loop := range []func(){
+	loopFuncs := []func(){
 		func() { srv.acceptLoop(ln) },
 		func() { _ = srv.admin.Serve(adminLn) },
 		func() { srv.sweepLoop(loopCtx) },
 		func() { srv.maintenanceLoop(loopCtx) },
-	} {
+	}
+	if srv.api != nil {
+		loopFuncs = append(loopFuncs, func() { _ = srv.api.Serve(apiLn) })
+	}
+	for _, loop := range loopFuncs {
 		loops.Add(1)
 		srv.goroutines.Go(func() { defer loops.Done(); loop() })
 	}
-	srv.log.Info().Str("addr", ln.Addr().String()).Str("admin_addr", adminLn.Addr().String()).
+	srv.log.Info().Str("addr", ln.Addr().String()).Str("admin_addr", adminLn.Addr().String()).Str("api_addr", srv.apiAddr().String()).
 		Str("namespace", srv.cfg.Namespace).Str("io", string(srv.cfg.IO)).Bool("dev", srv.cfg.Dev).Msg("node listening")
 	close(srv.ready)
 
@@ -197,6 +229,9 @@ func (srv *server) stop(ln net.Listener, stopLoops context.CancelFunc, loops *sy
 	_ = ln.Close()
 	shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = srv.admin.Shutdown(shutCtx)
+	if srv.api != nil {
+		_ = srv.api.Shutdown(shutCtx)
+	}
 	cancel()
 	stopLoops()
 	loops.Wait()
@@ -266,8 +301,10 @@ func (srv *server) onClosed(c *conn, reason string) {
 	id := c.sess.who.Load()
 	if id != nil {
 		srv.metrics.connected.Dec()
-		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).
-			Dur("duration", time.Since(c.born)).Msg("disconnected")
+		// Sampled: a reconnect storm must not flood the log (the metrics
+		// count every disconnect).
+		srv.hotLog.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).
+			Dur("duration_ms", time.Since(c.born)).Msg("disconnected")
 	} else {
 		srv.log.Debug().Str("conn", c.sid).Str("remote", c.remote()).Str("reason", reason).Msg("closed before connecting")
 	}
@@ -403,29 +440,35 @@ func (srv *server) maintenanceLoop(ctx context.Context) {
 	}
 	health := time.NewTicker(time.Second)
 	defer health.Stop()
+	var downSince time.Time // start of the engine outage in progress
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-health.C:
-			srv.checkEngine()
+			srv.checkEngine(&downSince)
 		case <-refresh.C:
+			// While the engine is down its outage line says it all: no
+			// warning every 5 s.
 			c, cancel := srv.engineCtx()
-			if err := srv.cfg.Engines.Presence.Refresh(c); err != nil {
+			if err := srv.cfg.Engines.Presence.Refresh(c); err != nil && !srv.engineDown.Load() {
 				srv.log.Warn().Err(err).Msg("presence refresh failed")
 			}
-			if err := srv.cfg.Engines.Presence.SetChats(c, srv.hub.chatIDs()); err != nil {
+			if err := srv.cfg.Engines.Presence.SetChats(c, srv.hub.chatIDs()); err != nil && !srv.engineDown.Load() {
 				srv.log.Warn().Err(err).Msg("presence chat report failed")
 			}
 			cancel()
+			srv.fanout.expire(time.Now())
 		case <-statsC:
 			srv.logStats()
 		}
 	}
 }
 
-// checkEngine updates readiness from the engine's ping.
-func (srv *server) checkEngine() {
+// checkEngine updates readiness from the engine's ping, and logs one line
+// when an outage starts and one, with its length, when it ends. Only the
+// maintenance goroutine calls it (it owns downSince).
+func (srv *server) checkEngine(downSince *time.Time) {
 	if srv.cfg.Engines.Ping == nil {
 		return
 	}
@@ -433,8 +476,9 @@ func (srv *server) checkEngine() {
 	was := srv.engineDown.Swap(err != nil)
 	switch {
 	case err != nil && !was:
+		*downSince = time.Now()
 		srv.log.Error().Err(err).Msg("engine unreachable; not ready")
 	case err == nil && was:
-		srv.log.Info().Msg("engine reachable again; ready")
+		srv.log.Info().Dur("duration_ms", time.Since(*downSince)).Msg("engine reachable again; ready")
 	}
 }

@@ -275,7 +275,7 @@ func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 			return reasonClientGone
 		}
 		srv.metrics.connected.Inc()
-		srv.log.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("namespace", nsp).Msg("connected")
+		srv.hotLog.Info().Str("user", id.userID).Str("conn", c.sid).Str("remote", c.remote()).Str("namespace", nsp).Msg("connected") // sampled, as "disconnected"
 	} else if !already {
 		srv.log.Debug().Str("user", id.userID).Str("conn", c.sid).Str("namespace", nsp).Msg("namespace connected")
 	}

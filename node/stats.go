@@ -1,6 +1,9 @@
 package node
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // statCounters are running totals for the periodic stats line, kept beside
 // the Prometheus metrics so the line needs no scrape; last* hold the totals
@@ -13,7 +16,8 @@ type statCounters struct {
 
 // logStats writes the periodic "stats" line: connections, users, chats,
 // messages per minute in and out, rate-limit rejections and slow-consumer
-// drops since the previous line, and the cluster figures when reachable.
+// drops since the previous line, the round trip of one engine PING (Redis
+// engines only), and the cluster figures when reachable.
 func (srv *server) logStats() {
 	sc := &srv.stats
 	in, out := sc.messagesIn.Load(), sc.messagesOut.Load()
@@ -28,6 +32,12 @@ func (srv *server) logStats() {
 		Uint64("slow_consumers", slow-sc.lastSlow).
 		Bool("ready", srv.isReady())
 	sc.lastIn, sc.lastOut, sc.lastLimited, sc.lastSlow = in, out, limited, slow
+	if ping := srv.cfg.Engines.Ping; ping != nil && !srv.engineDown.Load() {
+		start := time.Now()
+		if ping() == nil {
+			ev = ev.Dur("redis_rtt_ms", time.Since(start))
+		}
+	}
 	ctx, cancel := srv.engineCtx()
 	defer cancel()
 	if st, err := srv.cfg.Engines.Presence.Stats(ctx); err == nil {

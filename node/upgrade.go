@@ -38,11 +38,12 @@ func (srv *server) acceptLoop(ln net.Listener) {
 			}
 			// Temporary failure (EMFILE...): back off instead of spinning.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			srv.hotLog.Warn().Err(err).Dur("backoff", backoff).Msg("accept failed")
+			srv.hotLog.Warn().Err(err).Dur("backoff_ms", backoff).Msg("accept failed")
 			time.Sleep(backoff)
 			continue
 		}
 		backoff = 0
+		srv.metrics.accepted.Inc()
 		p := srv.handshakes.add(nc)
 		srv.goroutines.Go(func() { srv.handshake(p) })
 	}

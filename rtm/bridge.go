@@ -380,7 +380,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer stopWatch()
 
-	b.log.Info().Str("url", b.cfg.URL).Dur("lease_ttl", b.cfg.LeaseTTL).Msg("rtm: campaigning for the lease")
+	b.log.Info().Str("url", b.cfg.URL).Dur("lease_ttl_ms", b.cfg.LeaseTTL).Msg("rtm: campaigning for the lease")
 	failing := false
 	for {
 		start := b.cfg.Now()
@@ -477,7 +477,7 @@ func (b *Bridge) lead(ctx context.Context, term lease.Term, acquiredAt time.Time
 			return
 		case <-guard.C:
 			stop()
-			log.Error().Dur("since_last_renewal", b.cfg.Now().Sub(valid.Add(margin-ttl))).
+			log.Error().Dur("since_last_renewal_ms", b.cfg.Now().Sub(valid.Add(margin-ttl))).
 				Msg("rtm: could not renew the lease in time: stopped the bridge before the lease can expire")
 			return
 		case <-next.C:
@@ -503,7 +503,7 @@ func (b *Bridge) lead(ctx context.Context, term lease.Term, acquiredAt time.Time
 				return
 			default:
 				left := valid.Sub(b.cfg.Now())
-				log.Warn().Err(r.err).Dur("left", left).Msg("rtm: lease renewal failed; retrying")
+				log.Warn().Err(r.err).Dur("left_ms", left).Msg("rtm: lease renewal failed; retrying")
 				next.Reset(max(min(every/3, left/2), 5*time.Millisecond))
 			}
 		}

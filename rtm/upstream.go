@@ -181,7 +181,7 @@ func (b *Bridge) runProfile(ctx context.Context, term lease.Term, c *profileConn
 			}
 			failures++
 			d := b.cfg.Backoff.Delay(failures)
-			b.sampled.Warn().Err(err).Str("profile", c.id).Int("failures", failures).Dur("retry_in", d).
+			b.sampled.Warn().Err(err).Str("profile", c.id).Int("failures", failures).Dur("retry_in_ms", d).
 				Msg("rtm: upstream connect failed")
 			b.setState(ctx, term, c.id, StateReconnecting, d)
 			if !sleep(ctx, d) {
@@ -201,7 +201,7 @@ func (b *Bridge) runProfile(ctx context.Context, term lease.Term, c *profileConn
 		}
 		failures++
 		d := b.cfg.Backoff.Delay(failures)
-		log.Warn().Err(err).Dur("retry_in", d).Msg("rtm: upstream connection lost")
+		log.Warn().Err(err).Dur("retry_in_ms", d).Msg("rtm: upstream connection lost")
 		b.setState(ctx, term, c.id, StateReconnecting, d)
 		if !sleep(ctx, d) {
 			return

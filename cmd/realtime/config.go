@@ -278,6 +278,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	r.cfg = node.Config{
 		Addr:               o.Addr,
 		AdminAddr:          o.AdminAddr,
+		APIAddr:            o.APIAddr,
 		Namespace:          o.Namespace,
 		NodeID:             o.NodeID,
 		IO:                 io,

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/redismetrics"
 	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/limits"
@@ -37,11 +38,11 @@ type engines struct {
 }
 
 // buildEngines returns the memory engines, or the Redis ones when a Redis
-// URL, Sentinel or Redis Cluster is configured. close releases them after
-// the node stopped.
-func buildEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv getenvFunc) (*engines, error) {
+// URL, Sentinel or Redis Cluster is configured, their commands measured by
+// rm. close releases them after the node stopped.
+func buildEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv getenvFunc, rm *redismetrics.Metrics) (*engines, error) {
 	if o.RedisURL != "" || o.RedisSentinelMaster != "" || o.RedisClusterAddrs != "" {
-		return redisEngines(o, nodeID, log, getenv)
+		return redisEngines(o, nodeID, log, getenv, rm)
 	}
 	return memoryEngines(o), nil
 }
@@ -144,12 +145,14 @@ func failFast(dial, read, write, pool *time.Duration, retries, dialRetries *int)
 	}
 }
 
-// redisEngines are the cluster engines, all on one client and one key prefix.
-func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv getenvFunc) (*engines, error) {
+// redisEngines are the cluster engines, all on one client and one key
+// prefix; rm times every command of that client.
+func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv getenvFunc, rm *redismetrics.Metrics) (*engines, error) {
 	client, target, err := redisClient(o, getenv)
 	if err != nil {
 		return nil, err
 	}
+	client.AddHook(rm)
 	fail := func(err error) (*engines, error) {
 		_ = client.Close()
 		return nil, fmt.Errorf("%v (check --redis-prefix)", err)

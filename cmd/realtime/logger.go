@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,9 @@ func init() {
 	// Set once at start-up, before any logger exists.
 	zerolog.TimeFieldFormat = logTimeFormat
 	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
+	// Durations in milliseconds (zerolog's default, stated): every Dur
+	// field's name ends in _ms (logfields_test.go).
+	zerolog.DurationFieldUnit = time.Millisecond
 }
 
 // colorful reports whether w is a terminal and NO_COLOR is unset.
@@ -55,4 +59,14 @@ func newLogger(w io.Writer, format, level, nodeID string) (zerolog.Logger, error
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !colorful(w)}
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Str("node", nodeID).Logger(), nil
+}
+
+// redisLogger routes go-redis's own messages (a failed dial, several a
+// second per connection pool while Redis is down) to the process log at
+// debug level: the node's outage lines ("engine unreachable; not ready",
+// "engine reachable again; ready") already tell the story at info.
+type redisLogger struct{ log zerolog.Logger }
+
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Debug().Str("component", "go-redis").Msg(fmt.Sprintf(format, v...))
 }

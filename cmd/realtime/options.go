@@ -8,6 +8,7 @@ import (
 type serveOptions struct {
 	Addr               string
 	AdminAddr          string
+	APIAddr            string
 	Namespace          string
 	NodeID             string
 	MaxConnections     int
@@ -80,6 +81,7 @@ func serveFlags(o *serveOptions) *flagSet {
 
 	f.String(&o.Addr, "addr", ":8080", "public WebSocket listener address")
 	f.String(&o.AdminAddr, "admin-addr", "127.0.0.1:9090", "admin listener: /healthz, /readyz, /metrics and the server API")
+	f.String(&o.APIAddr, "api-addr", "", "server API (/api/...) on a listener of its own, off the admin listener; empty: on --admin-addr")
 	f.String(&o.Namespace, "namespace", "/messenger", "Socket.IO namespace of the chat events (\"/\" is served too)")
 	f.StringShown(&o.NodeID, "node-id", "hostname-<6 random hex>", "this node's id in logs, presence and the cluster")
 	f.Int(&o.MaxConnections, "max-connections", 10000, "connections per node; more are refused with 503 NODE_FULL")

@@ -13,8 +13,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/anchat/realtime/internal/redismetrics"
 	"github.com/anchat/realtime/node"
 	"github.com/anchat/realtime/rtm"
 )
@@ -41,13 +43,19 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 		// (GOGC) is most of their RSS. See docs/BENCHMARKS.md.
 		debug.SetGCPercent(o.GCPercent)
 	}
-	eng, err := buildEngines(&o, o.NodeID, log, a.getenv)
+	redis.SetLogger(redisLogger{log}) // process-wide, like the logger itself
+	// Created on the memory engines too, so the Redis series exist (at 0)
+	// on every node.
+	redisMetrics := redismetrics.New()
+	eng, err := buildEngines(&o, o.NodeID, log, a.getenv, redisMetrics)
 	if err != nil {
 		return a.usageError("serve", err.Error())
 	}
 	defer eng.close()
 	r.cfg.Engines = eng.Engines
 	r.cfg.Logger = log
+	r.cfg.Version = version
+	r.cfg.Collectors = redisMetrics.Collectors()
 	var bridge *rtm.Bridge // the RTM bridge, with --rtm-url
 	if o.RTMURL != "" {
 		if bridge, err = newRTMBridge(&o, eng, log); err != nil {
@@ -93,7 +101,7 @@ func (a *app) cmdServe(ctx context.Context, args []string) int {
 	select {
 	case <-n.Ready():
 		if o.Dev {
-			a.printDevSnippet(a.stderr, r, n.Addr(), n.AdminAddr(), o.Namespace)
+			a.printDevSnippet(a.stderr, r, n.Addr(), n.APIAddr(), o.Namespace)
 		}
 		err = <-errc
 	case err = <-errc:
@@ -157,13 +165,13 @@ func (a *app) handleSignals(ctx context.Context, cancel context.CancelFunc, log 
 // printDevSnippet prints what a developer pastes to try the node: a token for
 // alice, the socket.io-client line, and curl commands for the server API.
 // Secrets given by the operator are referred to, not printed.
-func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, admin net.Addr, namespace string) {
+func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, api net.Addr, namespace string) {
 	scheme := "http"
 	if r.cfg.TLSCert != "" {
 		scheme = "https"
 	}
 	base := scheme + "://" + loopbackHostPort(addr)
-	adminBase := "http://" + loopbackHostPort(admin)
+	apiBase := "http://" + loopbackHostPort(api)
 
 	var b strings.Builder
 	b.WriteString("\n=== realtime dev mode: open chat membership ===\n")
@@ -194,9 +202,9 @@ func (a *app) printDevSnippet(w io.Writer, r *resolved, addr, admin net.Addr, na
 			key = "$REALTIME_API_KEY"
 		}
 		fmt.Fprintf(&b, "Server API (key: %s):\n", describeSecret(r.apiKey, devAPIKey))
-		fmt.Fprintf(&b, "  curl -s -H \"Authorization: Bearer %s\" %s/api/stats\n", key, adminBase)
+		fmt.Fprintf(&b, "  curl -s -H \"Authorization: Bearer %s\" %s/api/stats\n", key, apiBase)
 		fmt.Fprintf(&b, "  curl -s -X POST -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' \\\n", key)
-		fmt.Fprintf(&b, "    -d '{\"senderId\":\"bob\",\"content\":\"hi alice\",\"messageType\":\"TEXT\"}' %s/api/chats/general/messages\n", adminBase)
+		fmt.Fprintf(&b, "    -d '{\"senderId\":\"bob\",\"content\":\"hi alice\",\"messageType\":\"TEXT\"}' %s/api/chats/general/messages\n", apiBase)
 	}
 	b.WriteString("===\n\n")
 	_, _ = io.WriteString(w, b.String())

@@ -9,11 +9,15 @@
 // calls race. Those are the failed EVALSHA calls of INFO commandstats.
 // [LoadAll] at start-up (SCRIPT LOAD; on a Redis Cluster client, on every
 // node, replicas included) removes them.
+//
+// [Owner] names the package that registered a script, from its SHA-1 or its
+// source: the Redis command metrics label EVALSHA and EVAL calls with it.
 package redisscript
 
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -21,17 +25,58 @@ import (
 )
 
 var (
-	mu      sync.Mutex // guards scripts
+	mu      sync.RWMutex // guards the following
 	scripts []*redis.Script
+	owners  = map[string]string{} // SHA-1 and source of every script → the registering package
 )
 
-// New returns redis.NewScript(src) and registers it for [LoadAll].
+// New returns redis.NewScript(src) and registers it for [LoadAll] and
+// [Owner], under the package of its caller.
 func New(src string) *redis.Script {
 	s := redis.NewScript(src)
+	owner := callerPackage()
 	mu.Lock()
 	scripts = append(scripts, s)
+	owners[s.Hash()] = owner
+	owners[src] = owner
 	mu.Unlock()
 	return s
+}
+
+// Owner is the last element of the import path of the package that
+// registered the script whose SHA-1 (EVALSHA) or source (EVAL) is key,
+// e.g. "bus" or "presence"; "" for a script not registered here. It does
+// not allocate.
+func Owner(key string) string {
+	mu.RLock()
+	defer mu.RUnlock()
+	return owners[key]
+}
+
+// Owners lists the owner of every registered script, in registration order.
+func Owners() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, len(scripts))
+	for i, s := range scripts {
+		out[i] = owners[s.Hash()]
+	}
+	return out
+}
+
+// callerPackage is the package name of New's caller ("bus" for
+// github.com/anchat/realtime/bus).
+func callerPackage() string {
+	pc, _, _, ok := runtime.Caller(2)
+	if !ok {
+		return ""
+	}
+	name := runtime.FuncForPC(pc).Name() // github.com/anchat/realtime/bus.init or ...bus.(*T).f
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	pkg, _, _ := strings.Cut(name, ".")
+	return pkg
 }
 
 // LoadAll loads every registered script into c's Redis (every node of a

@@ -77,3 +77,27 @@ func TestLoadAllAvoidsNOSCRIPT(t *testing.T) {
 		t.Fatalf("failed EVALSHA after LoadAll = %d, want 0", n)
 	}
 }
+
+// TestOwnerNamesTheRegisteringPackage: a script is known by its SHA-1 and its
+// source under the package that called New (bus and limits are imported
+// here); anything else is unknown.
+func TestOwnerNamesTheRegisteringPackage(t *testing.T) {
+	s := redisscript.New("return 1")
+	for key, want := range map[string]string{s.Hash(): "redisscript_test", "return 1": "redisscript_test", "0123": ""} {
+		if got := redisscript.Owner(key); got != want {
+			t.Errorf("Owner(%q) = %q, want %q", key, got, want)
+		}
+	}
+	var busScripts, limitScripts int
+	for _, o := range redisscript.Owners() {
+		switch o {
+		case "bus":
+			busScripts++
+		case "limits":
+			limitScripts++
+		}
+	}
+	if busScripts == 0 || limitScripts == 0 {
+		t.Errorf("owners %v: want the bus and limits scripts", redisscript.Owners())
+	}
+}
