@@ -13,6 +13,16 @@
 #    every REALTIME_* variable the chart sets must be one that `realtime help
 #    serve` lists (the node ignores unknown ones). That needs ./cmd/realtime to
 #    build: when it does not, the name check is skipped, or fails under CI=true.
+#    A PrometheusRule is decoded into prometheus-operator's monitoring/v1 type,
+#    each alert must have a "### <alert>" runbook section in docs/OPERATIONS.md,
+#    and its groups pass `promtool check rules`; the render of
+#    ci/NAME.yaml passes the unit tests of ci/promtool/NAME.test.yaml
+#    (`promtool test rules`), if there is one. A dashboard
+#    ConfigMap's JSON is checked too. (That the dashboard's and the rules'
+#    queries name metrics a real node exports is a Go test:
+#    cmd/realtime TestChartQueriesNameExportedMetrics.) Without promtool (Debian's
+#    prometheus package; `make deps` installs it) the promtool steps are skipped,
+#    or fail under CI=true.
 # 3. For every values file in helm/realtime/ci/bad/*.yaml: `helm template` must
 #    fail with an error containing the text after "# expect:" on the file's first
 #    line (so it fails for the intended reason), and `helm lint --strict` must
@@ -71,6 +81,19 @@ if [ -z "$helm" ]; then
 fi
 echo "helm-test: $("$helm" version --short 2>/dev/null || echo "$helm") ($helm), kube-version $kube_version"
 
+promtool=${PROMTOOL_BIN:-$(command -v promtool || true)}
+promtool_ok() {
+	if [ -n "$promtool" ]; then
+		return 0
+	fi
+	if [ "${CI:-}" = true ]; then
+		fail "$1" "promtool not found (apt-get install prometheus, or make deps)"
+	else
+		skip "$1: promtool not found (apt-get install prometheus, or make deps)"
+	fi
+	return 1
+}
+
 checker=$tmp/chartcheck
 if out=$(cd "$root/tools/chartcheck" && GOFLAGS=-buildvcs=false go test ./... 2>&1); then
 	pass "tools/chartcheck: go test"
@@ -118,10 +141,43 @@ for values in "${good[@]}"; do
 		fail "$name: helm template" "$out"
 		continue
 	fi
-	if out=$("$checker" "${env_args[@]}" <"$render" 2>&1); then
+	rules=$tmp/rules/$(basename "$values")
+	mkdir -p "$tmp/rules"
+	rm -f "$rules"
+	if out=$("$checker" "${env_args[@]}" -runbook "$root/docs/OPERATIONS.md" -rules-out "$rules" <"$render" 2>&1); then
+		out=${out%%$'\n'*} # the objects line, not the rules file's
 		pass "$name: helm template | chartcheck: ${out#chartcheck: }"
 	else
 		fail "$name: helm template | chartcheck" "$out"
+	fi
+	if [ -f "$rules" ] && promtool_ok "$name: promtool check rules"; then
+		if out=$("$promtool" check rules "$rules" 2>&1); then
+			pass "$name: promtool check rules: $(grep -o '[0-9]* rules found' <<<"$out")"
+		else
+			fail "$name: promtool check rules" "$out"
+		fi
+	fi
+done
+
+# --- alert unit tests ------------------------------------------------------------
+
+# ci/promtool/NAME.test.yaml tests the alerts of ci/NAME.yaml's render.
+for test in "$chart"/ci/promtool/*.test.yaml; do
+	base=$(basename "$test" .test.yaml)
+	name=ci/promtool/$(basename "$test")
+	rules=$tmp/rules/$base.yaml
+	if [ ! -f "$rules" ]; then
+		fail "$name" "ci/$base.yaml rendered no PrometheusRule"
+		continue
+	fi
+	promtool_ok "$name: promtool test rules" || continue
+	rm -rf "$tmp/promtool" && mkdir -p "$tmp/promtool"
+	cp "$rules" "$tmp/promtool/rules.yaml"
+	cp "$test" "$tmp/promtool/"
+	if out=$(cd "$tmp/promtool" && "$promtool" test rules "$(basename "$test")" 2>&1); then
+		pass "$name: promtool test rules on ci/$base.yaml's alerts"
+	else
+		fail "$name: promtool test rules" "$out"
 	fi
 done
 

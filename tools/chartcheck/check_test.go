@@ -150,7 +150,7 @@ func TestBadManifests(t *testing.T) {
 		{"unknown nested field", "              path: /readyz",
 			"              path: /readyz\n              scheme: HTTP\n              host2: x",
 			`unknown field`},
-		{"unknown field in CRD mirror", "      interval: 30s", "      interval: 30s\n      scrapeEvery: 30s",
+		{"unknown field in ServiceMonitor", "      interval: 30s", "      interval: 30s\n      scrapeEvery: 30s",
 			`ServiceMonitor: json: unknown field "scrapeEvery"`},
 		{"wrong type: string for integer", "  replicas: 2", `  replicas: "2"`,
 			"cannot unmarshal string into Go struct field"},

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -72,8 +73,10 @@ const envPrefix = "REALTIME_"
 // select something. Secrets may come from outside the chart (existingSecret),
 // so a Secret that is not in the stream is not an error; a ConfigMap is. When
 // knownEnv is not nil, every REALTIME_* name in a ConfigMap or a container's
-// env must be in it.
-func lint(docs []doc, knownEnv map[string]bool) []error {
+// env must be in it. Monitoring objects: see lintPrometheusRule and
+// lintDashboards.
+func lint(docs []doc, opts options) []error {
+	knownEnv := opts.knownEnv
 	m := newManifest(docs)
 	var errs []error
 	fail := func(d doc, format string, args ...any) {
@@ -111,6 +114,7 @@ func lint(docs []doc, knownEnv map[string]bool) []error {
 					fail(d, "%s is not a variable realtime reads", k)
 				}
 			}
+			lintDashboards(d, o, fail)
 		case *corev1.Service:
 			m.lintService(d, o, fail)
 		case *autoscalingv2.HorizontalPodAutoscaler:
@@ -135,8 +139,10 @@ func lint(docs []doc, knownEnv map[string]bool) []error {
 			}
 		case *networkingv1.Ingress:
 			m.lintIngress(d, o, fail)
-		case *ServiceMonitor:
+		case *monitoringv1.ServiceMonitor:
 			m.lintServiceMonitor(d, o, fail)
+		case *monitoringv1.PrometheusRule:
+			lintPrometheusRule(d, o, opts.runbook, fail)
 		}
 	}
 	return errs
@@ -326,7 +332,7 @@ func (m *manifest) lintIngress(d doc, ing *networkingv1.Ingress, fail func(doc, 
 	}
 }
 
-func (m *manifest) lintServiceMonitor(d doc, sm *ServiceMonitor, fail func(doc, string, ...any)) {
+func (m *manifest) lintServiceMonitor(d doc, sm *monitoringv1.ServiceMonitor, fail func(doc, string, ...any)) {
 	sel, err := metav1.LabelSelectorAsSelector(&sm.Spec.Selector)
 	if err != nil || sel.Empty() {
 		fail(d, "selector is empty or invalid")
