@@ -12,6 +12,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/rtm/rtmsim"
 )
 
@@ -84,7 +85,7 @@ func TestClientDocRejoin(t *testing.T) {
 }
 
 func TestClientDocRTM(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	sim, err := rtmsim.New(rtmsim.Config{RequireCookie: true})
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // TestThreeNodesEveryEvent: three nodes on one Redis, users spread over them
@@ -27,7 +29,7 @@ import (
 // recovery on a different node returns exactly the missed events in order
 // (js/cluster3.mjs).
 func TestThreeNodesEveryEvent(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	srv := redistest.Start(t, redistest.Options{})
 	args := []string{"--redis-url", srv.URL(), "--redis-prefix", redistest.Prefix(t), "--dev",
 		"--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000"}
@@ -53,7 +55,7 @@ func TestThreeNodesEveryEvent(t *testing.T) {
 // receives all of it, and when B's last member leaves the count drops to one
 // (js/cluster3_interest.mjs).
 func TestInterestBasedSubscription(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	srv := redistest.Start(t, redistest.Options{})
 	prefix := redistest.Prefix(t)
 	args := []string{"--redis-url", srv.URL(), "--redis-prefix", prefix, "--dev",
@@ -176,7 +178,7 @@ func readyzStatus(adminURL string) int {
 type stepScenario struct {
 	name    string
 	stdin   io.WriteCloser
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	marks   chan string
 	done    chan struct{}
 	err     error
@@ -189,11 +191,11 @@ func startStepScenario(t *testing.T, script string, env map[string]string) *step
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	cmd := exec.CommandContext(ctx, "node", filepath.Join("js", script))
-	cmd.Env = append(cleanEnv(), "API_KEY="+apiKey)
+	cmd.Env = append(nodetest.CleanEnv(), "API_KEY="+apiKey)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	s := &stepScenario{name: script, out: &syncBuffer{}, marks: make(chan string, 64), done: make(chan struct{}), started: time.Now()}
+	s := &stepScenario{name: script, out: &syncbuf.Buffer{}, marks: make(chan string, 64), done: make(chan struct{}), started: time.Now()}
 	cmd.Stderr = s.out
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -5,13 +5,14 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
 // TestClusterTwoNodesOneRedis: two nodes on one redis-server (started by the
 // test on a free port) behave as one messenger.
 func TestClusterTwoNodesOneRedis(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	srv := redistest.Start(t, redistest.Options{})
 	prefix := redistest.Prefix(t)
 	n1 := StartNode(t, "--redis-url", srv.URL(), "--redis-prefix", prefix)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
@@ -22,7 +23,7 @@ import (
 // as a load balancer would send them, rejoin with lastEventId and miss
 // nothing (js/crash.mjs).
 func TestNodeCrashFreesSlots(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	srv := redistest.Start(t, redistest.Options{})
 	prefix := redistest.Prefix(t)
 	args := []string{"--redis-url", srv.URL(), "--redis-prefix", prefix, "--dev", "--limit-connects", "100000"}
@@ -36,8 +37,8 @@ func TestNodeCrashFreesSlots(t *testing.T) {
 	})
 	js.expect(t, "READY", 20*time.Second)
 	killedAt := time.Now()
-	a.signal(t, syscall.SIGKILL)
-	if _, exited := a.waitExit(5 * time.Second); !exited {
+	a.Signal(t, syscall.SIGKILL)
+	if _, exited := a.WaitExit(5 * time.Second); !exited {
 		t.Fatal("node A did not die within 5 s of SIGKILL")
 	}
 	js.send(t, fmt.Sprintf("KILLED %d", killedAt.UnixMilli()))

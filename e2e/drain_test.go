@@ -20,7 +20,9 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // TestDrainHandsClientsToOtherNode: node A, with 40 socket.io-client users and
@@ -33,7 +35,7 @@ import (
 // client exactly once (live, or in join_chat's missed list on the rejoin with
 // lastEventId).
 func TestDrainHandsClientsToOtherNode(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	const (
 		drainPeriod = 3 * time.Second
 		nClients    = 40
@@ -76,7 +78,7 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	signalled := time.Now()
-	a.signal(t, syscall.SIGTERM)
+	a.Signal(t, syscall.SIGTERM)
 
 	// Readiness turns false at once.
 	notReadyAfter := time.Duration(-1)
@@ -113,13 +115,13 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 	}
 
 	// A exits 0 within the period plus a margin.
-	switch exitCode, exited := a.waitExit(time.Until(signalled.Add(drainPeriod + 5*time.Second))); {
+	switch exitCode, exited := a.WaitExit(time.Until(signalled.Add(drainPeriod + 5*time.Second))); {
 	case !exited:
 		t.Errorf("A did not exit within %v of SIGTERM", drainPeriod+5*time.Second)
 	case exitCode != 0:
-		t.Errorf("A exited with status %d %v after SIGTERM, want 0", exitCode, a.exitedAt.Sub(signalled).Round(time.Millisecond))
+		t.Errorf("A exited with status %d %v after SIGTERM, want 0", exitCode, a.ExitedAt().Sub(signalled).Round(time.Millisecond))
 	default:
-		t.Logf("A exited 0 %v after SIGTERM (drain period %v)", a.exitedAt.Sub(signalled).Round(time.Millisecond), drainPeriod)
+		t.Logf("A exited 0 %v after SIGTERM (drain period %v)", a.ExitedAt().Sub(signalled).Round(time.Millisecond), drainPeriod)
 	}
 
 	js.writeLine(t, "STOP")
@@ -337,7 +339,7 @@ func checkDrainMessages(t *testing.T, sum drainSummary, fromMs, toMs int64) {
 // connections (one of them a Socket.IO client on /messenger, the others bare
 // Engine.IO upgrades) keep the drain running for about 5 s.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	const conns = 50
 	n := startDrainNode(t, "--drain-period", "30s", "--limit-connects", "100000")
 	drainSocketIOClient(t, n.Addr, Token(t, "alice"))
@@ -348,7 +350,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 
 	first := time.Now()
-	n.signal(t, syscall.SIGTERM)
+	n.Signal(t, syscall.SIGTERM)
 	hc := &http.Client{Timeout: 500 * time.Millisecond}
 	draining := false
 	for !draining && time.Since(first) < 2*time.Second {
@@ -364,20 +366,20 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	select {
-	case <-n.exited:
+	case <-n.Exited():
 		t.Fatalf("the node exited (%v) %v after the first SIGTERM; its drain of %d connections over 30 s should still run",
-			n.err, n.exitedAt.Sub(first).Round(time.Millisecond), conns)
+			n.Err(), n.ExitedAt().Sub(first).Round(time.Millisecond), conns)
 	default:
 	}
 
 	second := time.Now()
-	n.signal(t, syscall.SIGTERM)
-	code, exited := n.waitExit(2 * time.Second)
+	n.Signal(t, syscall.SIGTERM)
+	code, exited := n.WaitExit(2 * time.Second)
 	if !exited {
 		t.Fatalf("the node did not exit within 2 s of a second SIGTERM")
 	}
 	t.Logf("second SIGTERM %v after the first; exit status %d %v after it", second.Sub(first).Round(time.Millisecond),
-		code, n.exitedAt.Sub(second).Round(time.Millisecond))
+		code, n.ExitedAt().Sub(second).Round(time.Millisecond))
 	if code != 1 {
 		t.Errorf("exit status %d after a second signal, want 1 (cmd/realtime: exitFailure)", code)
 	}
@@ -392,7 +394,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 func startDrainNode(t *testing.T, args ...string) *Node {
 	t.Helper()
 	n := StartNode(t, args...)
-	n.expectExit()
+	n.ExpectExit()
 	return n
 }
 
@@ -442,7 +444,7 @@ type drainJS struct {
 	name    string
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
-	out     *syncBuffer
+	out     *syncbuf.Buffer
 	markers chan string
 	done    chan struct{}
 	err     error
@@ -455,11 +457,11 @@ func startDrainJS(t *testing.T, script string, env map[string]string) *drainJS {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	cmd := exec.CommandContext(ctx, "node", filepath.Join("js", script))
-	cmd.Env = append(cleanEnv(), "API_KEY="+apiKey)
+	cmd.Env = append(nodetest.CleanEnv(), "API_KEY="+apiKey)
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &drainJS{name: script, cmd: cmd, out: &syncBuffer{}, markers: make(chan string, 16), done: make(chan struct{})}
+	p := &drainJS{name: script, cmd: cmd, out: &syncbuf.Buffer{}, markers: make(chan string, 16), done: make(chan struct{})}
 	cmd.Stderr = p.out
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
@@ -27,7 +28,7 @@ func clusterArgs(cl *redistest.Cluster, prefix string, extra ...string) []string
 // the cluster-wide connection cap and rate budget, recovery on another node)
 // with the engines on a Redis Cluster of three masters and three replicas.
 func TestThreeNodesOnRedisCluster(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	cl := redistest.StartRealCluster(t, redistest.ClusterOptions{})
 	args := clusterArgs(cl, redistest.Prefix(t), "--dev",
 		"--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000")
@@ -54,7 +55,7 @@ func TestThreeNodesOnRedisCluster(t *testing.T) {
 // reaches every member exactly once, in eventId order, and /readyz answers
 // 200 on every node afterwards.
 func TestRedisClusterFailoverMidTraffic(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	const after = 3 * time.Second
 	cl := redistest.StartRealCluster(t, redistest.ClusterOptions{})
 	prefix := redistest.Prefix(t)
@@ -105,8 +106,8 @@ func TestRedisClusterFailoverMidTraffic(t *testing.T) {
 
 	for i, n := range nodes {
 		select {
-		case <-n.exited:
-			t.Errorf("node %d exited during the failover: %v", i+1, n.err)
+		case <-n.Exited():
+			t.Errorf("node %d exited during the failover: %v", i+1, n.Err())
 		default:
 		}
 		if s := readyzStatus(n.AdminURL); s != http.StatusOK {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
@@ -24,7 +25,7 @@ import (
 // every message acked ok reaches every member exactly once, in eventId order
 // (js/outage.mjs).
 func TestRedisRestartMidTraffic(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	const (
 		outage       = 2 * time.Second
 		after        = 2 * time.Second
@@ -86,8 +87,8 @@ func TestRedisRestartMidTraffic(t *testing.T) {
 
 	for i, n := range nodes {
 		select {
-		case <-n.exited:
-			t.Errorf("node %d exited during the Redis outage: %v", i+1, n.err)
+		case <-n.Exited():
+			t.Errorf("node %d exited during the Redis outage: %v", i+1, n.Err())
 		default:
 		}
 		logs := n.Logs()

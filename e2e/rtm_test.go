@@ -19,7 +19,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/syncbuf"
 	"github.com/anchat/realtime/rtm/rtmsim"
 )
 
@@ -177,9 +179,7 @@ func TestRTMFailover(t *testing.T) {
 	})
 
 	killAt := time.Now()
-	if err := old.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	old.Signal(t, syscall.SIGKILL)
 	old.expectExit()
 	var survivors []*rtmNode
 	for _, n := range c.nodes {
@@ -331,10 +331,8 @@ func TestRTMGracefulHandover(t *testing.T) {
 	}
 
 	sigAt := time.Now()
-	if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	old.Node.expectExit() // the test checks its exit status itself
+	old.Signal(t, syscall.SIGTERM)
+	old.Node.ExpectExit() // the test checks its exit status itself
 	var fresh *rtmNode
 	polls := 0
 	waitCond(t, 10*time.Second, "a surviving node holds the lease", func() (bool, string) {
@@ -364,9 +362,9 @@ func TestRTMGracefulHandover(t *testing.T) {
 	c.mustEmit("P1", "MessageSent", "g-1", toastData("g-1"))
 	cl.waitAll(alive, "a toast through the new leader", isToast("g-1"))
 	select {
-	case <-old.exited:
-		if old.err != nil {
-			t.Errorf("%s exited with %v after SIGTERM, want 0", old.id, old.err)
+	case <-old.Exited():
+		if old.Err() != nil {
+			t.Errorf("%s exited with %v after SIGTERM, want 0", old.id, old.Err())
 		}
 	case <-time.After(15 * time.Second):
 		t.Errorf("%s did not exit within 15 s of SIGTERM", old.id)
@@ -470,7 +468,7 @@ type rtmNode struct {
 // bridge on a 2 s lease.
 func startRTMCluster(t *testing.T) *rtmCluster {
 	t.Helper()
-	requireE2E(t)
+	nodetest.Require(t)
 	srv := redistest.Start(t, redistest.Options{})
 	prefix := redistest.Prefix(t)
 	sim, err := rtmsim.New(rtmsim.Config{RequireCookie: true})
@@ -497,8 +495,8 @@ func startRTMNode(t *testing.T, id string, args ...string) *rtmNode {
 
 // expectExit marks the node as stopped by the test and waits for its exit.
 func (n *rtmNode) expectExit() {
-	n.Node.expectExit()
-	<-n.exited
+	n.Node.ExpectExit()
+	<-n.Exited()
 }
 
 func rtmToken(t *testing.T, user string, profiles ...string) string {
@@ -760,7 +758,7 @@ func startRTMClients(t *testing.T, n *rtmNode, specs []rtmClient) *rtmClients {
 	t.Helper()
 	b, _ := json.Marshal(specs)
 	cmd := exec.Command("node", filepath.Join("js", "rtm_clients.mjs"))
-	cmd.Env = append(cleanEnv(), "URL="+n.URL, "ADMIN_URL="+n.AdminURL, "API_KEY="+apiKey, "CLIENTS="+string(b))
+	cmd.Env = append(nodetest.CleanEnv(), "URL="+n.URL, "ADMIN_URL="+n.AdminURL, "API_KEY="+apiKey, "CLIENTS="+string(b))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -769,7 +767,7 @@ func startRTMClients(t *testing.T, n *rtmNode, specs []rtmClient) *rtmClients {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out syncbuf.Buffer
 	cmd.Stderr = &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
