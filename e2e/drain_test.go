@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -22,7 +20,6 @@ import (
 
 	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
-	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // TestDrainHandsClientsToOtherNode: node A, with 40 socket.io-client users and
@@ -60,14 +57,14 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 	}
 	tokensJSON, _ := json.Marshal(tokens)
 	summaryPath := filepath.Join(t.TempDir(), "summary.json")
-	js := startDrainJS(t, "drain.mjs", map[string]string{
+	js := startStepScenario(t, "drain.mjs", map[string]string{
 		"URL":          lb.URL(),
 		"ADMIN_URL":    a.AdminURL,
 		"TOKENS":       string(tokensJSON),
 		"SENDER_TOKEN": Token(t, "sender"),
 		"SUMMARY":      summaryPath,
 	})
-	js.waitLine(t, "READY", 30*time.Second)
+	js.expect(t, "READY", 30*time.Second)
 	if st := lb.Stats(); st[0].Active != nClients+1 {
 		t.Fatalf("load balancer: %d connections open to A, want %d (40 clients and the sender)", st[0].Active, nClients+1)
 	}
@@ -124,14 +121,14 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 		t.Logf("A exited 0 %v after SIGTERM (drain period %v)", a.ExitedAt().Sub(signalled).Round(time.Millisecond), drainPeriod)
 	}
 
-	js.writeLine(t, "STOP")
-	js.waitLine(t, "SUMMARY-WRITTEN", 30*time.Second)
+	js.send(t, "STOP")
+	js.expect(t, "SUMMARY", 30*time.Second)
 	stats := lb.Stats()
 	raw, err := os.ReadFile(summaryPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	js.writeLine(t, "EXIT")
+	js.send(t, "EXIT")
 	js.wait(t, 10*time.Second)
 	var sum drainSummary
 	if err := json.Unmarshal(raw, &sum); err != nil {
@@ -388,8 +385,6 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 }
 
-// drainNode is a node process this file starts and signals itself: the
-// harness's Node expects to be the one that stops its process.
 // startDrainNode starts a node that the test signals or kills itself.
 func startDrainNode(t *testing.T, args ...string) *Node {
 	t.Helper()
@@ -436,120 +431,4 @@ func drainSocketIOClient(t *testing.T, addr, token string) {
 		t.Fatalf("socket.io client: CONNECT answered %q, want 40/messenger,{sid}", ack)
 	}
 	_ = c.SetDeadline(time.Time{})
-}
-
-// drainJS is a scenario script the test talks to while it runs: marker lines
-// on its stdout, commands on its stdin.
-type drainJS struct {
-	name    string
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	out     *syncbuf.Buffer
-	markers chan string
-	done    chan struct{}
-	err     error
-}
-
-// startDrainJS starts js/<script> with node and the usual environment (URL,
-// ADMIN_URL, API_KEY, then env); its output is logged when the test ends and
-// it is killed then if still running (60 s at most).
-func startDrainJS(t *testing.T, script string, env map[string]string) *drainJS {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("js", script))
-	cmd.Env = append(nodetest.CleanEnv(), "API_KEY="+apiKey)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	p := &drainJS{name: script, cmd: cmd, out: &syncbuf.Buffer{}, markers: make(chan string, 16), done: make(chan struct{})}
-	cmd.Stderr = p.out
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintf(p.out, "%s\n", line)
-			if line == "READY" || line == "SUMMARY-WRITTEN" {
-				p.markers <- line
-			}
-		}
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.stdin.Close()
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			cancel()
-			<-p.done
-		}
-		cancel()
-		t.Logf("node %s (%.1fs, %v):\n%s", script, time.Since(start).Seconds(), p.err, p.out.String())
-	})
-	return p
-}
-
-// waitLine waits for a marker line; it fails the test when the script ends
-// first or within passes.
-func (p *drainJS) waitLine(t *testing.T, want string, within time.Duration) {
-	t.Helper()
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	for {
-		select {
-		case got := <-p.markers:
-			if got == want {
-				return
-			}
-		case <-p.done:
-			// The scanner may have queued the marker just before the end.
-			for {
-				select {
-				case got := <-p.markers:
-					if got == want {
-						return
-					}
-				default:
-					t.Fatalf("%s ended (%v) before printing %s", p.name, p.err, want)
-				}
-			}
-		case <-timer.C:
-			t.Fatalf("%s did not print %s within %v", p.name, want, within)
-		}
-	}
-}
-
-func (p *drainJS) writeLine(t *testing.T, line string) {
-	t.Helper()
-	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
-		t.Fatalf("writing %q to %s: %v", line, p.name, err)
-	}
-}
-
-// wait waits for the script to end and fails the test when it failed.
-func (p *drainJS) wait(t *testing.T, within time.Duration) {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(within):
-		t.Fatalf("%s did not end within %v", p.name, within)
-	}
-	if p.err != nil {
-		t.Fatalf("%s failed: %v", p.name, p.err)
-	}
 }

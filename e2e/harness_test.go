@@ -1,19 +1,16 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/anchat/realtime/internal/nodetest"
-	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // The secrets every test node runs with (REALTIME_JWT_SECRET, REALTIME_API_KEY).
@@ -73,29 +70,4 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// RunJS runs the scenario js/<script> with node, giving it the node's URLs,
-// the API key and env, and fails the test when it exits non-zero. Its output
-// (what it observed) is logged either way.
-func (n *Node) RunJS(t *testing.T, script string, env map[string]string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("js", script))
-	cmd.Env = append(nodetest.CleanEnv(), "URL="+n.URL, "ADMIN_URL="+n.AdminURL, "API_KEY="+apiKey)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var out syncbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	start := time.Now()
-	err := cmd.Run()
-	t.Logf("node %s (%.1fs):\n%s", script, time.Since(start).Seconds(), out.String())
-	if ctx.Err() != nil {
-		t.Fatalf("%s did not finish within 40 s", script)
-	}
-	if err != nil {
-		t.Fatalf("%s failed: %v", script, err)
-	}
 }

@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,7 +18,6 @@ import (
 
 	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
-	"github.com/anchat/realtime/internal/syncbuf"
 	"github.com/anchat/realtime/rtm/rtmsim"
 )
 
@@ -757,69 +753,31 @@ type rtmClients struct {
 func startRTMClients(t *testing.T, n *rtmNode, specs []rtmClient) *rtmClients {
 	t.Helper()
 	b, _ := json.Marshal(specs)
-	cmd := exec.Command("node", filepath.Join("js", "rtm_clients.mjs"))
-	cmd.Env = append(nodetest.CleanEnv(), "URL="+n.URL, "ADMIN_URL="+n.AdminURL, "API_KEY="+apiKey, "CLIENTS="+string(b))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out syncbuf.Buffer
-	cmd.Stderr = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	cl := &rtmClients{t: t, byName: map[string][]clientEvent{}}
-	ready := make(chan struct{})
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if rest, ok := strings.CutPrefix(line, "EV "); ok {
-				var e struct {
-					Client string          `json:"client"`
-					Event  string          `json:"event"`
-					Data   json.RawMessage `json:"data"`
-				}
-				if err := json.Unmarshal([]byte(rest), &e); err == nil {
-					cl.mu.Lock()
-					cl.byName[e.Client] = append(cl.byName[e.Client], clientEvent{e.Event, e.Data, time.Now()})
-					cl.mu.Unlock()
-					continue
-				}
-			}
-			if line == "READY" {
-				close(ready)
-			}
-			fmt.Fprintln(&out, line)
+	js := startScenario(t, "rtm_clients.mjs", map[string]string{"URL": n.URL, "ADMIN_URL": n.AdminURL, "CLIENTS": string(b)}, func(line string) bool {
+		rest, ok := strings.CutPrefix(line, "EV ")
+		if !ok {
+			return false
 		}
-	}()
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		<-readDone
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		var e struct {
+			Client string          `json:"client"`
+			Event  string          `json:"event"`
+			Data   json.RawMessage `json:"data"`
 		}
-		if waitErr != nil {
-			t.Errorf("rtm_clients.mjs: %v", waitErr)
+		if err := json.Unmarshal([]byte(rest), &e); err != nil {
+			return false
+		}
+		cl.mu.Lock()
+		cl.byName[e.Client] = append(cl.byName[e.Client], clientEvent{e.Event, e.Data, time.Now()})
+		cl.mu.Unlock()
+		return true
+	})
+	t.Cleanup(func() { // before the runner's own: ends the run and checks the exit
+		_ = js.stdin.Close()
+		if err := js.end(10 * time.Second); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("rtm_clients.mjs output:\n%s", out.String())
 			cl.mu.Lock()
 			for name, evs := range cl.byName {
 				var b strings.Builder
@@ -831,13 +789,7 @@ func startRTMClients(t *testing.T, n *rtmNode, specs []rtmClient) *rtmClients {
 			cl.mu.Unlock()
 		}
 	})
-	select {
-	case <-ready:
-	case <-exited:
-		t.Fatalf("rtm_clients.mjs exited before its clients connected (%v):\n%s", waitErr, out.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("rtm_clients.mjs: clients not connected within 20 s:\n%s", out.String())
-	}
+	js.expect(t, "READY", 20*time.Second)
 	return cl
 }
 
