@@ -1,7 +1,6 @@
 package bus_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/bus/bustest"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // newRedisBroker returns an unstarted broker on s with its own client and a
@@ -229,24 +229,6 @@ func TestRedisRoundTrips(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // checkDeliveries asserts got is exactly want, in order.
 func checkDeliveries(t *testing.T, got []bus.Delivery, want []string) {
 	t.Helper()
@@ -308,7 +290,7 @@ func (g *dialGate) Dial(ctx context.Context, network, addr string) (net.Conn, er
 // from the streams.
 func TestRedisGapRepair(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{AOF: true})
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	gate := newDialGate()
 	subClient := redis.NewClient(&redis.Options{Addr: s.Addr(), Dialer: gate.Dial})
 	defer subClient.Close()

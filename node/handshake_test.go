@@ -21,6 +21,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/rs/zerolog"
 
+	"github.com/anchat/realtime/internal/syncbuf"
 	"github.com/anchat/realtime/socketio"
 )
 
@@ -474,7 +475,7 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 		}
 	})
 	t.Run("logs name the forwarded client", func(t *testing.T) {
-		var logs lockedBuffer
+		var logs syncbuf.Buffer
 		n := startNode(t, func(c *Config) {
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 			c.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
@@ -494,13 +495,13 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 			t.Fatalf("expected CONNECT reply, got %s", p)
 		}
 		found := false
-		for _, l := range logs.lines() {
+		for _, l := range logs.Lines() {
 			if strings.Contains(l, `"message":"connected"`) && strings.Contains(l, `"remote":"203.0.113.7 via 127.0.0.1:`) {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("no connected line naming the forwarded client; logs:\n%s", strings.Join(logs.lines(), "\n"))
+			t.Errorf("no connected line naming the forwarded client; logs:\n%s", strings.Join(logs.Lines(), "\n"))
 		}
 		closeUpgraded(t, n, nc)
 	})

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,32 +13,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the node's goroutines and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startServe runs `realtime serve args...` in the background with signals
 // delivered through the returned channel.
-func startServe(t *testing.T, e env, args ...string) (sigs chan os.Signal, out, errb *lockedBuffer, exits chan int, done chan int) {
+func startServe(t *testing.T, e env, args ...string) (sigs chan os.Signal, out, errb *syncbuf.Buffer, exits chan int, done chan int) {
 	t.Helper()
 	sigs = make(chan os.Signal, 2)
-	out, errb = &lockedBuffer{}, &lockedBuffer{}
+	out, errb = &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	exits = make(chan int, 1)
 	done = make(chan int, 1)
 	a := &app{
@@ -58,7 +39,7 @@ func startServe(t *testing.T, e env, args ...string) (sigs chan os.Signal, out, 
 	return sigs, out, errb, exits, done
 }
 
-func waitOutput(t *testing.T, buf *lockedBuffer, want string, done chan int) {
+func waitOutput(t *testing.T, buf *syncbuf.Buffer, want string, done chan int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(buf.String(), want) {

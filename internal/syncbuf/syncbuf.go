@@ -9,6 +9,7 @@ package syncbuf
 
 import (
 	"bytes"
+	"strings"
 	"sync"
 )
 
@@ -30,4 +31,10 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// Lines returns what was written so far split into lines, without the
+// surrounding white space (log lines, one per entry).
+func (b *Buffer) Lines() []string {
+	return strings.Split(strings.TrimSpace(b.String()), "\n")
 }

@@ -2,7 +2,6 @@ package syncbuf
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -22,7 +21,7 @@ func TestConcurrentWrites(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	lines := b.Lines()
 	if len(lines) != 400 {
 		t.Fatalf("%d lines, want 400", len(lines))
 	}
