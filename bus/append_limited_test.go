@@ -12,8 +12,8 @@ import (
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/bus/bustest"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/limits"
-	"github.com/anchat/realtime/limits/limitstest"
 )
 
 // TestRedisAppendLimited: the rate limit folded into the append script admits
@@ -40,7 +40,7 @@ func TestRedisAppendLimited(t *testing.T) {
 	if err := b.Subscribe(ctx, bus.Chat("c")); err != nil {
 		t.Fatal(err)
 	}
-	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
 	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/limits/limitstest"
 )
@@ -37,7 +38,7 @@ func newRedis(t testing.TB, c redis.UniversalClient, cfg limits.RedisConfig) *li
 func TestRedisSharedAcrossNodes(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := s.Client()
-	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
 	prefix := redistest.Prefix(t)
 	a := newRedis(t, c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
 	b := newRedis(t, c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
@@ -173,7 +174,7 @@ func BenchmarkRedisWindowAllow(b *testing.B) {
 	s := redistest.Start(b, redistest.Options{})
 	c := s.Client()
 	ctx := context.Background()
-	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
 	r := newRedis(b, c, limits.RedisConfig{Prefix: redistest.Prefix(b), Now: clk.Now})
 	l := limits.PerMinute(30)
 	b.ReportAllocs()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,26 +11,9 @@ import (
 
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/rtm"
 )
-
-// fakeClock is the real clock plus an offset tests advance.
-type fakeClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
 
 // storeContract is the behaviour both stores share. advance moves the
 // store's clock (real sleep for Redis).
@@ -204,7 +186,7 @@ func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(ti
 
 func TestMemoryStore(t *testing.T) {
 	storeContract(t, func(t *testing.T) (rtm.Store, func(time.Duration)) {
-		c := &fakeClock{}
+		c := testclock.Real()
 		return rtm.NewMemoryStore(c.Now), c.Advance
 	})
 }
