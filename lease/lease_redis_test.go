@@ -2,8 +2,6 @@ package lease_test
 
 import (
 	"context"
-	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,17 +52,6 @@ func TestRedisKeyLayout(t *testing.T) {
 	}
 }
 
-// countHook counts round trips: one per command or pipeline sent.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
-
 func TestRedisOneRoundTripPerCall(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := s.Client()
@@ -75,36 +62,21 @@ func TestRedisOneRoundTripPerCall(t *testing.T) {
 	_, _ = l.Renew(ctx, "warm", a, time.Second)
 	_ = l.Release(ctx, "warm", a)
 
-	h := &countHook{}
-	c.AddHook(h)
-	calls := []struct {
-		name string
-		call func() error
-	}{
-		{"TryAcquire", func() error { _, _, err := l.TryAcquire(ctx, "rtm", "a", time.Second); return err }},
-		{"TryAcquire refused", func() error { _, _, err := l.TryAcquire(ctx, "rtm", "b", time.Second); return err }},
-		{"Renew", func() error {
+	redistest.CountRoundTrips(c).Expect(t, []redistest.Call{
+		{Name: "TryAcquire", Do: func() error { _, _, err := l.TryAcquire(ctx, "rtm", "a", time.Second); return err }},
+		{Name: "TryAcquire refused", Do: func() error { _, _, err := l.TryAcquire(ctx, "rtm", "b", time.Second); return err }},
+		{Name: "Renew", Do: func() error {
 			_, err := l.Renew(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}, time.Second)
 			return err
 		}},
-		{"Holder", func() error { _, _, err := l.Holder(ctx, "rtm"); return err }},
-		{"Release", func() error { return l.Release(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}) }},
-	}
-	for _, c := range calls {
-		before := h.n.Load()
-		if err := c.call(); err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if n := h.n.Load() - before; n != 1 {
-			t.Errorf("%s: %d round trips, want 1", c.name, n)
-		}
-	}
+		{Name: "Holder", Do: func() error { _, _, err := l.Holder(ctx, "rtm"); return err }},
+		{Name: "Release", Do: func() error { return l.Release(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}) }},
+	})
 }
 
 func TestRedisUnavailable(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = c.Close() })
+	c := s.FailFastClient()
 	l := newRedis(t, c, redistest.Prefix(t))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -119,11 +91,7 @@ func TestRedisUnavailable(t *testing.T) {
 		"Release":    func() error { return l.Release(ctx, "rtm", term) },
 		"Holder":     func() error { _, _, err := l.Holder(ctx, "rtm"); return err },
 	}
-	for name, call := range calls {
-		if err := call(); !errors.Is(err, lease.ErrUnavailable) {
-			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
-		}
-	}
+	redistest.ExpectErr(t, lease.ErrUnavailable, "with Redis down", calls)
 }
 
 func TestRedisBadConfig(t *testing.T) {

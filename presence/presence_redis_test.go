@@ -2,10 +2,8 @@ package presence_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,17 +241,6 @@ func TestRedisKeyLayout(t *testing.T) {
 	}
 }
 
-// countHook counts round trips: one per command or pipeline sent.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
-
 func TestRedisRoundTrips(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := s.Client()
@@ -268,30 +255,15 @@ func TestRedisRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h := &countHook{}
-	c.AddHook(h)
-	calls := []struct {
-		name string
-		want int64
-		call func() error
-	}{
-		{"Acquire", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
-		{"Acquire refused", 1, func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
-		{"Acquire after a refusal", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
-		{"Release", 1, func() error { return p.Release(ctx, "alice", "c1") }},
-		{"SetChats", 1, func() error { return p.SetChats(ctx, []string{"a", "b"}) }},
-		{"Refresh", 1, func() error { return p.Refresh(ctx) }},
-		{"Stats", 2, func() error { _, err := p.Stats(ctx); return err }},
-	}
-	for _, c := range calls {
-		before := h.n.Load()
-		if err := c.call(); err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if n := h.n.Load() - before; n != c.want {
-			t.Errorf("%s: %d round trips, want %d", c.name, n, c.want)
-		}
-	}
+	redistest.CountRoundTrips(c).Expect(t, []redistest.Call{
+		{Name: "Acquire", Want: 1, Do: func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
+		{Name: "Acquire refused", Want: 1, Do: func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
+		{Name: "Acquire after a refusal", Want: 1, Do: func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
+		{Name: "Release", Want: 1, Do: func() error { return p.Release(ctx, "alice", "c1") }},
+		{Name: "SetChats", Want: 1, Do: func() error { return p.SetChats(ctx, []string{"a", "b"}) }},
+		{Name: "Refresh", Want: 1, Do: func() error { return p.Refresh(ctx) }},
+		{Name: "Stats", Want: 2, Do: func() error { _, err := p.Stats(ctx); return err }},
+	})
 }
 
 // After SCRIPT FLUSH the scripts are sent again; nothing runs twice.
@@ -323,8 +295,7 @@ func TestRedisScriptFlush(t *testing.T) {
 
 func TestRedisUnavailable(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = c.Close() })
+	c := s.FailFastClient()
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
 	must[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
@@ -336,11 +307,7 @@ func TestRedisUnavailable(t *testing.T) {
 		"Refresh":  func() error { return p.Refresh(ctx) },
 		"Stats":    func() error { _, err := p.Stats(ctx); return err },
 	}
-	for name, call := range calls {
-		if err := call(); !errors.Is(err, presence.ErrUnavailable) {
-			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
-		}
-	}
+	redistest.ExpectErr(t, presence.ErrUnavailable, "with Redis down", calls)
 	// Back up (empty): the node's state is rewritten, the failed calls'
 	// leftovers are undone.
 	s.Restart()

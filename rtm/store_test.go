@@ -245,8 +245,7 @@ func TestRedisStoreLayout(t *testing.T) {
 
 func TestRedisStoreUnavailable(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = c.Close() })
+	c := srv.FailFastClient()
 	s := newRedisStore(t, c, redistest.Prefix(t))
 	srv.Kill()
 	err := s.PutSession(t.Context(), "p1", json.RawMessage(`{"cookies":"a=1"}`))
