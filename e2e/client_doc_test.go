@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,7 +12,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/anchat/realtime/internal/nodetest"
-	"github.com/anchat/realtime/rtm/rtmsim"
 )
 
 // The code blocks of docs/CLIENT.md run here, as written, with the real
@@ -86,16 +84,10 @@ func TestClientDocRejoin(t *testing.T) {
 
 func TestClientDocRTM(t *testing.T) {
 	nodetest.Require(t)
-	sim, err := rtmsim.New(rtmsim.Config{RequireCookie: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(sim)
-	t.Cleanup(hs.Close)
-	t.Cleanup(sim.Close) // first: hijacked WebSockets hold hs.Close otherwise
-	n := StartNode(t, "--rtm-url", "ws://"+strings.TrimPrefix(hs.URL, "http://")+"/ws")
+	sim := startRTMSim(t)
+	n := StartNode(t, "--rtm-url", sim.wsURL())
 	runClientDoc(t, n, "rtm.check.mjs", []string{"connect", "rtm"}, map[string]string{
-		"SIM_URL":        hs.URL,
+		"SIM_URL":        sim.URL,
 		"TOKEN_OPERATOR": rtmToken(t, "operator", "p1", "p2"),
 	})
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
@@ -25,10 +24,17 @@ import (
 // recovery on a different node returns exactly the missed events in order
 // (js/cluster3.mjs).
 func TestThreeNodesEveryEvent(t *testing.T) {
-	nodetest.Require(t)
-	srv := redistest.Start(t, redistest.Options{})
-	args := []string{"--redis-url", srv.URL(), "--redis-prefix", redistest.Prefix(t), "--dev",
-		"--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000"}
+	srv := startRedis(t, redistest.Options{})
+	runCluster3(t, srv.Args(cluster3Flags...))
+}
+
+// cluster3Flags are the flags js/cluster3.mjs expects of its nodes (typing
+// expiry, a rate budget of 5 messages a minute) besides the engines'.
+var cluster3Flags = []string{"--dev", "--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000"}
+
+// runCluster3 starts three nodes with args and runs js/cluster3.mjs across them.
+func runCluster3(t *testing.T, args []string) {
+	t.Helper()
 	n1 := StartNode(t, args...)
 	n2 := StartNode(t, args...)
 	n3 := StartNode(t, args...)
@@ -51,11 +57,9 @@ func TestThreeNodesEveryEvent(t *testing.T) {
 // receives all of it, and when B's last member leaves the count drops to one
 // (js/cluster3_interest.mjs).
 func TestInterestBasedSubscription(t *testing.T) {
-	nodetest.Require(t)
-	srv := redistest.Start(t, redistest.Options{})
-	prefix := redistest.Prefix(t)
-	args := []string{"--redis-url", srv.URL(), "--redis-prefix", prefix, "--dev",
-		"--limit-messages", "100000", "--limit-connects", "100000"}
+	srv := startRedis(t, redistest.Options{})
+	prefix := srv.Prefix
+	args := srv.Args("--dev", "--limit-messages", "100000", "--limit-connects", "100000")
 	a := StartNode(t, args...)
 	b := StartNode(t, args...)
 	c := StartNode(t, args...)

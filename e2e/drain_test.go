@@ -32,17 +32,13 @@ import (
 // client exactly once (live, or in join_chat's missed list on the rejoin with
 // lastEventId).
 func TestDrainHandsClientsToOtherNode(t *testing.T) {
-	nodetest.Require(t)
 	const (
 		drainPeriod = 3 * time.Second
 		nClients    = 40
 	)
-	srv := redistest.Start(t, redistest.Options{})
-	args := []string{
-		"--redis-url", srv.URL(), "--redis-prefix", redistest.Prefix(t), "--dev",
-		"--drain-period", drainPeriod.String(),
-		"--limit-messages", "100000", "--limit-connects", "100000", "--max-user-connections", "100",
-	}
+	srv := startRedis(t, redistest.Options{})
+	args := srv.Args("--dev", "--drain-period", drainPeriod.String(),
+		"--limit-messages", "100000", "--limit-connects", "100000", "--max-user-connections", "100")
 	a := startDrainNode(t, args...)
 	b := StartNode(t, args...) // stopped (and checked) by the harness when the test ends
 

@@ -11,6 +11,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/anchat/realtime/internal/nodetest"
+	"github.com/anchat/realtime/internal/redistest"
 )
 
 // The secrets every test node runs with (REALTIME_JWT_SECRET, REALTIME_API_KEY).
@@ -70,4 +71,24 @@ func sign(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// testRedis is a redis-server the test's nodes share, under a key prefix of
+// the test's own.
+type testRedis struct {
+	*redistest.Server
+	Prefix string
+}
+
+// startRedis skips in -short mode (before starting anything) and starts a
+// redis-server for the test.
+func startRedis(t *testing.T, opts redistest.Options) *testRedis {
+	t.Helper()
+	nodetest.Require(t)
+	return &testRedis{Server: redistest.Start(t, opts), Prefix: redistest.Prefix(t)}
+}
+
+// Args are the node flags that put its engines on r, then extra.
+func (r *testRedis) Args(extra ...string) []string {
+	return append([]string{"--redis-url", r.URL(), "--redis-prefix", r.Prefix}, extra...)
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/rtm/rtmsim"
 )
@@ -183,25 +182,7 @@ func TestRTMFailover(t *testing.T) {
 			survivors = append(survivors, n)
 		}
 	}
-	var fresh *rtmNode
-	waitCond(t, 10*time.Second, "a surviving node holds the lease", func() (bool, string) {
-		for _, n := range survivors {
-			st, err := c.stats(n)
-			if err != nil {
-				return false, err.Error()
-			}
-			for _, s := range survivors {
-				if st.Leader == s.id {
-					fresh = s
-					return true, ""
-				}
-			}
-			if st.Leader != old.id && st.Leader != "" {
-				return false, "leader " + st.Leader
-			}
-		}
-		return false, "still " + old.id
-	})
+	fresh := c.waitNewLeader(t, survivors, old)
 	took := time.Since(killAt)
 	t.Logf("FIGURE failover: %s holds the lease %v after SIGKILL of %s (TTL %v + renew %v = %v)", fresh.id, took.Round(time.Millisecond), old.id, rtmLeaseTTL, rtmRenew, rtmLeaseTTL+rtmRenew)
 	if limit := rtmLeaseTTL + rtmRenew + time.Second; took > limit { // 1 s for polling and a busy machine
@@ -329,23 +310,7 @@ func TestRTMGracefulHandover(t *testing.T) {
 	sigAt := time.Now()
 	old.Signal(t, syscall.SIGTERM)
 	old.Node.ExpectExit() // the test checks its exit status itself
-	var fresh *rtmNode
-	polls := 0
-	waitCond(t, 10*time.Second, "a surviving node holds the lease", func() (bool, string) {
-		n := survivors[polls%len(survivors)]
-		polls++
-		st, err := c.stats(n)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, s := range survivors {
-			if st.Leader == s.id {
-				fresh = s
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("leader %q", st.Leader)
-	})
+	fresh := c.waitNewLeader(t, survivors, old)
 	took := time.Since(sigAt)
 	t.Logf("FIGURE graceful: %s leads %v after SIGTERM of %s", fresh.id, took.Round(time.Millisecond), old.id)
 	if took >= 2*time.Second {
@@ -464,9 +429,26 @@ type rtmNode struct {
 // bridge on a 2 s lease.
 func startRTMCluster(t *testing.T) *rtmCluster {
 	t.Helper()
-	nodetest.Require(t)
-	srv := redistest.Start(t, redistest.Options{})
-	prefix := redistest.Prefix(t)
+	srv := startRedis(t, redistest.Options{})
+	sim := startRTMSim(t)
+	c := &rtmCluster{t: t, sim: sim.Server, simURL: sim.URL, http: &http.Client{Timeout: 5 * time.Second}}
+	rtmURL := sim.wsURL()
+	for i := 1; i <= 3; i++ {
+		c.nodes = append(c.nodes, startRTMNode(t, fmt.Sprintf("rtm-n%d", i),
+			srv.Args("--rtm-url", rtmURL, "--rtm-lease-ttl", rtmLeaseTTL.String(), "--dev")...))
+	}
+	return c
+}
+
+// testRTMSim is an RTM provider simulator (rtm/rtmsim, cookies required)
+// serving on loopback until the test ends.
+type testRTMSim struct {
+	*rtmsim.Server
+	URL string // http://127.0.0.1:<port>: the control API
+}
+
+func startRTMSim(t *testing.T) *testRTMSim {
+	t.Helper()
 	sim, err := rtmsim.New(rtmsim.Config{RequireCookie: true})
 	if err != nil {
 		t.Fatal(err)
@@ -474,15 +456,11 @@ func startRTMCluster(t *testing.T) *rtmCluster {
 	hs := httptest.NewServer(sim)
 	t.Cleanup(hs.Close)
 	t.Cleanup(sim.Close) // first: hijacked WebSockets hold hs.Close otherwise
-	c := &rtmCluster{t: t, sim: sim, simURL: hs.URL, http: &http.Client{Timeout: 5 * time.Second}}
-	rtmURL := "ws://" + strings.TrimPrefix(hs.URL, "http://") + "/ws"
-	for i := 1; i <= 3; i++ {
-		c.nodes = append(c.nodes, startRTMNode(t, fmt.Sprintf("rtm-n%d", i),
-			"--redis-url", srv.URL(), "--redis-prefix", prefix,
-			"--rtm-url", rtmURL, "--rtm-lease-ttl", rtmLeaseTTL.String(), "--dev"))
-	}
-	return c
+	return &testRTMSim{Server: sim, URL: hs.URL}
 }
+
+// wsURL is what a node's --rtm-url names.
+func (s *testRTMSim) wsURL() string { return "ws://" + strings.TrimPrefix(s.URL, "http://") + "/ws" }
 
 func startRTMNode(t *testing.T, id string, args ...string) *rtmNode {
 	t.Helper()
@@ -553,6 +531,32 @@ func (c *rtmCluster) stats(n *rtmNode) (rtmStats, error) {
 		return rtmStats{}, fmt.Errorf("%s: GET /api/stats: no rtm figures (%v): %s", n.id, err, b)
 	}
 	return *out.RTM, nil
+}
+
+// waitNewLeader waits until a surviving node reports one of survivors as
+// the lease holder (old held it) and returns that node.
+func (c *rtmCluster) waitNewLeader(t *testing.T, survivors []*rtmNode, old *rtmNode) *rtmNode {
+	t.Helper()
+	var fresh *rtmNode
+	waitCond(t, 10*time.Second, "a surviving node holds the lease", func() (bool, string) {
+		for _, n := range survivors {
+			st, err := c.stats(n)
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, s := range survivors {
+				if st.Leader == s.id {
+					fresh = s
+					return true, ""
+				}
+			}
+			if st.Leader != old.id && st.Leader != "" {
+				return false, "leader " + st.Leader
+			}
+		}
+		return false, "still " + old.id
+	})
+	return fresh
 }
 
 // leader waits until the nodes agree on a leader and returns it.

@@ -79,21 +79,23 @@ export function record(socket, event) {
   return seen;
 }
 
-/** Resolves once socket is connected; rejects with the server's code on connect_error. */
-export function connected(socket, ms = 5000) {
-  if (socket.connected) return Promise.resolve(socket);
+/**
+ * Resolves with { connected: true } on the socket's next connect or with
+ * { error } on its next connect_error; rejects when neither comes within ms.
+ */
+function connectOutcome(socket, ms) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`not connected after ${ms} ms`));
+      reject(new Error(`neither connect nor connect_error after ${ms} ms`));
     }, ms);
     const onConnect = () => {
       cleanup();
-      resolve(socket);
+      resolve({ connected: true });
     };
-    const onError = (err) => {
+    const onError = (error) => {
       cleanup();
-      reject(new Error(`connect_error: ${err.message} ${JSON.stringify(err.data)}`));
+      resolve({ error });
     };
     const cleanup = () => {
       clearTimeout(timer);
@@ -105,29 +107,24 @@ export function connected(socket, ms = 5000) {
   });
 }
 
+/** Resolves once socket is connected; rejects with the server's code on connect_error. */
+export async function connected(socket, ms = 5000) {
+  if (socket.connected) return socket;
+  let out;
+  try {
+    out = await connectOutcome(socket, ms);
+  } catch {
+    throw new Error(`not connected after ${ms} ms`);
+  }
+  if (out.error) throw new Error(`connect_error: ${out.error.message} ${JSON.stringify(out.error.data)}`);
+  return socket;
+}
+
 /** Resolves with the connect_error the server sends; rejects if the socket connects. */
-export function refused(socket, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`neither connect nor connect_error after ${ms} ms`));
-    }, ms);
-    const onConnect = () => {
-      cleanup();
-      reject(new Error('connected, but a refusal was expected'));
-    };
-    const onError = (err) => {
-      cleanup();
-      resolve(err);
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      socket.off('connect', onConnect);
-      socket.off('connect_error', onError);
-    };
-    socket.on('connect', onConnect);
-    socket.on('connect_error', onError);
-  });
+export async function refused(socket, ms = 5000) {
+  const out = await connectOutcome(socket, ms);
+  if (out.connected) throw new Error('connected, but a refusal was expected');
+  return out.error;
 }
 
 /** Emits with an acknowledgement and resolves with the ack's payload. */
