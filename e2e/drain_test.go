@@ -147,15 +147,10 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 
 // drainSummary is what drain.mjs writes (times in ms since the epoch).
 type drainSummary struct {
-	Settled   bool `json:"settled"`
-	FenceSeen bool `json:"fenceSeen"`
-	Skipped   int  `json:"skipped"`
-	Acked     []struct {
-		TempID  string `json:"tempId"`
-		EventID string `json:"eventId"`
-		T       int64  `json:"t"`
-		At      int64  `json:"at"`
-	} `json:"acked"`
+	Settled      bool               `json:"settled"`
+	FenceSeen    bool               `json:"fenceSeen"`
+	Skipped      int                `json:"skipped"`
+	Acked        []ackedSend        `json:"acked"`
 	SendFailures []json.RawMessage  `json:"sendFailures"`
 	Clients      []drainClientTrace `json:"clients"`
 	Sender       drainClientTrace   `json:"sender"`

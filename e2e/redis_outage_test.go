@@ -102,15 +102,19 @@ func runOutage(t *testing.T, args []string, what string, disrupt func(nodes []*N
 	return nodes, sum
 }
 
+// ackedSend is a message a scenario's sender got an ack for: T when it
+// sent, At when the ack came (ms since the epoch).
+type ackedSend struct {
+	TempID  string `json:"tempId"`
+	EventID string `json:"eventId"`
+	T       int64  `json:"t"`
+	At      int64  `json:"at"`
+}
+
 type outageSummary struct {
-	Settled bool `json:"settled"`
-	Acked   []struct {
-		TempID  string `json:"tempId"`
-		EventID string `json:"eventId"`
-		T       int64  `json:"t"`
-		At      int64  `json:"at"`
-	} `json:"acked"`
-	Failed []struct {
+	Settled bool        `json:"settled"`
+	Acked   []ackedSend `json:"acked"`
+	Failed  []struct {
 		TempID string          `json:"tempId"`
 		T      int64           `json:"t"`
 		At     int64           `json:"at"`

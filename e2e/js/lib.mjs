@@ -1,5 +1,6 @@
-// Helpers shared by the scenario scripts. Each scenario creates its sockets
-// itself with exactly the client code of PROTOCOL.md:
+// Helpers shared by the scenario scripts. Each scenario's sockets are
+// created with exactly the client code of PROTOCOL.md (by the scenario, or by
+// joinedPair below):
 //
 //   io(URL + '/messenger', { transports: ['websocket'], auth: { token } })
 //
@@ -7,6 +8,7 @@
 // and sets the exit code the Go test checks.
 
 import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
 
 /** Reads a required environment variable. */
 export function env(name) {
@@ -169,6 +171,20 @@ export async function api(method, path, body, key = API_KEY) {
   }
   log(`${method} ${path} ->`, String(res.status), text.slice(0, 300));
   return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/**
+ * Makes alice and bob (TOKEN_ALICE, TOKEN_BOB) members of chatId, connects
+ * both and has both join it; resolves with { alice, bob }.
+ */
+export async function joinedPair(chatId) {
+  await addMembers(chatId, 'alice', 'bob');
+  const alice = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_ALICE') } });
+  const bob = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_BOB') } });
+  await Promise.all([connected(alice), connected(bob)]);
+  assertOK(await ack(alice, 'join_chat', { chatId }), 'alice join_chat');
+  assertOK(await ack(bob, 'join_chat', { chatId }), 'bob join_chat');
+  return { alice, bob };
 }
 
 /** Adds members to a chat through the server API and asserts success. */
