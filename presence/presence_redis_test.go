@@ -31,6 +31,18 @@ func newRedis(t testing.TB, c redis.UniversalClient, cfg presence.RedisConfig) *
 	return r
 }
 
+// twoNodes starts redis-server and two presence nodes on it sharing a
+// prefix, "a" and "b", with the entry TTLs given (0: the default).
+func twoNodes(t *testing.T, ttlA, ttlB time.Duration) (s *redistest.Server, c *redis.Client, prefix string, a, b *presence.Redis) {
+	t.Helper()
+	s = redistest.Start(t, redistest.Options{})
+	c = s.Client()
+	prefix = redistest.Prefix(t)
+	a = newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttlA})
+	b = newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: ttlB})
+	return s, c, prefix, a, b
+}
+
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -63,13 +75,9 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // A node that stops refreshing (crashed, no Close) stops counting against
 // caps within its entry TTL, and drops out of Stats.
 func TestRedisCrashedNodeExpires(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
-	ctx := ctxFor(t)
-	prefix := redistest.Prefix(t)
 	const ttl = time.Second
-	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttl})
-	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: ttl})
+	_, _, _, a, b := twoNodes(t, ttl, ttl)
+	ctx := ctxFor(t)
 	t.Cleanup(func() { _ = b.Close() })
 	acquired := time.Now()
 	for i := range 3 {
@@ -120,12 +128,8 @@ func TestRedisCrashedNodeExpires(t *testing.T) {
 
 // Close frees the node's slots at once and removes it from Stats.
 func TestRedisCloseFreesAtOnce(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	_, c, prefix, a, b := twoNodes(t, 0, 0)
 	ctx := ctxFor(t)
-	prefix := redistest.Prefix(t)
-	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a"})
-	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b"})
 	for i := range 3 {
 		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
 	}
@@ -153,13 +157,9 @@ func TestRedisCloseFreesAtOnce(t *testing.T) {
 // A node that stalled past its TTL restores its entries and bookkeeping on
 // its next Refresh.
 func TestRedisStalledNodeRestores(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
-	ctx := ctxFor(t)
-	prefix := redistest.Prefix(t)
 	const ttl = 300 * time.Millisecond
-	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttl})
-	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: 10 * time.Second})
+	_, _, _, a, b := twoNodes(t, ttl, 10 * time.Second)
+	ctx := ctxFor(t)
 	must[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
@@ -181,12 +181,8 @@ func TestRedisStalledNodeRestores(t *testing.T) {
 
 // After Redis restarts empty, each node's next Refresh restores its state.
 func TestRedisRestartRestores(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	s, c, _, a, b := twoNodes(t, 0, 0)
 	ctx := ctxFor(t)
-	prefix := redistest.Prefix(t)
-	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a"})
-	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b"})
 	for i := range 2 {
 		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
 	}
