@@ -158,7 +158,7 @@ func TestRedisCloseFreesAtOnce(t *testing.T) {
 // its next Refresh.
 func TestRedisStalledNodeRestores(t *testing.T) {
 	const ttl = 300 * time.Millisecond
-	_, _, _, a, b := twoNodes(t, ttl, 10 * time.Second)
+	_, _, _, a, b := twoNodes(t, ttl, 10*time.Second)
 	ctx := ctxFor(t)
 	must[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
