@@ -5,7 +5,6 @@ package node
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -567,28 +566,16 @@ func TestPendingKeyGroupsIPv6By64(t *testing.T) {
 // progress and waits for their goroutines (none outlives Run).
 func TestStopEndsPendingHandshakes(t *testing.T) {
 	before := runtime.NumGoroutine()
-	n, err := New(Config{
-		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", NodeID: "stop", JWT: JWTConfig{Secret: []byte(testSecret)},
-		DrainPeriod: time.Millisecond, StatsInterval: -1, Engines: memoryEngines(), UpgradeTimeout: time.Minute,
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+	n, stop := runNode(t, func(c *Config) {
+		c.NodeID = "stop"
+		c.DrainPeriod = time.Millisecond
+		c.UpgradeTimeout = time.Minute
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	<-n.Ready()
 	conns := halfOpen(t, "127.0.0.2", n.Addr().String(), 20)
 	waitMetric(t, n, "realtime_pending_handshakes", nil, 20)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("node did not stop")
+	stop() // fails the test unless Run returns nil within 15 s with none of its goroutines left
+	if t.Failed() {
+		t.FailNow()
 	}
 	// Run's own goroutines are gone (a little slack for the runtime's).
 	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before+2; time.Sleep(10 * time.Millisecond) {
