@@ -12,6 +12,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/anchat/realtime/internal/nodetest"
+	"github.com/anchat/realtime/rtm/rtmsim"
+	"github.com/anchat/realtime/rtm/rtmsim/rtmsimtest"
 )
 
 // The code blocks of docs/CLIENT.md run here, as written, with the real
@@ -84,8 +86,8 @@ func TestClientDocRejoin(t *testing.T) {
 
 func TestClientDocRTM(t *testing.T) {
 	nodetest.Require(t)
-	sim := startRTMSim(t)
-	n := StartNode(t, "--rtm-url", sim.wsURL())
+	sim := rtmsimtest.Start(t, rtmsim.Config{RequireCookie: true})
+	n := StartNode(t, "--rtm-url", sim.WSURL())
 	runClientDoc(t, n, "rtm.check.mjs", []string{"connect", "rtm"}, map[string]string{
 		"SIM_URL":        sim.URL,
 		"TOKEN_OPERATOR": rtmToken(t, "operator", "p1", "p2"),

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/rtm/rtmsim"
+	"github.com/anchat/realtime/rtm/rtmsim/rtmsimtest"
 )
 
 // The RTM scenarios run three `realtime serve` processes on one redis-server
@@ -430,37 +430,15 @@ type rtmNode struct {
 func startRTMCluster(t *testing.T) *rtmCluster {
 	t.Helper()
 	srv := startRedis(t, redistest.Options{})
-	sim := startRTMSim(t)
+	sim := rtmsimtest.Start(t, rtmsim.Config{RequireCookie: true})
 	c := &rtmCluster{t: t, sim: sim.Server, simURL: sim.URL, http: &http.Client{Timeout: 5 * time.Second}}
-	rtmURL := sim.wsURL()
+	rtmURL := sim.WSURL()
 	for i := 1; i <= 3; i++ {
 		c.nodes = append(c.nodes, startRTMNode(t, fmt.Sprintf("rtm-n%d", i),
 			srv.Args("--rtm-url", rtmURL, "--rtm-lease-ttl", rtmLeaseTTL.String(), "--dev")...))
 	}
 	return c
 }
-
-// testRTMSim is an RTM provider simulator (rtm/rtmsim, cookies required)
-// serving on loopback until the test ends.
-type testRTMSim struct {
-	*rtmsim.Server
-	URL string // http://127.0.0.1:<port>: the control API
-}
-
-func startRTMSim(t *testing.T) *testRTMSim {
-	t.Helper()
-	sim, err := rtmsim.New(rtmsim.Config{RequireCookie: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(sim)
-	t.Cleanup(hs.Close)
-	t.Cleanup(sim.Close) // first: hijacked WebSockets hold hs.Close otherwise
-	return &testRTMSim{Server: sim, URL: hs.URL}
-}
-
-// wsURL is what a node's --rtm-url names.
-func (s *testRTMSim) wsURL() string { return "ws://" + strings.TrimPrefix(s.URL, "http://") + "/ws" }
 
 func startRTMNode(t *testing.T, id string, args ...string) *rtmNode {
 	t.Helper()
