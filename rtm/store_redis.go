@@ -4,14 +4,13 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisprefix"
 	"github.com/anchat/realtime/internal/redisscript"
 )
 
@@ -50,15 +49,11 @@ type RedisStore struct {
 // NewRedisStore returns a store on client, which the caller owns. It does
 // no I/O.
 func NewRedisStore(client redis.UniversalClient, cfg RedisStoreConfig) (*RedisStore, error) {
-	if client == nil {
-		return nil, errors.New("rtm: nil redis client")
+	prefix, err := redisprefix.Resolve("rtm", client, cfg.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "rt"
-	}
-	if strings.ContainsAny(cfg.Prefix, "{}") {
-		return nil, fmt.Errorf("rtm: prefix %q must not contain '{' or '}'", cfg.Prefix)
-	}
+	cfg.Prefix = prefix
 	tag := cfg.Prefix + ":{rtm}:"
 	return &RedisStore{
 		client:   client,
