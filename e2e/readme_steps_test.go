@@ -22,19 +22,10 @@ import (
 // with anything listening on the documented ports), and a client check runs
 // between the steps that start things and the steps that stop them.
 
-var readmeSteps = regexp.MustCompile("(?s)<!-- readme-steps: ([a-z0-9-]+) -->\n```sh\n(.*?)\n```")
-
 func readmeBlocks(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, m := range readmeSteps.FindAllStringSubmatch(string(b), -1) {
-		out[m[1]] = m[2]
-	}
-	return out
+	blocks, _ := markedBlocks(t, "README.md", "readme-steps", "sh")
+	return blocks
 }
 
 // movePorts replaces each documented port number in script with a free one
