@@ -228,7 +228,12 @@ func (c *Cluster) node(addr string) *Server {
 
 // MasterOf returns the running node that masters key's slot.
 func (c *Cluster) MasterOf(ctx context.Context, key string) (*Server, error) {
-	slot := int(Slot(key))
+	return c.masterOfSlot(ctx, int(Slot(key)))
+}
+
+// masterOfSlot returns the running node that masters slot, as the first
+// running node that knows one says.
+func (c *Cluster) masterOfSlot(ctx context.Context, slot int) (*Server, error) {
 	for _, s := range c.Nodes {
 		if !s.Alive() {
 			continue
@@ -276,24 +281,7 @@ func Slot(key string) uint16 {
 // target, MIGRATING on the source, MIGRATE of its keys, then SETSLOT NODE on
 // every master.
 func (c *Cluster) MoveSlot(ctx context.Context, slot int, to *Server) error {
-	var from *Server
-	for _, s := range c.Nodes {
-		if !s.Alive() {
-			continue
-		}
-		nc := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
-		shards, err := nc.ClusterSlots(ctx).Result()
-		_ = nc.Close()
-		if err != nil {
-			continue
-		}
-		for _, sl := range shards {
-			if slot >= sl.Start && slot <= sl.End && len(sl.Nodes) > 0 {
-				from = c.node(sl.Nodes[0].Addr)
-			}
-		}
-		break
-	}
+	from, _ := c.masterOfSlot(ctx, slot)
 	if from == nil || from == to {
 		return fmt.Errorf("redistest: move slot %d: source %v, target %s", slot, from, to.Addr())
 	}
