@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/presence"
 	"github.com/anchat/realtime/presence/presencetest"
@@ -49,16 +50,6 @@ func ctxFor(t *testing.T) context.Context {
 	return ctx
 }
 
-func must[V any](t *testing.T) func(V, error) V {
-	return func(v V, err error) V {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-}
-
 // eventually polls cond every 20ms until it holds or within passes.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
@@ -81,22 +72,22 @@ func TestRedisCrashedNodeExpires(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close() })
 	acquired := time.Now()
 	for i := range 3 {
-		if !must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3)) {
+		if !must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3)) {
 			t.Fatalf("node a: connection %d refused", i)
 		}
 	}
-	must[bool](t)(a.Acquire(ctx, "bob", "a9", 3))
+	must.Get[bool](t)(a.Acquire(ctx, "bob", "a9", 3))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.SetChats(ctx, []string{"general", "random"}); err != nil {
 		t.Fatal(err)
 	}
-	if must[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
+	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
 		t.Fatal("node b: alice's fourth connection accepted")
 	}
-	must[bool](t)(b.Acquire(ctx, "bob", "b1", 3))
-	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 5, Users: 2, Chats: 2}) {
+	must.Get[bool](t)(b.Acquire(ctx, "bob", "b1", 3))
+	if st := must.Get[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 5, Users: 2, Chats: 2}) {
 		t.Fatalf("Stats with both nodes = %+v", st)
 	}
 
@@ -105,23 +96,23 @@ func TestRedisCrashedNodeExpires(t *testing.T) {
 		if err := b.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return must[bool](t)(b.Acquire(ctx, "alice", "b0", 3))
+		return must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 3))
 	})
 	if since := time.Since(acquired); since < ttl-50*time.Millisecond {
 		t.Fatalf("slot freed %v after node a's last write, before its TTL %v", since, ttl)
 	}
 	t.Logf("slot freed after %v of polling", took)
 	eventually(t, time.Second, "Stats drops node a", func() bool {
-		st := must[presence.Stats](t)(b.Stats(ctx))
+		st := must.Get[presence.Stats](t)(b.Stats(ctx))
 		return st == presence.Stats{Nodes: 1, Connections: 2, Users: 2, Chats: 2}
 	})
 	// b can take alice's remaining two slots, not a fourth.
 	for _, conn := range []string{"b2", "b3"} {
-		if !must[bool](t)(b.Acquire(ctx, "alice", conn, 3)) {
+		if !must.Get[bool](t)(b.Acquire(ctx, "alice", conn, 3)) {
 			t.Fatalf("node b: %s refused", conn)
 		}
 	}
-	if must[bool](t)(b.Acquire(ctx, "alice", "b4", 3)) {
+	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b4", 3)) {
 		t.Fatal("node b: alice over the cap")
 	}
 }
@@ -131,7 +122,7 @@ func TestRedisCloseFreesAtOnce(t *testing.T) {
 	_, c, prefix, a, b := twoNodes(t, 0, 0)
 	ctx := ctxFor(t)
 	for i := range 3 {
-		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
+		must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
 	}
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
@@ -139,16 +130,16 @@ func TestRedisCloseFreesAtOnce(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !must[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
+	if !must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
 		t.Fatal("slot not freed by Close")
 	}
-	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 1, Users: 1}) {
+	if st := must.Get[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 1, Users: 1}) {
 		t.Fatalf("Stats after a closed = %+v", st)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	keys := must[[]string](t)(c.Keys(ctx, prefix+":*").Result())
+	keys := must.Get[[]string](t)(c.Keys(ctx, prefix+":*").Result())
 	if slices.ContainsFunc(keys, func(k string) bool { return k != prefix+":{nodes}:live" }) {
 		t.Fatalf("keys left after both nodes closed: %q", keys)
 	}
@@ -160,21 +151,21 @@ func TestRedisStalledNodeRestores(t *testing.T) {
 	const ttl = 300 * time.Millisecond
 	_, _, _, a, b := twoNodes(t, ttl, 10*time.Second)
 	ctx := ctxFor(t)
-	must[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
+	must.Get[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "node a expires", func() bool {
-		return must[presence.Stats](t)(b.Stats(ctx)).Nodes == 1
+		return must.Get[presence.Stats](t)(b.Stats(ctx)).Nodes == 1
 	})
-	must[bool](t)(b.Acquire(ctx, "alice", "b0", 2))
+	must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 2))
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 2, Users: 1, Chats: 1}) {
+	if st := must.Get[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 2, Users: 1, Chats: 1}) {
 		t.Fatalf("Stats after node a came back = %+v", st)
 	}
-	if must[bool](t)(b.Acquire(ctx, "alice", "b1", 2)) {
+	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b1", 2)) {
 		t.Fatal("alice over the cap after node a restored its entry")
 	}
 }
@@ -184,9 +175,9 @@ func TestRedisRestartRestores(t *testing.T) {
 	s, c, _, a, b := twoNodes(t, 0, 0)
 	ctx := ctxFor(t)
 	for i := range 2 {
-		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
+		must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
 	}
-	must[bool](t)(b.Acquire(ctx, "bob", "b0", 3))
+	must.Get[bool](t)(b.Acquire(ctx, "bob", "b0", 3))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
@@ -199,11 +190,11 @@ func TestRedisRestartRestores(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 3, Users: 2, Chats: 1}) {
+	if st := must.Get[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 3, Users: 2, Chats: 1}) {
 		t.Fatalf("Stats after restart = %+v", st)
 	}
-	must[bool](t)(b.Acquire(ctx, "alice", "b1", 3))
-	if must[bool](t)(b.Acquire(ctx, "alice", "b2", 3)) {
+	must.Get[bool](t)(b.Acquire(ctx, "alice", "b1", 3))
+	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b2", 3)) {
 		t.Fatal("alice over the cap: node a's entries were not restored")
 	}
 }
@@ -213,12 +204,12 @@ func TestRedisKeyLayout(t *testing.T) {
 	c := s.Client()
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{NodeID: "n1"})
-	must[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
+	must.Get[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
 	if err := p.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
-	must[presence.Stats](t)(p.Stats(ctx))
-	keys := must[[]string](t)(c.Keys(ctx, "*").Result())
+	must.Get[presence.Stats](t)(p.Stats(ctx))
+	keys := must.Get[[]string](t)(c.Keys(ctx, "*").Result())
 	slices.Sort(keys)
 	want := []string{
 		"rt:{nodes}:live", "rt:{nodes}:n1:alive", "rt:{nodes}:n1:chats",
@@ -227,7 +218,7 @@ func TestRedisKeyLayout(t *testing.T) {
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys = %q, want %q", keys, want)
 	}
-	if m := must[[]string](t)(c.ZRange(ctx, "rt:{user:alice}:conns", 0, -1).Result()); !slices.Equal(m, []string{"n1|c1"}) {
+	if m := must.Get[[]string](t)(c.ZRange(ctx, "rt:{user:alice}:conns", 0, -1).Result()); !slices.Equal(m, []string{"n1|c1"}) {
 		t.Fatalf("alice's entries = %q", m)
 	}
 	for _, k := range want[1:] {
@@ -244,9 +235,9 @@ func TestRedisRoundTrips(t *testing.T) {
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
 	t.Cleanup(func() { _ = p.Close() })
 	// Warm up: registers the node and loads the scripts.
-	must[bool](t)(p.Acquire(ctx, "warm", "w", 1))
-	must[bool](t)(p.Acquire(ctx, "warm", "w2", 1))
-	must[presence.Stats](t)(p.Stats(ctx))
+	must.Get[bool](t)(p.Acquire(ctx, "warm", "w", 1))
+	must.Get[bool](t)(p.Acquire(ctx, "warm", "w2", 1))
+	must.Get[presence.Stats](t)(p.Stats(ctx))
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -268,14 +259,14 @@ func TestRedisScriptFlush(t *testing.T) {
 	c := s.Client()
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
-	must[bool](t)(p.Acquire(ctx, "alice", "c1", 2))
+	must.Get[bool](t)(p.Acquire(ctx, "alice", "c1", 2))
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if !must[bool](t)(p.Acquire(ctx, "alice", "c2", 2)) {
+	if !must.Get[bool](t)(p.Acquire(ctx, "alice", "c2", 2)) {
 		t.Fatal("acquire after SCRIPT FLUSH refused")
 	}
-	if must[bool](t)(p.Acquire(ctx, "alice", "c3", 2)) {
+	if must.Get[bool](t)(p.Acquire(ctx, "alice", "c3", 2)) {
 		t.Fatal("over the cap")
 	}
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
@@ -284,7 +275,7 @@ func TestRedisScriptFlush(t *testing.T) {
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := must[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 2, Users: 1}) {
+	if st := must.Get[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 2, Users: 1}) {
 		t.Fatalf("Stats = %+v", st)
 	}
 }
@@ -294,7 +285,7 @@ func TestRedisUnavailable(t *testing.T) {
 	c := s.FailFastClient()
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
-	must[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
+	must.Get[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
 	s.Kill()
 	calls := map[string]func() error{
 		"Acquire":  func() error { _, err := p.Acquire(ctx, "alice", "c2", 3); return err },
@@ -313,7 +304,7 @@ func TestRedisUnavailable(t *testing.T) {
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := must[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Chats: 1}) {
+	if st := must.Get[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Chats: 1}) {
 		t.Fatalf("Stats after recovery = %+v, want 1 node, 1 chat", st)
 	}
 	if err := p.Close(); err != nil {
