@@ -66,8 +66,7 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Prefix = prefix
-	return &Redis{client: client, prefix: cfg.Prefix}, nil
+	return &Redis{client: client, prefix: prefix}, nil
 }
 
 func (r *Redis) key(name string) string { return r.prefix + ":{lease:" + name + "}" }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/lease/leasetest"
@@ -22,11 +23,7 @@ func TestRedis(t *testing.T) {
 
 func newRedis(t testing.TB, c redis.UniversalClient, prefix string) *lease.Redis {
 	t.Helper()
-	r, err := lease.NewRedis(c, lease.RedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return must.Get[*lease.Redis](t)(lease.NewRedis(c, lease.RedisConfig{Prefix: prefix}))
 }
 
 func TestRedisKeyLayout(t *testing.T) {

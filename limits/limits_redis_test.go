@@ -11,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/limits"
@@ -27,11 +28,7 @@ func TestRedis(t *testing.T) {
 
 func newRedis(t testing.TB, c redis.UniversalClient, cfg limits.RedisConfig) *limits.Redis {
 	t.Helper()
-	r, err := limits.NewRedis(c, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return must.Get[*limits.Redis](t)(limits.NewRedis(c, cfg))
 }
 
 // Two limiters (two nodes) on one key share one budget.

@@ -36,8 +36,7 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Prefix = prefix
-	return &Redis{client: client, prefix: cfg.Prefix}, nil
+	return &Redis{client: client, prefix: prefix}, nil
 }
 
 // key returns the Redis key of chatID's member set.

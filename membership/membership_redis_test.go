@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/membership"
 	"github.com/anchat/realtime/membership/membershiptest"
@@ -23,11 +24,7 @@ func TestRedis(t *testing.T) {
 
 func newRedis(t *testing.T, c redis.UniversalClient, prefix string) *membership.Redis {
 	t.Helper()
-	r, err := membership.NewRedis(c, membership.RedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return must.Get[*membership.Redis](t)(membership.NewRedis(c, membership.RedisConfig{Prefix: prefix}))
 }
 
 func TestRedisKeyLayout(t *testing.T) {

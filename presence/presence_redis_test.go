@@ -25,11 +25,7 @@ func TestRedis(t *testing.T) {
 
 func newRedis(t testing.TB, c redis.UniversalClient, cfg presence.RedisConfig) *presence.Redis {
 	t.Helper()
-	r, err := presence.NewRedis(c, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return must.Get[*presence.Redis](t)(presence.NewRedis(c, cfg))
 }
 
 // twoNodes starts redis-server and two presence nodes on it sharing a

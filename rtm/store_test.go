@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/rtm"
@@ -210,11 +211,7 @@ func TestRedisStoreOnCluster(t *testing.T) {
 
 func newRedisStore(t testing.TB, c redis.UniversalClient, prefix string) *rtm.RedisStore {
 	t.Helper()
-	s, err := rtm.NewRedisStore(c, rtm.RedisStoreConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return must.Get[*rtm.RedisStore](t)(rtm.NewRedisStore(c, rtm.RedisStoreConfig{Prefix: prefix}))
 }
 
 func TestRedisStoreLayout(t *testing.T) {
