@@ -493,15 +493,15 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 		if p := c.nextPacket(5 * time.Second); p.typ != socketio.Connect {
 			t.Fatalf("expected CONNECT reply, got %s", p)
 		}
-		found := false
-		for _, l := range logs.Lines() {
-			if strings.Contains(l, `"message":"connected"`) && strings.Contains(l, `"remote":"203.0.113.7 via 127.0.0.1:`) {
-				found = true
+		// The line may be written just after the CONNECT reply is sent.
+		waitFor(t, 5*time.Second, func() string {
+			for _, l := range logs.Lines() {
+				if strings.Contains(l, `"message":"connected"`) && strings.Contains(l, `"remote":"203.0.113.7 via 127.0.0.1:`) {
+					return ""
+				}
 			}
-		}
-		if !found {
-			t.Errorf("no connected line naming the forwarded client; logs:\n%s", strings.Join(logs.Lines(), "\n"))
-		}
+			return "no connected line naming the forwarded client; logs:\n" + logs.String()
+		})
 		closeUpgraded(t, n, nc)
 	})
 	t.Run("untrusted by default", func(t *testing.T) {
