@@ -102,19 +102,5 @@ func TestMemoryHandlerOutsideLock(t *testing.T) {
 func BenchmarkMemoryAppend(b *testing.B) {
 	m := bus.NewMemory(bus.MemoryConfig{})
 	defer m.Close()
-	if err := m.Start(func(bus.Delivery) {}); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := m.Subscribe(ctx, bus.Chat("c")); err != nil {
-		b.Fatal(err)
-	}
-	op := bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message",
-		Data: json.RawMessage(`{"chatId":"c","senderId":"alice","content":"hello","messageType":"TEXT"}`)}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := m.Append(ctx, "c", op); err != nil {
-			b.Fatal(err)
-		}
-	}
+	bustest.BenchmarkAppend(b, m)
 }

@@ -526,22 +526,7 @@ func TestRedisCloseStopsGoroutines(t *testing.T) {
 
 func BenchmarkRedisAppend(b *testing.B) {
 	s := redistest.Start(b, redistest.Options{})
-	br := newRedisBroker(b, s, bus.RedisConfig{})
-	if err := br.Start(func(bus.Delivery) {}); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := br.Subscribe(ctx, bus.Chat("c")); err != nil {
-		b.Fatal(err)
-	}
-	op := bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message",
-		Data: json.RawMessage(`{"chatId":"c","senderId":"alice","content":"hello","messageType":"TEXT"}`)}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := br.Append(ctx, "c", op); err != nil {
-			b.Fatal(err)
-		}
-	}
+	bustest.BenchmarkAppend(b, newRedisBroker(b, s, bus.RedisConfig{}))
 }
 
 // TestRedisRejectionsAreNotUnavailable: a reply that rejects the call (here

@@ -674,3 +674,23 @@ func testConcurrentAppends(t *testing.T, newBroker Factory) {
 		}
 	}
 }
+
+// BenchmarkAppend starts br, subscribes it to a chat and measures Append of
+// one chat message to that chat: the same load on every broker.
+func BenchmarkAppend(b *testing.B, br bus.Broker) {
+	if err := br.Start(func(bus.Delivery) {}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := br.Subscribe(ctx, bus.Chat("c")); err != nil {
+		b.Fatal(err)
+	}
+	op := bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message",
+		Data: json.RawMessage(`{"chatId":"c","senderId":"alice","content":"hello","messageType":"TEXT"}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := br.Append(ctx, "c", op); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
