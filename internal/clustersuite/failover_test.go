@@ -14,6 +14,7 @@ import (
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/bus/bustest"
 	"github.com/anchat/realtime/internal/must"
+	"github.com/anchat/realtime/internal/redisslot"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
@@ -117,7 +118,7 @@ func TestBusSlotMoved(t *testing.T) {
 	}
 	traffic := startTraffic(t, ctx, sender, chats)
 	time.Sleep(time.Second)
-	slot := int(redistest.Slot(name))
+	slot := int(redisslot.Of(name))
 	t.Logf("moving slot %d from %s to %s", slot, from.Addr(), to.Addr())
 	if err := cl.MoveSlot(ctx, slot, to); err != nil {
 		t.Fatal(err)

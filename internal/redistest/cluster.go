@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/redisslot"
 )
 
 // Cluster is a real Redis Cluster of redis-server processes owned by a test:
@@ -228,7 +230,7 @@ func (c *Cluster) node(addr string) *Server {
 
 // MasterOf returns the running node that masters key's slot.
 func (c *Cluster) MasterOf(ctx context.Context, key string) (*Server, error) {
-	return c.masterOfSlot(ctx, int(Slot(key)))
+	return c.masterOfSlot(ctx, int(redisslot.Of(key)))
 }
 
 // masterOfSlot returns the running node that masters slot, as the first
@@ -253,27 +255,6 @@ func (c *Cluster) masterOfSlot(ctx context.Context, slot int) (*Server, error) {
 		}
 	}
 	return nil, fmt.Errorf("redistest: no master found for slot %d", slot)
-}
-
-// Slot is key's Redis Cluster hash slot (hash tags included).
-func Slot(key string) uint16 {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc % 16384
 }
 
 // MoveSlot migrates slot, keys included, from its master to the master to,
