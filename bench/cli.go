@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/anchat/realtime/internal/flaglist"
 )
 
 // Exit codes of the command.
@@ -89,8 +91,8 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "bench: unexpected argument %q (flags start with --)\n", fs.Arg(0))
 		return ExitUsage
 	}
-	cfg.Targets = splitComma(targets)
-	cfg.MetricsURLs = splitComma(metrics)
+	cfg.Targets = flaglist.Split(targets)
+	cfg.MetricsURLs = flaglist.Split(metrics)
 	if localIPs != "" {
 		ips, err := ParseIPRange(localIPs)
 		if err != nil {
@@ -99,7 +101,7 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		}
 		cfg.LocalIPs = ips
 	}
-	for _, p := range splitComma(pids) {
+	for _, p := range flaglist.Split(pids) {
 		n, err := strconv.Atoi(p)
 		if err != nil || n <= 0 {
 			fmt.Fprintf(stderr, "bench: --server-pids: %q is not a PID\n", p)
@@ -199,16 +201,6 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return err
 	}
 	return f.Close()
-}
-
-func splitComma(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // durFlag defines a Duration flag.

@@ -41,12 +41,12 @@ func TestE2ECloseIsClean(t *testing.T) {
 		t.Run(io, func(t *testing.T) {
 			n := startNode(t)
 			const conns = 40
-			mustPass(t)(run(t, Config{Scenario: ScenarioIdle, Targets: []string{n.addr}, Conns: conns, IO: io,
+			mustPass(t)(run(t, Config{Scenario: ScenarioIdle, Targets: []string{n.Addr}, Conns: conns, IO: io,
 				Duration: Duration(500 * time.Millisecond)}, Options{}))
 			var got map[string]float64
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) {
-				if got = disconnectReasons(t, n.admin); got["client_close"]+got["read_error"] >= conns {
+				if got = disconnectReasons(t, n.AdminURL); got["client_close"]+got["read_error"] >= conns {
 					break
 				}
 				time.Sleep(50 * time.Millisecond)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/anchat/realtime/internal/flaglist"
 )
 
 // compareMain is `bench compare`: it reads the --json results of repeated
@@ -33,12 +35,12 @@ func compareMain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench compare:", err)
 		return ExitUsage
 	}
-	a, err := loadResults(splitComma(*filesA))
+	a, err := loadResults(flaglist.Split(*filesA))
 	if err != nil {
 		fmt.Fprintln(stderr, "bench compare:", err)
 		return ExitUsage
 	}
-	b, err := loadResults(splitComma(*filesB))
+	b, err := loadResults(flaglist.Split(*filesB))
 	if err != nil {
 		fmt.Fprintln(stderr, "bench compare:", err)
 		return ExitUsage

@@ -1,33 +1,25 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anchat/realtime/internal/nodetest"
+	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // End-to-end runs of every scenario against real node processes built from
 // ./cmd/realtime (and ./cmd/rtmsim), with small sizes.
 
-var (
-	nodeBin   string // built by TestMain
-	rtmsimBin string
-	buildErr  error
-)
+// rtmsimBin is cmd/rtmsim, built by TestMain ("" if it does not build).
+var rtmsimBin string
 
 // workerEnv makes the test binary act as a bench worker (for --procs > 1).
 const workerEnv = "BENCH_TEST_WORKER"
@@ -36,89 +28,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
 		os.Exit(Main(context.Background(), []string{"--worker"}, os.Stdin, os.Stdout, os.Stderr))
 	}
-	flag.Parse()
-	dir, err := os.MkdirTemp("", "bench-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer os.RemoveAll(dir)
-		if !testing.Short() {
-			buildErr = build(dir)
+	nodetest.Main(m, func(dir string) error {
+		bin, err := nodetest.Build(dir, "cmd/rtmsim")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench tests: the rtm scenario test will skip: %v\n", err)
+			return nil
 		}
-		return m.Run()
-	}()
-	os.Exit(code)
-}
-
-func build(dir string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	nodeBin = filepath.Join(dir, "realtime")
-	cmd := exec.Command(goBin, "build", "-o", nodeBin, "./cmd/realtime")
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./cmd/realtime: %v\n%s", err, out)
-	}
-	if _, err := os.Stat("../cmd/rtmsim/main.go"); err == nil {
-		bin := filepath.Join(dir, "rtmsim")
-		cmd := exec.Command(goBin, "build", "-o", bin, "./cmd/rtmsim")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err == nil {
-			rtmsimBin = bin
-		} else {
-			fmt.Fprintf(os.Stderr, "bench tests: cmd/rtmsim does not build; the rtm scenario test will skip: %v\n%s", err, out)
-		}
-	}
-	return nil
-}
-
-func requireNode(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: skipped with -short")
-	}
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// testNode is a node process started for one test.
-type testNode struct {
-	addr  string // WebSocket host:port
-	admin string // http://host:port
-	pid   int
-	logs  *logBuffer
+		rtmsimBin = bin
+		return nil
+	})
 }
 
 // loadFlags are the limits a load run needs (the defaults allow 30 messages
@@ -126,55 +44,12 @@ type testNode struct {
 var loadFlags = []string{"--limit-messages", "100000000", "--limit-typing", "100000000", "--limit-joins", "100000000",
 	"--limit-connects", "100000000", "--max-user-connections", "100000", "--max-connections", "20000", "--max-pending-handshakes", "20000", "--max-pending-handshakes-per-ip", "20000"}
 
-func startNode(t *testing.T, extra ...string) *testNode {
+// startNode starts a node in dev mode with the load limits (nodetest.Start);
+// extra flags come last.
+func startNode(t *testing.T, extra ...string) *nodetest.Node {
 	t.Helper()
-	requireNode(t)
-	for attempt := 0; ; attempt++ {
-		n := &testNode{addr: "127.0.0.1:" + strconv.Itoa(freePort(t)), logs: &logBuffer{}}
-		adminAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
-		n.admin = "http://" + adminAddr
-		args := append([]string{"serve", "--dev", "--addr", n.addr, "--admin-addr", adminAddr, "--log-level", "warn", "--drain-period", "100ms"}, loadFlags...)
-		cmd := exec.Command(nodeBin, append(args, extra...)...)
-		cmd.Stdout, cmd.Stderr = n.logs, n.logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		n.pid = cmd.Process.Pid
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(5 * time.Second):
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-			if t.Failed() {
-				t.Logf("node %s logs:\n%s", n.addr, n.logs.String())
-			}
-		})
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			select {
-			case <-exited:
-				if attempt < 2 && strings.Contains(n.logs.String(), "address already in use") {
-					goto retry
-				}
-				t.Fatalf("node exited:\n%s", n.logs.String())
-			default:
-			}
-			if resp, err := http.Get(n.admin + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					return n
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("node not ready within 10s:\n%s", n.logs.String())
-	retry:
-	}
+	args := append([]string{"--dev", "--log-level", "warn", "--drain-period", "100ms"}, loadFlags...)
+	return nodetest.Start(t, nodetest.Config{Args: append(args, extra...), ReadyPath: "/readyz"})
 }
 
 // run runs cfg against nodes and returns the result; the table is logged.
@@ -229,8 +104,8 @@ func checkDeliveries(t *testing.T, res *Result, perSend int64) {
 
 func TestE2EIdle(t *testing.T) {
 	n := startNode(t)
-	res := mustPass(t)(run(t, Config{Scenario: ScenarioIdle, Targets: []string{n.addr}, Conns: 60, Duration: Duration(time.Second),
-		ServerPIDs: []int{n.pid}, MetricsURLs: []string{n.admin + "/metrics"}}, Options{}))
+	res := mustPass(t)(run(t, Config{Scenario: ScenarioIdle, Targets: []string{n.Addr}, Conns: 60, Duration: Duration(time.Second),
+		ServerPIDs: []int{n.PID()}, MetricsURLs: []string{n.AdminURL + "/metrics"}}, Options{}))
 	if res.Connect.OK != 60 || res.Connect.Held != 60 || res.Connect.Failed != 0 || res.Connect.PerSecond <= 0 {
 		t.Fatalf("connect %+v", res.Connect)
 	}
@@ -248,8 +123,8 @@ func TestE2EIdle(t *testing.T) {
 
 func TestE2EFanout(t *testing.T) {
 	n := startNode(t)
-	res := mustPass(t)(run(t, Config{Scenario: ScenarioFanout, Targets: []string{n.addr}, Conns: 100, Rate: 40,
-		Duration: Duration(1500 * time.Millisecond), ServerPIDs: []int{n.pid}}, Options{}))
+	res := mustPass(t)(run(t, Config{Scenario: ScenarioFanout, Targets: []string{n.Addr}, Conns: 100, Rate: 40,
+		Duration: Duration(1500 * time.Millisecond), ServerPIDs: []int{n.PID()}}, Options{}))
 	checkDeliveries(t, res, 100)
 	if res.Servers.CPUPerDeliveryUs <= 0 {
 		t.Errorf("server CPU per delivery %v", res.Servers.CPUPerDeliveryUs)
@@ -272,7 +147,7 @@ func TestE2EFanoutProcsGoroutine(t *testing.T) {
 		cmd.Env = append(os.Environ(), workerEnv+"=1")
 		return cmd
 	}}
-	res := mustPass(t)(run(t, Config{Scenario: ScenarioFanout, Targets: []string{n.addr}, Conns: 80, Rate: 40, Procs: 2, IO: IOGoroutine,
+	res := mustPass(t)(run(t, Config{Scenario: ScenarioFanout, Targets: []string{n.Addr}, Conns: 80, Rate: 40, Procs: 2, IO: IOGoroutine,
 		LocalIPs: []string{"127.0.0.2", "127.0.0.3"}, Duration: Duration(1500 * time.Millisecond)}, opts))
 	checkDeliveries(t, res, 80)
 	if res.Generator.Procs != 2 {
@@ -282,21 +157,21 @@ func TestE2EFanoutProcsGoroutine(t *testing.T) {
 
 func TestE2EChat(t *testing.T) {
 	n := startNode(t)
-	res := mustPass(t)(run(t, Config{Scenario: ScenarioChat, Targets: []string{n.addr}, Conns: 100, ChatSize: 10, Rate: 200,
+	res := mustPass(t)(run(t, Config{Scenario: ScenarioChat, Targets: []string{n.Addr}, Conns: 100, ChatSize: 10, Rate: 200,
 		Duration: Duration(1500 * time.Millisecond), Strict: true}, Options{}))
 	checkDeliveries(t, res, 10)
 }
 
 func TestE2ETyping(t *testing.T) {
 	n := startNode(t)
-	res := mustPass(t)(run(t, Config{Scenario: ScenarioTyping, Targets: []string{n.addr}, Conns: 40, ChatSize: 5, Rate: 100,
+	res := mustPass(t)(run(t, Config{Scenario: ScenarioTyping, Targets: []string{n.Addr}, Conns: 40, ChatSize: 5, Rate: 100,
 		Duration: Duration(1500 * time.Millisecond)}, Options{}))
 	checkDeliveries(t, res, 4)
 }
 
 func TestE2EReconnect(t *testing.T) {
 	n := startNode(t)
-	res := mustPass(t)(run(t, Config{Scenario: ScenarioReconnect, Targets: []string{n.addr}, Conns: 100, ReconnectFraction: 0.5,
+	res := mustPass(t)(run(t, Config{Scenario: ScenarioReconnect, Targets: []string{n.Addr}, Conns: 100, ReconnectFraction: 0.5,
 		ReconnectTimeout: Duration(20 * time.Second)}, Options{}))
 	r := res.Reconnect
 	if r == nil || r.Dropped != 50 || r.Back != 50 || r.AllBackSeconds < 0 || r.Latency.Count != 50 {
@@ -312,7 +187,7 @@ func TestE2EReconnect(t *testing.T) {
 // and the run must say so and fail.
 func TestE2ELossIsReported(t *testing.T) {
 	a, b := startNode(t), startNode(t)
-	res, err := run(t, Config{Scenario: ScenarioFanout, Targets: []string{a.addr, b.addr}, Conns: 40, Rate: 20,
+	res, err := run(t, Config{Scenario: ScenarioFanout, Targets: []string{a.Addr, b.Addr}, Conns: 40, Rate: 20,
 		Duration: Duration(time.Second), Drain: Duration(2 * time.Second)}, Options{})
 	if !errors.Is(err, ErrLoss) {
 		t.Fatalf("err %v, want ErrLoss", err)
@@ -327,21 +202,21 @@ func TestE2ELossIsReported(t *testing.T) {
 
 // The rtm scenario against rtmsim and a node bridging it.
 func TestE2ERTM(t *testing.T) {
-	requireNode(t)
+	nodetest.Require(t)
 	if rtmsimBin == "" {
 		t.Skip("cmd/rtmsim is not built")
 	}
-	simAddr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	simAddr := "127.0.0.1:" + strconv.Itoa(nodetest.FreePort(t))
 	sim := exec.Command(rtmsimBin, "--addr", simAddr, "--rate", "0")
-	simLogs := &logBuffer{}
+	simLogs := &syncbuf.Buffer{}
 	sim.Stdout, sim.Stderr = simLogs, simLogs
 	if err := sim.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Process.Kill(); _ = sim.Wait() })
 	n := startNode(t, "--rtm-url", "ws://"+simAddr+"/ws")
-	res, err := run(t, Config{Scenario: ScenarioRTM, Targets: []string{n.addr}, Conns: 30, Profiles: 3, Rate: 30,
-		Duration: Duration(time.Second), RTMControlURL: "http://" + simAddr, APIURL: n.admin, APIKey: "dev-api-key"}, Options{})
+	res, err := run(t, Config{Scenario: ScenarioRTM, Targets: []string{n.Addr}, Conns: 30, Profiles: 3, Rate: 30,
+		Duration: Duration(time.Second), RTMControlURL: "http://" + simAddr, APIURL: n.AdminURL, APIKey: "dev-api-key"}, Options{})
 	if res == nil && err != nil && strings.Contains(err.Error(), "RTM_DISABLED") {
 		t.Skip("this node build has no RTM bridge yet: " + err.Error())
 	}

@@ -575,12 +575,7 @@ func (w *worker) noteSend(ts int64) {
 func (w *worker) sendMessage(pick func() *Conn) func() bool {
 	cfg := w.cfg
 	var data, payload, frame []byte
-	return func() bool {
-		c := pick()
-		if c == nil || c.state.Load() != stateReady {
-			w.sendFailed.Add(1)
-			return false
-		}
+	return w.sender(pick, func(c *Conn) ([]byte, int64, int64) {
 		ts := time.Now().UnixNano()
 		m := marker{t: ts, group: int64(c.group), member: int64(c.member), seq: c.sendSeq}
 		c.sendSeq++
@@ -597,16 +592,8 @@ func (w *worker) sendMessage(pick func() *Conn) func() bool {
 		data = append(data, `"}`...)
 		payload = socketio.AppendEvent(payload[:0], cfg.Namespace, -1, "send_message", data)
 		frame = appendClientFrame(frame[:0], ws.OpText, payload, ws.NewMask())
-		if err := c.writeFrame(frame); err != nil {
-			w.sendFailed.Add(1)
-			w.countError("send:" + classify(err))
-			return false
-		}
-		w.sent.Add(1)
-		w.expected.Add(int64(w.joined[c.group]))
-		w.noteSend(ts)
-		return true
-	}
+		return frame, ts, int64(w.joined[c.group])
+	})
 }
 
 // sendTyping returns a send function alternating typing_start and
@@ -614,12 +601,7 @@ func (w *worker) sendMessage(pick func() *Conn) func() bool {
 func (w *worker) sendTyping(pick func() *Conn) func() bool {
 	cfg := w.cfg
 	var data, payload, frame []byte
-	return func() bool {
-		c := pick()
-		if c == nil || c.state.Load() != stateReady {
-			w.sendFailed.Add(1)
-			return false
-		}
+	return w.sender(pick, func(c *Conn) ([]byte, int64, int64) {
 		c.typing = !c.typing
 		name, flag := "typing_stop", int64(0)
 		if c.typing {
@@ -630,13 +612,28 @@ func (w *worker) sendTyping(pick func() *Conn) func() bool {
 		frame = appendClientFrame(frame[:0], ws.OpText, payload, ws.NewMask())
 		ts := time.Now().UnixNano()
 		w.typingSent[c.idx-w.lo].Store(ts&^1 | flag)
+		return frame, ts, int64(w.joined[c.group] - 1)
+	})
+}
+
+// sender returns a send function on pick's connections: build makes the
+// frame for a ready connection and says when it was sent (ns) and how many
+// deliveries it owes; the counters follow what the write does.
+func (w *worker) sender(pick func() *Conn, build func(c *Conn) (frame []byte, sentAt, owed int64)) func() bool {
+	return func() bool {
+		c := pick()
+		if c == nil || c.state.Load() != stateReady {
+			w.sendFailed.Add(1)
+			return false
+		}
+		frame, ts, owed := build(c)
 		if err := c.writeFrame(frame); err != nil {
 			w.sendFailed.Add(1)
 			w.countError("send:" + classify(err))
 			return false
 		}
 		w.sent.Add(1)
-		w.expected.Add(int64(w.joined[c.group] - 1))
+		w.expected.Add(owed)
 		w.noteSend(ts)
 		return true
 	}

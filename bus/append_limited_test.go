@@ -12,8 +12,8 @@ import (
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/bus/bustest"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/limits"
-	"github.com/anchat/realtime/limits/limitstest"
 )
 
 // TestRedisAppendLimited: the rate limit folded into the append script admits
@@ -24,8 +24,7 @@ func TestRedisAppendLimited(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	defer c.Close()
-	hook := &countHook{}
-	c.AddHook(hook)
+	rt := redistest.CountRoundTrips(c)
 	prefix := redistest.Prefix(t)
 	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: prefix})
 	if err != nil {
@@ -40,7 +39,7 @@ func TestRedisAppendLimited(t *testing.T) {
 	if err := b.Subscribe(ctx, bus.Chat("c")); err != nil {
 		t.Fatal(err)
 	}
-	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
 	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -62,12 +61,12 @@ func TestRedisAppendLimited(t *testing.T) {
 	clk.Advance(10 * time.Second)
 	var ids []string
 	for i := range 2 {
-		before := hook.n.Load()
+		before := rt.Count()
 		res, _, err := send()
 		if err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
-		if n := hook.n.Load() - before; n != 1 && i > 0 { // the first may load the script
+		if n := rt.Count() - before; n != 1 && i > 0 { // the first may load the script
 			t.Errorf("send %d: %d round trips, want 1", i, n)
 		}
 		ids = append(ids, res.EventID)

@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/bus/bustest"
+	"github.com/anchat/realtime/internal/testclock"
 )
 
 func TestMemoryContract(t *testing.T) {
@@ -18,26 +18,8 @@ func TestMemoryContract(t *testing.T) {
 	})
 }
 
-// fakeClock is an injectable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestMemoryTTL(t *testing.T) {
-	clock := &fakeClock{now: time.UnixMilli(1_700_000_000_000)}
+	clock := testclock.New(time.UnixMilli(1_700_000_000_000))
 	m := bus.NewMemory(bus.MemoryConfig{HistoryTTL: time.Hour, Now: clock.Now})
 	defer m.Close()
 	ctx := context.Background()
@@ -120,19 +102,5 @@ func TestMemoryHandlerOutsideLock(t *testing.T) {
 func BenchmarkMemoryAppend(b *testing.B) {
 	m := bus.NewMemory(bus.MemoryConfig{})
 	defer m.Close()
-	if err := m.Start(func(bus.Delivery) {}); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := m.Subscribe(ctx, bus.Chat("c")); err != nil {
-		b.Fatal(err)
-	}
-	op := bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message",
-		Data: json.RawMessage(`{"chatId":"c","senderId":"alice","content":"hello","messageType":"TEXT"}`)}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := m.Append(ctx, "c", op); err != nil {
-			b.Fatal(err)
-		}
-	}
+	bustest.BenchmarkAppend(b, m)
 }

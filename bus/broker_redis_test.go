@@ -1,7 +1,6 @@
 package bus_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/bus/bustest"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // newRedisBroker returns an unstarted broker on s with its own client and a
@@ -147,43 +146,11 @@ func TestRedisMessagesStoredBefore(t *testing.T) {
 	}
 }
 
-// handshake tells the commands go-redis sends when it opens a connection.
-func handshake(cmd redis.Cmder) bool {
-	switch cmd.Name() {
-	case "hello", "client", "auth", "select":
-		return true
-	}
-	return false
-}
-
-// countHook counts the commands and pipelines sent, i.e. round trips, other
-// than connection handshakes.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if !handshake(cmd) {
-			h.n.Add(1)
-		}
-		return next(ctx, cmd)
-	}
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if len(cmds) == 0 || !handshake(cmds[0]) {
-			h.n.Add(1)
-		}
-		return next(ctx, cmds)
-	}
-}
-
 func TestRedisRoundTrips(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	defer c.Close()
-	hook := &countHook{}
-	c.AddHook(hook)
+	rt := redistest.CountRoundTrips(c)
 	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -195,56 +162,27 @@ func TestRedisRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		name string
-		do   func() error
-	}{
-		{"send", func() error { _, err := b.Append(ctx, "c", send); return err }},
-		{"edit", func() error {
+	rt.Expect(t, []redistest.Call{
+		{Name: "send", Do: func() error { _, err := b.Append(ctx, "c", send); return err }},
+		{Name: "edit", Do: func() error {
 			_, err := b.Append(ctx, "c", bus.Op{Kind: bus.OpEdit, UserID: "alice", MessageID: first.MessageID, Event: "message_edited"})
 			return err
 		}},
-		{"react", func() error {
+		{Name: "react", Do: func() error {
 			_, err := b.Append(ctx, "c", bus.Op{Kind: bus.OpReactAdd, UserID: "bob", MessageID: first.MessageID, Emoji: "x", Event: "reaction_updated"})
 			return err
 		}},
-		{"forbidden", func() error {
+		{Name: "forbidden", Do: func() error {
 			_, err := b.Append(ctx, "c", bus.Op{Kind: bus.OpDelete, UserID: "bob", MessageID: first.MessageID, Event: "message_deleted"})
 			if errors.Is(err, bus.ErrForbidden) {
 				return nil
 			}
 			return err
 		}},
-		{"publish", func() error { return b.Publish(ctx, bus.User("u"), "e", json.RawMessage(`{}`)) }},
-		{"since", func() error { _, _, err := b.Since(ctx, "c", first.EventID, 10); return err }},
-		{"since malformed", func() error { _, _, err := b.Since(ctx, "c", "", 10); return err }},
-	} {
-		before := hook.n.Load()
-		if err := tc.do(); err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if n := hook.n.Load() - before; n != 1 {
-			t.Errorf("%s: %d round trips, want 1", tc.name, n)
-		}
-	}
-}
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+		{Name: "publish", Do: func() error { return b.Publish(ctx, bus.User("u"), "e", json.RawMessage(`{}`)) }},
+		{Name: "since", Do: func() error { _, _, err := b.Since(ctx, "c", first.EventID, 10); return err }},
+		{Name: "since malformed", Do: func() error { _, _, err := b.Since(ctx, "c", "", 10); return err }},
+	})
 }
 
 // checkDeliveries asserts got is exactly want, in order.
@@ -308,7 +246,7 @@ func (g *dialGate) Dial(ctx context.Context, network, addr string) (net.Conn, er
 // from the streams.
 func TestRedisGapRepair(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{AOF: true})
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	gate := newDialGate()
 	subClient := redis.NewClient(&redis.Options{Addr: s.Addr(), Dialer: gate.Dial})
 	defer subClient.Close()
@@ -588,22 +526,7 @@ func TestRedisCloseStopsGoroutines(t *testing.T) {
 
 func BenchmarkRedisAppend(b *testing.B) {
 	s := redistest.Start(b, redistest.Options{})
-	br := newRedisBroker(b, s, bus.RedisConfig{})
-	if err := br.Start(func(bus.Delivery) {}); err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := br.Subscribe(ctx, bus.Chat("c")); err != nil {
-		b.Fatal(err)
-	}
-	op := bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message",
-		Data: json.RawMessage(`{"chatId":"c","senderId":"alice","content":"hello","messageType":"TEXT"}`)}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := br.Append(ctx, "c", op); err != nil {
-			b.Fatal(err)
-		}
-	}
+	bustest.BenchmarkAppend(b, newRedisBroker(b, s, bus.RedisConfig{}))
 }
 
 // TestRedisRejectionsAreNotUnavailable: a reply that rejects the call (here

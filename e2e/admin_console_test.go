@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/anchat/realtime/internal/nodetest"
 )
 
 // TestAdminConsoleInBrowser drives the admin console in Debian's chromium
@@ -15,7 +17,7 @@ import (
 // for a new_message and an rtmsim MessageSent. Each page's screenshot goes
 // to the test's temp dir, or to $ADMIN_SCREENSHOT_DIR when set.
 func TestAdminConsoleInBrowser(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	chromium, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Fatal("chromium is not installed (make deps installs Debian's chromium)")

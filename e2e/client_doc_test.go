@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,33 +11,42 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/rtm/rtmsim"
+	"github.com/anchat/realtime/rtm/rtmsim/rtmsimtest"
 )
 
 // The code blocks of docs/CLIENT.md run here, as written, with the real
 // socket.io-client against a real node: each test joins some snippets with a
 // check script of js/clientdoc/ that drives and asserts them.
 
-// docSnippet matches a tested block: an HTML comment naming it, then the block.
-var docSnippet = regexp.MustCompile("(?s)<!-- test: ([a-z0-9_-]+) -->\n```js\n(.*?)\n```")
-
 // clientDocSnippets reads docs/CLIENT.md and returns its tested blocks by
 // name; it fails when a js block has no test marker, so every snippet a
 // reader copies is one the suite runs.
 func clientDocSnippets(t *testing.T) map[string]string {
 	t.Helper()
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "CLIENT.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, m := range docSnippet.FindAllStringSubmatch(string(doc), -1) {
-		out[m[1]] = m[2]
-	}
-	if all, tested := strings.Count(string(doc), "```js\n"), len(out); all != tested {
+	out, doc := markedBlocks(t, "docs/CLIENT.md", "test", "js")
+	if all, tested := strings.Count(doc, "```js\n"), len(out); all != tested {
 		t.Fatalf("docs/CLIENT.md has %d js blocks but %d with a <!-- test: name --> marker: every snippet must be tested", all, tested)
 	}
 	return out
+}
+
+// markedBlocks reads file (relative to the repository's root) and returns,
+// by name, its code blocks of lang marked by an HTML comment
+// "<!-- marker: name -->" on the line before, and the file's text.
+func markedBlocks(t *testing.T, file, marker, lang string) (blocks map[string]string, text string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", filepath.FromSlash(file)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile("(?s)<!-- " + regexp.QuoteMeta(marker) + ": ([a-z0-9_-]+) -->\n```" + regexp.QuoteMeta(lang) + "\n(.*?)\n```")
+	blocks = map[string]string{}
+	for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+		blocks[m[1]] = m[2]
+	}
+	return blocks, string(b)
 }
 
 // runClientDoc writes the named snippets followed by js/clientdoc/<check>
@@ -84,17 +92,11 @@ func TestClientDocRejoin(t *testing.T) {
 }
 
 func TestClientDocRTM(t *testing.T) {
-	requireE2E(t)
-	sim, err := rtmsim.New(rtmsim.Config{RequireCookie: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(sim)
-	t.Cleanup(hs.Close)
-	t.Cleanup(sim.Close) // first: hijacked WebSockets hold hs.Close otherwise
-	n := StartNode(t, "--rtm-url", "ws://"+strings.TrimPrefix(hs.URL, "http://")+"/ws")
+	nodetest.Require(t)
+	sim := rtmsimtest.Start(t, rtmsim.Config{RequireCookie: true})
+	n := StartNode(t, "--rtm-url", sim.WSURL())
 	runClientDoc(t, n, "rtm.check.mjs", []string{"connect", "rtm"}, map[string]string{
-		"SIM_URL":        hs.URL,
+		"SIM_URL":        sim.URL,
 		"TOKEN_OPERATOR": rtmToken(t, "operator", "p1", "p2"),
 	})
 }

@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,10 +24,17 @@ import (
 // recovery on a different node returns exactly the missed events in order
 // (js/cluster3.mjs).
 func TestThreeNodesEveryEvent(t *testing.T) {
-	requireE2E(t)
-	srv := redistest.Start(t, redistest.Options{})
-	args := []string{"--redis-url", srv.URL(), "--redis-prefix", redistest.Prefix(t), "--dev",
-		"--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000"}
+	srv := startRedis(t, redistest.Options{})
+	runCluster3(t, srv.Args(cluster3Flags...))
+}
+
+// cluster3Flags are the flags js/cluster3.mjs expects of its nodes (typing
+// expiry, a rate budget of 5 messages a minute) besides the engines'.
+var cluster3Flags = []string{"--dev", "--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000"}
+
+// runCluster3 starts three nodes with args and runs js/cluster3.mjs across them.
+func runCluster3(t *testing.T, args []string) {
+	t.Helper()
 	n1 := StartNode(t, args...)
 	n2 := StartNode(t, args...)
 	n3 := StartNode(t, args...)
@@ -53,11 +57,9 @@ func TestThreeNodesEveryEvent(t *testing.T) {
 // receives all of it, and when B's last member leaves the count drops to one
 // (js/cluster3_interest.mjs).
 func TestInterestBasedSubscription(t *testing.T) {
-	requireE2E(t)
-	srv := redistest.Start(t, redistest.Options{})
-	prefix := redistest.Prefix(t)
-	args := []string{"--redis-url", srv.URL(), "--redis-prefix", prefix, "--dev",
-		"--limit-messages", "100000", "--limit-connects", "100000"}
+	srv := startRedis(t, redistest.Options{})
+	prefix := srv.Prefix
+	args := srv.Args("--dev", "--limit-messages", "100000", "--limit-connects", "100000")
 	a := StartNode(t, args...)
 	b := StartNode(t, args...)
 	c := StartNode(t, args...)
@@ -167,120 +169,4 @@ func readyzStatus(adminURL string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// stepScenario is a js/<script> run in the background and driven step by step
-// (js/cluster3_steps.mjs): it prints "@<MARK>" lines and reads commands on
-// stdin. Its output is logged when the test ends; it is killed then if it
-// still runs.
-type stepScenario struct {
-	name    string
-	stdin   io.WriteCloser
-	out     *syncBuffer
-	marks   chan string
-	done    chan struct{}
-	err     error
-	started time.Time
-}
-
-// startStepScenario starts js/<script> with API_KEY and env (which must give URL
-// and ADMIN_URL, as lib.mjs requires).
-func startStepScenario(t *testing.T, script string, env map[string]string) *stepScenario {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("js", script))
-	cmd.Env = append(cleanEnv(), "API_KEY="+apiKey)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	s := &stepScenario{name: script, out: &syncBuffer{}, marks: make(chan string, 64), done: make(chan struct{}), started: time.Now()}
-	cmd.Stderr = s.out
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if s.stdin, err = cmd.StdinPipe(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintf(s.out, "%s\n", line)
-			if m, ok := strings.CutPrefix(line, "@"); ok {
-				s.marks <- m
-			}
-		}
-		s.err = cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		_ = s.stdin.Close()
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			cancel()
-			<-s.done
-		}
-		cancel()
-		t.Logf("node %s (%.1fs, exit: %v):\n%s", script, time.Since(s.started).Seconds(), s.err, s.out.String())
-	})
-	return s
-}
-
-// expect waits for the marker "@<mark>"; the test fails when the script ends
-// first (it failed) or the marker does not come within the time given.
-func (s *stepScenario) expect(t *testing.T, mark string, within time.Duration) {
-	t.Helper()
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	for {
-		select {
-		case got := <-s.marks:
-			if got == mark {
-				return
-			}
-		case <-s.done:
-			for {
-				select {
-				case got := <-s.marks:
-					if got == mark {
-						return
-					}
-				default:
-					t.Fatalf("%s ended (%v) before @%s:\n%s", s.name, s.err, mark, s.out.String())
-				}
-			}
-		case <-timer.C:
-			t.Fatalf("%s did not print @%s within %v", s.name, mark, within)
-		}
-	}
-}
-
-// send writes one command line to the script.
-func (s *stepScenario) send(t *testing.T, line string) {
-	t.Helper()
-	if _, err := io.WriteString(s.stdin, line+"\n"); err != nil {
-		t.Fatalf("writing %q to %s: %v", line, s.name, err)
-	}
-}
-
-// wait waits for the script to end and fails the test if it failed.
-func (s *stepScenario) wait(t *testing.T, within time.Duration) {
-	t.Helper()
-	select {
-	case <-s.done:
-	case <-time.After(within):
-		t.Fatalf("%s did not end within %v", s.name, within)
-	}
-	if s.err != nil {
-		t.Fatalf("%s failed: %v", s.name, s.err)
-	}
 }

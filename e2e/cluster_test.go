@@ -11,11 +11,9 @@ import (
 // TestClusterTwoNodesOneRedis: two nodes on one redis-server (started by the
 // test on a free port) behave as one messenger.
 func TestClusterTwoNodesOneRedis(t *testing.T) {
-	requireE2E(t)
-	srv := redistest.Start(t, redistest.Options{})
-	prefix := redistest.Prefix(t)
-	n1 := StartNode(t, "--redis-url", srv.URL(), "--redis-prefix", prefix)
-	n2 := StartNode(t, "--redis-url", srv.URL(), "--redis-prefix", prefix)
+	srv := startRedis(t, redistest.Options{})
+	n1 := StartNode(t, srv.Args()...)
+	n2 := StartNode(t, srv.Args()...)
 	n1.RunJS(t, "cluster.mjs", map[string]string{
 		"URL2":        n2.URL,
 		"TOKEN_ALICE": Token(t, "alice", func(c jwt.MapClaims) { c["name"] = "Alice" }),

@@ -22,10 +22,8 @@ import (
 // as a load balancer would send them, rejoin with lastEventId and miss
 // nothing (js/crash.mjs).
 func TestNodeCrashFreesSlots(t *testing.T) {
-	requireE2E(t)
-	srv := redistest.Start(t, redistest.Options{})
-	prefix := redistest.Prefix(t)
-	args := []string{"--redis-url", srv.URL(), "--redis-prefix", prefix, "--dev", "--limit-connects", "100000"}
+	srv := startRedis(t, redistest.Options{})
+	args := srv.Args("--dev", "--limit-connects", "100000")
 	a := startDrainNode(t, args...) // killed by this test (the harness's Node reports an exit as a failure)
 	b := StartNode(t, args...)
 	c := StartNode(t, args...)
@@ -36,12 +34,12 @@ func TestNodeCrashFreesSlots(t *testing.T) {
 	})
 	js.expect(t, "READY", 20*time.Second)
 	killedAt := time.Now()
-	a.signal(t, syscall.SIGKILL)
-	if _, exited := a.waitExit(5 * time.Second); !exited {
+	a.Signal(t, syscall.SIGKILL)
+	if _, exited := a.WaitExit(5 * time.Second); !exited {
 		t.Fatal("node A did not die within 5 s of SIGKILL")
 	}
 	js.send(t, fmt.Sprintf("KILLED %d", killedAt.UnixMilli()))
-	logPresenceEntries(t, srv.Client(), prefix+":{user:u}:conns", killedAt)
+	logPresenceEntries(t, srv.Client(), srv.Prefix+":{user:u}:conns", killedAt)
 	js.wait(t, 60*time.Second)
 	t.Logf("scenario done %v after the kill", time.Since(killedAt).Round(time.Millisecond))
 }

@@ -1,14 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -20,6 +18,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
 
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
@@ -33,17 +32,13 @@ import (
 // client exactly once (live, or in join_chat's missed list on the rejoin with
 // lastEventId).
 func TestDrainHandsClientsToOtherNode(t *testing.T) {
-	requireE2E(t)
 	const (
 		drainPeriod = 3 * time.Second
 		nClients    = 40
 	)
-	srv := redistest.Start(t, redistest.Options{})
-	args := []string{
-		"--redis-url", srv.URL(), "--redis-prefix", redistest.Prefix(t), "--dev",
-		"--drain-period", drainPeriod.String(),
-		"--limit-messages", "100000", "--limit-connects", "100000", "--max-user-connections", "100",
-	}
+	srv := startRedis(t, redistest.Options{})
+	args := srv.Args("--dev", "--drain-period", drainPeriod.String(),
+		"--limit-messages", "100000", "--limit-connects", "100000", "--max-user-connections", "100")
 	a := startDrainNode(t, args...)
 	b := StartNode(t, args...) // stopped (and checked) by the harness when the test ends
 
@@ -58,14 +53,14 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 	}
 	tokensJSON, _ := json.Marshal(tokens)
 	summaryPath := filepath.Join(t.TempDir(), "summary.json")
-	js := startDrainJS(t, "drain.mjs", map[string]string{
+	js := startStepScenario(t, "drain.mjs", map[string]string{
 		"URL":          lb.URL(),
 		"ADMIN_URL":    a.AdminURL,
 		"TOKENS":       string(tokensJSON),
 		"SENDER_TOKEN": Token(t, "sender"),
 		"SUMMARY":      summaryPath,
 	})
-	js.waitLine(t, "READY", 30*time.Second)
+	js.expect(t, "READY", 30*time.Second)
 	if st := lb.Stats(); st[0].Active != nClients+1 {
 		t.Fatalf("load balancer: %d connections open to A, want %d (40 clients and the sender)", st[0].Active, nClients+1)
 	}
@@ -76,7 +71,7 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 
 	signalled := time.Now()
-	a.signal(t, syscall.SIGTERM)
+	a.Signal(t, syscall.SIGTERM)
 
 	// Readiness turns false at once.
 	notReadyAfter := time.Duration(-1)
@@ -113,23 +108,23 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 	}
 
 	// A exits 0 within the period plus a margin.
-	switch exitCode, exited := a.waitExit(time.Until(signalled.Add(drainPeriod + 5*time.Second))); {
+	switch exitCode, exited := a.WaitExit(time.Until(signalled.Add(drainPeriod + 5*time.Second))); {
 	case !exited:
 		t.Errorf("A did not exit within %v of SIGTERM", drainPeriod+5*time.Second)
 	case exitCode != 0:
-		t.Errorf("A exited with status %d %v after SIGTERM, want 0", exitCode, a.exitedAt.Sub(signalled).Round(time.Millisecond))
+		t.Errorf("A exited with status %d %v after SIGTERM, want 0", exitCode, a.ExitedAt().Sub(signalled).Round(time.Millisecond))
 	default:
-		t.Logf("A exited 0 %v after SIGTERM (drain period %v)", a.exitedAt.Sub(signalled).Round(time.Millisecond), drainPeriod)
+		t.Logf("A exited 0 %v after SIGTERM (drain period %v)", a.ExitedAt().Sub(signalled).Round(time.Millisecond), drainPeriod)
 	}
 
-	js.writeLine(t, "STOP")
-	js.waitLine(t, "SUMMARY-WRITTEN", 30*time.Second)
+	js.send(t, "STOP")
+	js.expect(t, "SUMMARY", 30*time.Second)
 	stats := lb.Stats()
 	raw, err := os.ReadFile(summaryPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	js.writeLine(t, "EXIT")
+	js.send(t, "EXIT")
 	js.wait(t, 10*time.Second)
 	var sum drainSummary
 	if err := json.Unmarshal(raw, &sum); err != nil {
@@ -152,15 +147,10 @@ func TestDrainHandsClientsToOtherNode(t *testing.T) {
 
 // drainSummary is what drain.mjs writes (times in ms since the epoch).
 type drainSummary struct {
-	Settled   bool `json:"settled"`
-	FenceSeen bool `json:"fenceSeen"`
-	Skipped   int  `json:"skipped"`
-	Acked     []struct {
-		TempID  string `json:"tempId"`
-		EventID string `json:"eventId"`
-		T       int64  `json:"t"`
-		At      int64  `json:"at"`
-	} `json:"acked"`
+	Settled      bool               `json:"settled"`
+	FenceSeen    bool               `json:"fenceSeen"`
+	Skipped      int                `json:"skipped"`
+	Acked        []ackedSend        `json:"acked"`
 	SendFailures []json.RawMessage  `json:"sendFailures"`
 	Clients      []drainClientTrace `json:"clients"`
 	Sender       drainClientTrace   `json:"sender"`
@@ -337,7 +327,7 @@ func checkDrainMessages(t *testing.T, sum drainSummary, fromMs, toMs int64) {
 // connections (one of them a Socket.IO client on /messenger, the others bare
 // Engine.IO upgrades) keep the drain running for about 5 s.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	const conns = 50
 	n := startDrainNode(t, "--drain-period", "30s", "--limit-connects", "100000")
 	drainSocketIOClient(t, n.Addr, Token(t, "alice"))
@@ -348,7 +338,7 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 
 	first := time.Now()
-	n.signal(t, syscall.SIGTERM)
+	n.Signal(t, syscall.SIGTERM)
 	hc := &http.Client{Timeout: 500 * time.Millisecond}
 	draining := false
 	for !draining && time.Since(first) < 2*time.Second {
@@ -364,20 +354,20 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 	time.Sleep(300 * time.Millisecond)
 	select {
-	case <-n.exited:
+	case <-n.Exited():
 		t.Fatalf("the node exited (%v) %v after the first SIGTERM; its drain of %d connections over 30 s should still run",
-			n.err, n.exitedAt.Sub(first).Round(time.Millisecond), conns)
+			n.Err(), n.ExitedAt().Sub(first).Round(time.Millisecond), conns)
 	default:
 	}
 
 	second := time.Now()
-	n.signal(t, syscall.SIGTERM)
-	code, exited := n.waitExit(2 * time.Second)
+	n.Signal(t, syscall.SIGTERM)
+	code, exited := n.WaitExit(2 * time.Second)
 	if !exited {
 		t.Fatalf("the node did not exit within 2 s of a second SIGTERM")
 	}
 	t.Logf("second SIGTERM %v after the first; exit status %d %v after it", second.Sub(first).Round(time.Millisecond),
-		code, n.exitedAt.Sub(second).Round(time.Millisecond))
+		code, n.ExitedAt().Sub(second).Round(time.Millisecond))
 	if code != 1 {
 		t.Errorf("exit status %d after a second signal, want 1 (cmd/realtime: exitFailure)", code)
 	}
@@ -386,13 +376,11 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 }
 
-// drainNode is a node process this file starts and signals itself: the
-// harness's Node expects to be the one that stops its process.
 // startDrainNode starts a node that the test signals or kills itself.
 func startDrainNode(t *testing.T, args ...string) *Node {
 	t.Helper()
 	n := StartNode(t, args...)
-	n.expectExit()
+	n.ExpectExit()
 	return n
 }
 
@@ -434,120 +422,4 @@ func drainSocketIOClient(t *testing.T, addr, token string) {
 		t.Fatalf("socket.io client: CONNECT answered %q, want 40/messenger,{sid}", ack)
 	}
 	_ = c.SetDeadline(time.Time{})
-}
-
-// drainJS is a scenario script the test talks to while it runs: marker lines
-// on its stdout, commands on its stdin.
-type drainJS struct {
-	name    string
-	cmd     *exec.Cmd
-	stdin   io.WriteCloser
-	out     *syncBuffer
-	markers chan string
-	done    chan struct{}
-	err     error
-}
-
-// startDrainJS starts js/<script> with node and the usual environment (URL,
-// ADMIN_URL, API_KEY, then env); its output is logged when the test ends and
-// it is killed then if still running (60 s at most).
-func startDrainJS(t *testing.T, script string, env map[string]string) *drainJS {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("js", script))
-	cmd.Env = append(cleanEnv(), "API_KEY="+apiKey)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	p := &drainJS{name: script, cmd: cmd, out: &syncBuffer{}, markers: make(chan string, 16), done: make(chan struct{})}
-	cmd.Stderr = p.out
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 16<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintf(p.out, "%s\n", line)
-			if line == "READY" || line == "SUMMARY-WRITTEN" {
-				p.markers <- line
-			}
-		}
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		_ = p.stdin.Close()
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			cancel()
-			<-p.done
-		}
-		cancel()
-		t.Logf("node %s (%.1fs, %v):\n%s", script, time.Since(start).Seconds(), p.err, p.out.String())
-	})
-	return p
-}
-
-// waitLine waits for a marker line; it fails the test when the script ends
-// first or within passes.
-func (p *drainJS) waitLine(t *testing.T, want string, within time.Duration) {
-	t.Helper()
-	timer := time.NewTimer(within)
-	defer timer.Stop()
-	for {
-		select {
-		case got := <-p.markers:
-			if got == want {
-				return
-			}
-		case <-p.done:
-			// The scanner may have queued the marker just before the end.
-			for {
-				select {
-				case got := <-p.markers:
-					if got == want {
-						return
-					}
-				default:
-					t.Fatalf("%s ended (%v) before printing %s", p.name, p.err, want)
-				}
-			}
-		case <-timer.C:
-			t.Fatalf("%s did not print %s within %v", p.name, want, within)
-		}
-	}
-}
-
-func (p *drainJS) writeLine(t *testing.T, line string) {
-	t.Helper()
-	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
-		t.Fatalf("writing %q to %s: %v", line, p.name, err)
-	}
-}
-
-// wait waits for the script to end and fails the test when it failed.
-func (p *drainJS) wait(t *testing.T, within time.Duration) {
-	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(within):
-		t.Fatalf("%s did not end within %v", p.name, within)
-	}
-	if p.err != nil {
-		t.Fatalf("%s failed: %v", p.name, p.err)
-	}
 }

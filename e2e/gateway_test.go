@@ -195,30 +195,29 @@ func checkRefusal(t *testing.T, contentType, body, code string, retry bool) {
 // (socket.io-client then retries with backoff, possibly on another node).
 func TestNodeFullAnswers503(t *testing.T) {
 	n := StartNode(t, "--max-connections", "2")
-	for i := 0; i < 2; i++ {
-		if code, _, body := upgrade(t, n.Addr); code != http.StatusSwitchingProtocols {
-			t.Fatalf("upgrade %d: %d %s, want 101", i+1, code, body)
-		}
-	}
-	code, ct, body := upgrade(t, n.Addr)
-	if code != http.StatusServiceUnavailable {
-		t.Fatalf("third upgrade: %d, want 503", code)
-	}
-	checkRefusal(t, ct, body, "NODE_FULL", false)
+	checkRefusedAfter(t, n, 2, http.StatusServiceUnavailable, "NODE_FULL", false)
 }
 
 // TestConnectAttemptsRateLimited: past --limit-connects attempts per address an
 // upgrade gets 429 RATE_LIMITED with retryAfterMs.
 func TestConnectAttemptsRateLimited(t *testing.T) {
 	n := StartNode(t, "--limit-connects", "3")
-	for i := 0; i < 3; i++ {
-		if code, _, body := upgrade(t, n.Addr); code != http.StatusSwitchingProtocols {
-			t.Fatalf("attempt %d: %d %s, want 101", i+1, code, body)
+	checkRefusedAfter(t, n, 3, http.StatusTooManyRequests, "RATE_LIMITED", true)
+}
+
+// checkRefusedAfter makes ok upgrades to n, which must succeed, and one more,
+// which must be refused with status and the error code (and a retryAfterMs
+// when retry).
+func checkRefusedAfter(t *testing.T, n *Node, ok, status int, code string, retry bool) {
+	t.Helper()
+	for i := range ok {
+		if got, _, body := upgrade(t, n.Addr); got != http.StatusSwitchingProtocols {
+			t.Fatalf("upgrade %d: %d %s, want 101", i+1, got, body)
 		}
 	}
-	code, ct, body := upgrade(t, n.Addr)
-	if code != http.StatusTooManyRequests {
-		t.Fatalf("fourth attempt: %d, want 429", code)
+	got, ct, body := upgrade(t, n.Addr)
+	if got != status {
+		t.Fatalf("upgrade %d: %d, want %d", ok+1, got, status)
 	}
-	checkRefusal(t, ct, body, "RATE_LIMITED", true)
+	checkRefusal(t, ct, body, code, retry)
 }

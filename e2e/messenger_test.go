@@ -19,29 +19,31 @@ func users(t *testing.T) map[string]string {
 	}
 }
 
+// runMessenger runs js/<script> with the users' tokens against a node
+// started with flags.
+func runMessenger(t *testing.T, script string, flags ...string) {
+	t.Helper()
+	StartNode(t, flags...).RunJS(t, script, users(t))
+}
+
 func TestTwoUsersExchangeMessages(t *testing.T) {
-	n := StartNode(t)
-	n.RunJS(t, "chat.mjs", users(t))
+	runMessenger(t, "chat.mjs")
 }
 
 func TestJoinWithoutMembershipIsNotMember(t *testing.T) {
-	n := StartNode(t)
-	n.RunJS(t, "not_member.mjs", users(t))
+	runMessenger(t, "not_member.mjs")
 }
 
 func TestEditDeleteOthersMessageForbidden(t *testing.T) {
-	n := StartNode(t)
-	n.RunJS(t, "edit_delete.mjs", users(t))
+	runMessenger(t, "edit_delete.mjs")
 }
 
 func TestTypingStartExpiresAsStop(t *testing.T) {
-	n := StartNode(t, "--typing-expiry", "1s")
-	n.RunJS(t, "typing.mjs", users(t))
+	runMessenger(t, "typing.mjs", "--typing-expiry", "1s")
 }
 
 func TestDuplicateReactionFansOutNothing(t *testing.T) {
-	n := StartNode(t)
-	n.RunJS(t, "reactions.mjs", users(t))
+	runMessenger(t, "reactions.mjs")
 }
 
 func TestMessageRateLimit(t *testing.T) {
@@ -53,11 +55,9 @@ func TestMessageRateLimit(t *testing.T) {
 }
 
 func TestReconnectWithLastEventIDGetsWhatItMissed(t *testing.T) {
-	n := StartNode(t, "--history-size", "5")
-	n.RunJS(t, "recovery.mjs", users(t))
+	runMessenger(t, "recovery.mjs", "--history-size", "5")
 }
 
 func TestServerAPI(t *testing.T) {
-	n := StartNode(t)
-	n.RunJS(t, "server_api.mjs", users(t))
+	runMessenger(t, "server_api.mjs")
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/anchat/realtime/internal/nodetest"
 )
 
 // The README's cluster and RTM steps run here as written: the shell blocks
@@ -20,19 +22,10 @@ import (
 // with anything listening on the documented ports), and a client check runs
 // between the steps that start things and the steps that stop them.
 
-var readmeSteps = regexp.MustCompile("(?s)<!-- readme-steps: ([a-z0-9-]+) -->\n```sh\n(.*?)\n```")
-
 func readmeBlocks(t *testing.T) map[string]string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]string{}
-	for _, m := range readmeSteps.FindAllStringSubmatch(string(b), -1) {
-		out[m[1]] = m[2]
-	}
-	return out
+	blocks, _ := markedBlocks(t, "README.md", "readme-steps", "sh")
+	return blocks
 }
 
 // movePorts replaces each documented port number in script with a free one
@@ -44,7 +37,7 @@ func movePorts(t *testing.T, script string, ports ...int) (string, map[int]int) 
 		if !regexp.MustCompile(`\b` + strconv.Itoa(p) + `\b`).MatchString(script) {
 			t.Fatalf("README steps no longer use port %d: update the test", p)
 		}
-		moved[p] = freePort(t)
+		moved[p] = nodetest.FreePort(t)
 		script = regexp.MustCompile(`\b`+strconv.Itoa(p)+`\b`).ReplaceAllString(script, strconv.Itoa(moved[p]))
 	}
 	return script, moved
@@ -64,7 +57,7 @@ func runSteps(t *testing.T, script string, env []string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", "set -eu -o pipefail\n"+script)
 	cmd.Dir = ".."
-	cmd.Env = append(append(cleanEnv(), "STEPS_LOG="+logFile), env...)
+	cmd.Env = append(append(nodetest.CleanEnv(), "STEPS_LOG="+logFile), env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -91,7 +84,7 @@ func checkCommand(script string, env map[string]string) string {
 }
 
 func TestREADMEClusterSteps(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	blocks := readmeBlocks(t)
 	start, stop := blocks["cluster"], blocks["cluster-stop"]
 	if start == "" || stop == "" {
@@ -118,7 +111,7 @@ func TestREADMEClusterSteps(t *testing.T) {
 }
 
 func TestREADMERTMSteps(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	block := readmeBlocks(t)["rtm"]
 	if block == "" {
 		t.Fatal("README.md lacks the RTM steps (<!-- readme-steps: rtm -->)")

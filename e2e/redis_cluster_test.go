@@ -2,18 +2,13 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
-
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/nodetest"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
@@ -27,23 +22,9 @@ func clusterArgs(cl *redistest.Cluster, prefix string, extra ...string) []string
 // the cluster-wide connection cap and rate budget, recovery on another node)
 // with the engines on a Redis Cluster of three masters and three replicas.
 func TestThreeNodesOnRedisCluster(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	cl := redistest.StartRealCluster(t, redistest.ClusterOptions{})
-	args := clusterArgs(cl, redistest.Prefix(t), "--dev",
-		"--typing-expiry", "1s", "--limit-messages", "5", "--limit-window", "60s", "--limit-connects", "100000")
-	n1 := StartNode(t, args...)
-	n2 := StartNode(t, args...)
-	n3 := StartNode(t, args...)
-	n1.RunJS(t, "cluster3.mjs", map[string]string{
-		"URL2":        n2.URL,
-		"URL3":        n3.URL,
-		"TOKEN_ALICE": Token(t, "alice", func(c jwt.MapClaims) { c["name"] = "Alice" }),
-		"TOKEN_BOB":   Token(t, "bob"),
-		"TOKEN_CAROL": Token(t, "carol"),
-		"TOKEN_ERIN":  Token(t, "erin"),
-		"TOKEN_DAVE":  Token(t, "dave"),
-		"TOKEN_RL":    Token(t, "rl"),
-	})
+	runCluster3(t, clusterArgs(cl, redistest.Prefix(t), cluster3Flags...))
 }
 
 // TestRedisClusterFailoverMidTraffic: three nodes on a 3+3 Redis Cluster,
@@ -54,13 +35,11 @@ func TestThreeNodesOnRedisCluster(t *testing.T) {
 // reaches every member exactly once, in eventId order, and /readyz answers
 // 200 on every node afterwards.
 func TestRedisClusterFailoverMidTraffic(t *testing.T) {
-	requireE2E(t)
+	nodetest.Require(t)
 	const after = 3 * time.Second
 	cl := redistest.StartRealCluster(t, redistest.ClusterOptions{})
 	prefix := redistest.Prefix(t)
 	args := clusterArgs(cl, prefix, "--dev", "--limit-messages", "100000", "--limit-connects", "100000")
-	nodes := []*Node{StartNode(t, args...), StartNode(t, args...), StartNode(t, args...)}
-
 	// The chat's channel, as the nodes name it (NewRedis does no I/O).
 	naming, err := bus.NewRedis(cl.Client(), bus.RedisConfig{Prefix: prefix})
 	if err != nil {
@@ -73,42 +52,18 @@ func TestRedisClusterFailoverMidTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var tokens [][3]any
-	for i := range 6 {
-		name := fmt.Sprintf("m%d", i)
-		tokens = append(tokens, [3]any{name, i % 3, Token(t, name)})
-	}
-	tokensJSON, _ := json.Marshal(tokens)
-	summaryPath := filepath.Join(t.TempDir(), "summary.json")
-	js := startStepScenario(t, "outage.mjs", map[string]string{
-		"URL": nodes[0].URL, "ADMIN_URL": nodes[0].AdminURL, "URL2": nodes[1].URL, "URL3": nodes[2].URL,
-		"TOKENS": string(tokensJSON), "SENDER_TOKEN": Token(t, "sender"), "SUMMARY": summaryPath,
-	})
-	js.expect(t, "SENDING", 30*time.Second)
-
-	victim.Kill()
-	killedAt := time.Now()
-	if err := cl.WaitOK(ctx); err != nil {
-		t.Fatalf("%v\n%s", err, cl.Describe())
-	}
-	okAt := time.Now()
-	t.Logf("replica promoted, cluster ok %v after the SIGKILL", okAt.Sub(killedAt).Round(time.Millisecond))
-	time.Sleep(after) // the sender goes on after the failover
-	js.send(t, "STOP")
-	js.expect(t, "SUMMARY", 30*time.Second)
-	raw, err := os.ReadFile(summaryPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js.send(t, "EXIT")
-	js.wait(t, 10*time.Second)
-
-	for i, n := range nodes {
-		select {
-		case <-n.exited:
-			t.Errorf("node %d exited during the failover: %v", i+1, n.err)
-		default:
+	var killedAt, okAt time.Time
+	nodes, sum := runOutage(t, args, "during the failover", func([]*Node) {
+		victim.Kill()
+		killedAt = time.Now()
+		if err := cl.WaitOK(ctx); err != nil {
+			t.Fatalf("%v\n%s", err, cl.Describe())
 		}
+		okAt = time.Now()
+		t.Logf("replica promoted, cluster ok %v after the SIGKILL", okAt.Sub(killedAt).Round(time.Millisecond))
+		time.Sleep(after) // the sender goes on after the failover
+	})
+	for i, n := range nodes {
 		if s := readyzStatus(n.AdminURL); s != http.StatusOK {
 			t.Errorf("node %d: /readyz %d after the failover, want 200", i+1, s)
 		}
@@ -116,10 +71,6 @@ func TestRedisClusterFailoverMidTraffic(t *testing.T) {
 		t.Logf("node %d logged: %d pub/sub resubscriptions, %d sharded resubscriptions by probe, %d \"gap repaired\" (%s)",
 			i+1, strings.Count(logs, `"pub/sub resubscribed after reconnect; repairing chat gaps from history"`),
 			strings.Count(logs, `lost its subscriptions`), strings.Count(logs, `"gap repaired"`), repairedEvents(logs))
-	}
-	var sum outageSummary
-	if err := json.Unmarshal(raw, &sum); err != nil {
-		t.Fatalf("summary: %v", err)
 	}
 	var slowest int64
 	unavailable, afterKill := 0, 0

@@ -24,18 +24,49 @@ import (
 // every message acked ok reaches every member exactly once, in eventId order
 // (js/outage.mjs).
 func TestRedisRestartMidTraffic(t *testing.T) {
-	requireE2E(t)
 	const (
 		outage       = 2 * time.Second
 		after        = 2 * time.Second
 		maxAckWait   = 1500 * time.Millisecond // an UNAVAILABLE answer is prompt
 		readyTimeout = 5 * time.Second         // PROTOCOL.md: /readyz false within 5 s
 	)
-	srv := redistest.Start(t, redistest.Options{AOF: true})
-	args := []string{"--redis-url", srv.URL(), "--redis-prefix", redistest.Prefix(t), "--dev",
-		"--limit-messages", "100000", "--limit-connects", "100000"}
-	nodes := []*Node{StartNode(t, args...), StartNode(t, args...), StartNode(t, args...)}
+	srv := startRedis(t, redistest.Options{AOF: true})
+	args := srv.Args("--dev", "--limit-messages", "100000", "--limit-connects", "100000")
+	var killedAt, restartAt, restartedAt, readyAt time.Time
+	nodes, sum := runOutage(t, args, "during the Redis outage", func(nodes []*Node) {
+		srv.Kill()
+		killedAt = time.Now()
+		expectReadyz(t, nodes, http.StatusServiceUnavailable, killedAt, readyTimeout, "the Redis kill")
+		if d := time.Until(killedAt.Add(outage)); d > 0 {
+			time.Sleep(d) // the outage lasts its time while the sender goes on
+		}
+		restartAt = time.Now()
+		srv.Restart() // same port, same directory: the AOF brings the data back
+		restartedAt = time.Now()
+		expectReadyz(t, nodes, http.StatusOK, restartedAt, readyTimeout, "the Redis restart (redis-server answering PING again)")
+		readyAt = time.Now()
+		time.Sleep(after) // the sender goes on after the outage
+	})
+	for i, n := range nodes {
+		logs := n.Logs()
+		t.Logf("node %d logged: %d \"engine unreachable; not ready\", %d \"engine reachable again; ready\", %d pub/sub resubscriptions, %d \"gap repaired\" (%s)",
+			i+1, strings.Count(logs, `"engine unreachable; not ready"`), strings.Count(logs, `"engine reachable again; ready"`),
+			strings.Count(logs, `"pub/sub resubscribed after reconnect; repairing chat gaps from history"`),
+			strings.Count(logs, `"gap repaired"`), repairedEvents(logs))
+	}
+	checkOutageSends(t, sum, killedAt.UnixMilli(), restartAt.UnixMilli(), readyAt.UnixMilli(), maxAckWait)
+	checkOutageDelivery(t, sum, killedAt.UnixMilli())
+	t.Logf("redis-server down for %v (SIGKILL to PING answered again)", restartedAt.Sub(killedAt).Round(time.Millisecond))
+}
 
+// runOutage starts three nodes with args and js/outage.mjs across them:
+// members of chat "out" spread over the nodes, a sender sending with acks
+// every 20 ms. disrupt runs while the sender sends; then the script stops
+// and its summary is returned. A node that exits during the run fails the
+// test (what says when: "during the Redis outage").
+func runOutage(t *testing.T, args []string, what string, disrupt func(nodes []*Node)) ([]*Node, outageSummary) {
+	t.Helper()
+	nodes := []*Node{StartNode(t, args...), StartNode(t, args...), StartNode(t, args...)}
 	var tokens [][3]any
 	for i := range 6 {
 		name := fmt.Sprintf("m%d", i)
@@ -48,33 +79,7 @@ func TestRedisRestartMidTraffic(t *testing.T) {
 		"TOKENS": string(tokensJSON), "SENDER_TOKEN": Token(t, "sender"), "SUMMARY": summaryPath,
 	})
 	js.expect(t, "SENDING", 30*time.Second)
-
-	srv.Kill()
-	killedAt := time.Now()
-	notReady := waitReadyz(nodes, http.StatusServiceUnavailable, killedAt, readyTimeout)
-	for i, d := range notReady {
-		if d < 0 {
-			t.Errorf("node %d: /readyz did not answer 503 within %v of the Redis kill", i+1, readyTimeout)
-		} else {
-			t.Logf("node %d: /readyz 503 %v after the Redis kill", i+1, d.Round(time.Millisecond))
-		}
-	}
-	if d := time.Until(killedAt.Add(outage)); d > 0 {
-		time.Sleep(d) // the outage lasts its time while the sender goes on
-	}
-	restartAt := time.Now()
-	srv.Restart() // same port, same directory: the AOF brings the data back
-	restartedAt := time.Now()
-	ready := waitReadyz(nodes, http.StatusOK, restartedAt, readyTimeout)
-	for i, d := range ready {
-		if d < 0 {
-			t.Errorf("node %d: /readyz did not answer 200 within %v of the Redis restart", i+1, readyTimeout)
-		} else {
-			t.Logf("node %d: /readyz 200 %v after redis-server answered PING again", i+1, d.Round(time.Millisecond))
-		}
-	}
-	readyAt := time.Now()
-	time.Sleep(after) // the sender goes on after the outage
+	disrupt(nodes)
 	js.send(t, "STOP")
 	js.expect(t, "SUMMARY", 30*time.Second)
 	raw, err := os.ReadFile(summaryPath)
@@ -83,37 +88,33 @@ func TestRedisRestartMidTraffic(t *testing.T) {
 	}
 	js.send(t, "EXIT")
 	js.wait(t, 10*time.Second)
-
 	for i, n := range nodes {
 		select {
-		case <-n.exited:
-			t.Errorf("node %d exited during the Redis outage: %v", i+1, n.err)
+		case <-n.Exited():
+			t.Errorf("node %d exited %s: %v", i+1, what, n.Err())
 		default:
 		}
-		logs := n.Logs()
-		t.Logf("node %d logged: %d \"engine unreachable; not ready\", %d \"engine reachable again; ready\", %d pub/sub resubscriptions, %d \"gap repaired\" (%s)",
-			i+1, strings.Count(logs, `"engine unreachable; not ready"`), strings.Count(logs, `"engine reachable again; ready"`),
-			strings.Count(logs, `"pub/sub resubscribed after reconnect; repairing chat gaps from history"`),
-			strings.Count(logs, `"gap repaired"`), repairedEvents(logs))
 	}
 	var sum outageSummary
 	if err := json.Unmarshal(raw, &sum); err != nil {
 		t.Fatalf("summary: %v", err)
 	}
-	checkOutageSends(t, sum, killedAt.UnixMilli(), restartAt.UnixMilli(), readyAt.UnixMilli(), maxAckWait)
-	checkOutageDelivery(t, sum, killedAt.UnixMilli())
-	t.Logf("redis-server down for %v (SIGKILL to PING answered again)", restartedAt.Sub(killedAt).Round(time.Millisecond))
+	return nodes, sum
+}
+
+// ackedSend is a message a scenario's sender got an ack for: T when it
+// sent, At when the ack came (ms since the epoch).
+type ackedSend struct {
+	TempID  string `json:"tempId"`
+	EventID string `json:"eventId"`
+	T       int64  `json:"t"`
+	At      int64  `json:"at"`
 }
 
 type outageSummary struct {
-	Settled bool `json:"settled"`
-	Acked   []struct {
-		TempID  string `json:"tempId"`
-		EventID string `json:"eventId"`
-		T       int64  `json:"t"`
-		At      int64  `json:"at"`
-	} `json:"acked"`
-	Failed []struct {
+	Settled bool        `json:"settled"`
+	Acked   []ackedSend `json:"acked"`
+	Failed  []struct {
 		TempID string          `json:"tempId"`
 		T      int64           `json:"t"`
 		At     int64           `json:"at"`
@@ -268,6 +269,20 @@ func repairedEvents(logs string) string {
 		}
 	}
 	return "events per repair: [" + strings.Join(out, " ") + "]"
+}
+
+// expectReadyz waits until every node's /readyz answers want and fails the
+// test for each that does not within the time given of since (when event
+// happened); it logs how long each took.
+func expectReadyz(t *testing.T, nodes []*Node, want int, since time.Time, within time.Duration, event string) {
+	t.Helper()
+	for i, d := range waitReadyz(nodes, want, since, within) {
+		if d < 0 {
+			t.Errorf("node %d: /readyz did not answer %d within %v of %s", i+1, want, within, event)
+		} else {
+			t.Logf("node %d: /readyz %d %v after %s", i+1, want, d.Round(time.Millisecond), event)
+		}
+	}
 }
 
 // waitReadyz polls every node's /readyz until each has answered want (or

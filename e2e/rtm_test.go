@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/rtm/rtmsim"
+	"github.com/anchat/realtime/rtm/rtmsim/rtmsimtest"
 )
 
 // The RTM scenarios run three `realtime serve` processes on one redis-server
@@ -177,9 +174,7 @@ func TestRTMFailover(t *testing.T) {
 	})
 
 	killAt := time.Now()
-	if err := old.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	old.Signal(t, syscall.SIGKILL)
 	old.expectExit()
 	var survivors []*rtmNode
 	for _, n := range c.nodes {
@@ -187,25 +182,7 @@ func TestRTMFailover(t *testing.T) {
 			survivors = append(survivors, n)
 		}
 	}
-	var fresh *rtmNode
-	waitCond(t, 10*time.Second, "a surviving node holds the lease", func() (bool, string) {
-		for _, n := range survivors {
-			st, err := c.stats(n)
-			if err != nil {
-				return false, err.Error()
-			}
-			for _, s := range survivors {
-				if st.Leader == s.id {
-					fresh = s
-					return true, ""
-				}
-			}
-			if st.Leader != old.id && st.Leader != "" {
-				return false, "leader " + st.Leader
-			}
-		}
-		return false, "still " + old.id
-	})
+	fresh := c.waitNewLeader(t, survivors, old)
 	took := time.Since(killAt)
 	t.Logf("FIGURE failover: %s holds the lease %v after SIGKILL of %s (TTL %v + renew %v = %v)", fresh.id, took.Round(time.Millisecond), old.id, rtmLeaseTTL, rtmRenew, rtmLeaseTTL+rtmRenew)
 	if limit := rtmLeaseTTL + rtmRenew + time.Second; took > limit { // 1 s for polling and a busy machine
@@ -331,27 +308,9 @@ func TestRTMGracefulHandover(t *testing.T) {
 	}
 
 	sigAt := time.Now()
-	if err := old.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	old.Node.expectExit() // the test checks its exit status itself
-	var fresh *rtmNode
-	polls := 0
-	waitCond(t, 10*time.Second, "a surviving node holds the lease", func() (bool, string) {
-		n := survivors[polls%len(survivors)]
-		polls++
-		st, err := c.stats(n)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, s := range survivors {
-			if st.Leader == s.id {
-				fresh = s
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("leader %q", st.Leader)
-	})
+	old.Signal(t, syscall.SIGTERM)
+	old.Node.ExpectExit() // the test checks its exit status itself
+	fresh := c.waitNewLeader(t, survivors, old)
 	took := time.Since(sigAt)
 	t.Logf("FIGURE graceful: %s leads %v after SIGTERM of %s", fresh.id, took.Round(time.Millisecond), old.id)
 	if took >= 2*time.Second {
@@ -364,9 +323,9 @@ func TestRTMGracefulHandover(t *testing.T) {
 	c.mustEmit("P1", "MessageSent", "g-1", toastData("g-1"))
 	cl.waitAll(alive, "a toast through the new leader", isToast("g-1"))
 	select {
-	case <-old.exited:
-		if old.err != nil {
-			t.Errorf("%s exited with %v after SIGTERM, want 0", old.id, old.err)
+	case <-old.Exited():
+		if old.Err() != nil {
+			t.Errorf("%s exited with %v after SIGTERM, want 0", old.id, old.Err())
 		}
 	case <-time.After(15 * time.Second):
 		t.Errorf("%s did not exit within 15 s of SIGTERM", old.id)
@@ -470,22 +429,13 @@ type rtmNode struct {
 // bridge on a 2 s lease.
 func startRTMCluster(t *testing.T) *rtmCluster {
 	t.Helper()
-	requireE2E(t)
-	srv := redistest.Start(t, redistest.Options{})
-	prefix := redistest.Prefix(t)
-	sim, err := rtmsim.New(rtmsim.Config{RequireCookie: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(sim)
-	t.Cleanup(hs.Close)
-	t.Cleanup(sim.Close) // first: hijacked WebSockets hold hs.Close otherwise
-	c := &rtmCluster{t: t, sim: sim, simURL: hs.URL, http: &http.Client{Timeout: 5 * time.Second}}
-	rtmURL := "ws://" + strings.TrimPrefix(hs.URL, "http://") + "/ws"
+	srv := startRedis(t, redistest.Options{})
+	sim := rtmsimtest.Start(t, rtmsim.Config{RequireCookie: true})
+	c := &rtmCluster{t: t, sim: sim.Server, simURL: sim.URL, http: &http.Client{Timeout: 5 * time.Second}}
+	rtmURL := sim.WSURL()
 	for i := 1; i <= 3; i++ {
 		c.nodes = append(c.nodes, startRTMNode(t, fmt.Sprintf("rtm-n%d", i),
-			"--redis-url", srv.URL(), "--redis-prefix", prefix,
-			"--rtm-url", rtmURL, "--rtm-lease-ttl", rtmLeaseTTL.String(), "--dev"))
+			srv.Args("--rtm-url", rtmURL, "--rtm-lease-ttl", rtmLeaseTTL.String(), "--dev")...))
 	}
 	return c
 }
@@ -497,8 +447,8 @@ func startRTMNode(t *testing.T, id string, args ...string) *rtmNode {
 
 // expectExit marks the node as stopped by the test and waits for its exit.
 func (n *rtmNode) expectExit() {
-	n.Node.expectExit()
-	<-n.exited
+	n.Node.ExpectExit()
+	<-n.Exited()
 }
 
 func rtmToken(t *testing.T, user string, profiles ...string) string {
@@ -559,6 +509,32 @@ func (c *rtmCluster) stats(n *rtmNode) (rtmStats, error) {
 		return rtmStats{}, fmt.Errorf("%s: GET /api/stats: no rtm figures (%v): %s", n.id, err, b)
 	}
 	return *out.RTM, nil
+}
+
+// waitNewLeader waits until a surviving node reports one of survivors as
+// the lease holder (old held it) and returns that node.
+func (c *rtmCluster) waitNewLeader(t *testing.T, survivors []*rtmNode, old *rtmNode) *rtmNode {
+	t.Helper()
+	var fresh *rtmNode
+	waitCond(t, 10*time.Second, "a surviving node holds the lease", func() (bool, string) {
+		for _, n := range survivors {
+			st, err := c.stats(n)
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, s := range survivors {
+				if st.Leader == s.id {
+					fresh = s
+					return true, ""
+				}
+			}
+			if st.Leader != old.id && st.Leader != "" {
+				return false, "leader " + st.Leader
+			}
+		}
+		return false, "still " + old.id
+	})
+	return fresh
 }
 
 // leader waits until the nodes agree on a leader and returns it.
@@ -759,69 +735,31 @@ type rtmClients struct {
 func startRTMClients(t *testing.T, n *rtmNode, specs []rtmClient) *rtmClients {
 	t.Helper()
 	b, _ := json.Marshal(specs)
-	cmd := exec.Command("node", filepath.Join("js", "rtm_clients.mjs"))
-	cmd.Env = append(cleanEnv(), "URL="+n.URL, "ADMIN_URL="+n.AdminURL, "API_KEY="+apiKey, "CLIENTS="+string(b))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out syncBuffer
-	cmd.Stderr = &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	cl := &rtmClients{t: t, byName: map[string][]clientEvent{}}
-	ready := make(chan struct{})
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if rest, ok := strings.CutPrefix(line, "EV "); ok {
-				var e struct {
-					Client string          `json:"client"`
-					Event  string          `json:"event"`
-					Data   json.RawMessage `json:"data"`
-				}
-				if err := json.Unmarshal([]byte(rest), &e); err == nil {
-					cl.mu.Lock()
-					cl.byName[e.Client] = append(cl.byName[e.Client], clientEvent{e.Event, e.Data, time.Now()})
-					cl.mu.Unlock()
-					continue
-				}
-			}
-			if line == "READY" {
-				close(ready)
-			}
-			fmt.Fprintln(&out, line)
+	js := startScenario(t, "rtm_clients.mjs", map[string]string{"URL": n.URL, "ADMIN_URL": n.AdminURL, "CLIENTS": string(b)}, func(line string) bool {
+		rest, ok := strings.CutPrefix(line, "EV ")
+		if !ok {
+			return false
 		}
-	}()
-	exited := make(chan struct{})
-	var waitErr error
-	go func() {
-		<-readDone
-		waitErr = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = stdin.Close()
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		var e struct {
+			Client string          `json:"client"`
+			Event  string          `json:"event"`
+			Data   json.RawMessage `json:"data"`
 		}
-		if waitErr != nil {
-			t.Errorf("rtm_clients.mjs: %v", waitErr)
+		if err := json.Unmarshal([]byte(rest), &e); err != nil {
+			return false
+		}
+		cl.mu.Lock()
+		cl.byName[e.Client] = append(cl.byName[e.Client], clientEvent{e.Event, e.Data, time.Now()})
+		cl.mu.Unlock()
+		return true
+	})
+	t.Cleanup(func() { // before the runner's own: ends the run and checks the exit
+		_ = js.stdin.Close()
+		if err := js.end(10 * time.Second); err != nil {
+			t.Error(err)
 		}
 		if t.Failed() {
-			t.Logf("rtm_clients.mjs output:\n%s", out.String())
 			cl.mu.Lock()
 			for name, evs := range cl.byName {
 				var b strings.Builder
@@ -833,13 +771,7 @@ func startRTMClients(t *testing.T, n *rtmNode, specs []rtmClient) *rtmClients {
 			cl.mu.Unlock()
 		}
 	})
-	select {
-	case <-ready:
-	case <-exited:
-		t.Fatalf("rtm_clients.mjs exited before its clients connected (%v):\n%s", waitErr, out.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("rtm_clients.mjs: clients not connected within 20 s:\n%s", out.String())
-	}
+	js.expect(t, "READY", 20*time.Second)
 	return cl
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisprefix"
 	"github.com/anchat/realtime/internal/redisscript"
 )
 
@@ -19,7 +20,7 @@ import (
 var _ Lease = (*Redis)(nil)
 
 // DefaultPrefix is the key prefix used when RedisConfig.Prefix is empty.
-const DefaultPrefix = "rt"
+const DefaultPrefix = redisprefix.Default
 
 //go:embed lua/*.lua
 var luaFS embed.FS
@@ -56,16 +57,11 @@ type Redis struct {
 
 // NewRedis returns a lease on client. It does no I/O.
 func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
-	if client == nil {
-		return nil, errors.New("lease: nil redis client")
+	prefix, err := redisprefix.Resolve("lease", client, cfg.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if strings.ContainsAny(cfg.Prefix, "{}") {
-		return nil, fmt.Errorf("lease: prefix %q must not contain '{' or '}'", cfg.Prefix)
-	}
-	return &Redis{client: client, prefix: cfg.Prefix}, nil
+	return &Redis{client: client, prefix: prefix}, nil
 }
 
 func (r *Redis) key(name string) string { return r.prefix + ":{lease:" + name + "}" }

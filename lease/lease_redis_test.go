@@ -2,12 +2,12 @@ package lease_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/lease/leasetest"
@@ -23,11 +23,7 @@ func TestRedis(t *testing.T) {
 
 func newRedis(t testing.TB, c redis.UniversalClient, prefix string) *lease.Redis {
 	t.Helper()
-	r, err := lease.NewRedis(c, lease.RedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return must.Get[*lease.Redis](t)(lease.NewRedis(c, lease.RedisConfig{Prefix: prefix}))
 }
 
 func TestRedisKeyLayout(t *testing.T) {
@@ -63,35 +59,21 @@ func TestRedisOneRoundTripPerCall(t *testing.T) {
 	_, _ = l.Renew(ctx, "warm", a, time.Second)
 	_ = l.Release(ctx, "warm", a)
 
-	h := redistest.CountRoundTrips(c)
-	calls := []struct {
-		name string
-		call func() error
-	}{
-		{"TryAcquire", func() error { _, _, err := l.TryAcquire(ctx, "rtm", "a", time.Second); return err }},
-		{"TryAcquire refused", func() error { _, _, err := l.TryAcquire(ctx, "rtm", "b", time.Second); return err }},
-		{"Renew", func() error {
+	redistest.CountRoundTrips(c).Expect(t, []redistest.Call{
+		{Name: "TryAcquire", Do: func() error { _, _, err := l.TryAcquire(ctx, "rtm", "a", time.Second); return err }},
+		{Name: "TryAcquire refused", Do: func() error { _, _, err := l.TryAcquire(ctx, "rtm", "b", time.Second); return err }},
+		{Name: "Renew", Do: func() error {
 			_, err := l.Renew(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}, time.Second)
 			return err
 		}},
-		{"Holder", func() error { _, _, err := l.Holder(ctx, "rtm"); return err }},
-		{"Release", func() error { return l.Release(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}) }},
-	}
-	for _, c := range calls {
-		n, err := h.Of(c.call)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if n != 1 {
-			t.Errorf("%s: %d round trips, want 1", c.name, n)
-		}
-	}
+		{Name: "Holder", Do: func() error { _, _, err := l.Holder(ctx, "rtm"); return err }},
+		{Name: "Release", Do: func() error { return l.Release(ctx, "rtm", lease.Term{Holder: "a", Fencing: 1}) }},
+	})
 }
 
 func TestRedisUnavailable(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = c.Close() })
+	c := s.FailFastClient()
 	l := newRedis(t, c, redistest.Prefix(t))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -106,11 +88,7 @@ func TestRedisUnavailable(t *testing.T) {
 		"Release":    func() error { return l.Release(ctx, "rtm", term) },
 		"Holder":     func() error { _, _, err := l.Holder(ctx, "rtm"); return err },
 	}
-	for name, call := range calls {
-		if err := call(); !errors.Is(err, lease.ErrUnavailable) {
-			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
-		}
-	}
+	redistest.ExpectErr(t, lease.ErrUnavailable, "with Redis down", calls)
 }
 
 func TestRedisBadConfig(t *testing.T) {

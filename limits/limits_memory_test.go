@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/limits/limitstest"
 )
@@ -16,7 +17,7 @@ func TestMemory(t *testing.T) {
 }
 
 func TestMemorySweepsIdleKeys(t *testing.T) {
-	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
 	m := limits.NewMemory(clk.Now)
 	ctx := context.Background()
 	w := limits.PerMinute(3)
@@ -42,7 +43,7 @@ func TestMemorySweepsIdleKeys(t *testing.T) {
 }
 
 func BenchmarkMemoryWindowAllow(b *testing.B) {
-	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
 	m := limits.NewMemory(clk.Now)
 	ctx := context.Background()
 	l := limits.PerMinute(30)

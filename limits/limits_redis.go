@@ -5,10 +5,8 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisprefix"
 	"github.com/anchat/realtime/internal/redisscript"
 )
 
@@ -23,7 +22,7 @@ import (
 var _ Limiter = (*Redis)(nil)
 
 // DefaultPrefix is the key prefix used when RedisConfig.Prefix is empty.
-const DefaultPrefix = "rt"
+const DefaultPrefix = redisprefix.Default
 
 var (
 	//go:embed lua/window.lua
@@ -65,15 +64,11 @@ type Redis struct {
 
 // NewRedis returns a limiter on client. It does no I/O.
 func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
-	if client == nil {
-		return nil, errors.New("limits: nil redis client")
+	prefix, err := redisprefix.Resolve("limits", client, cfg.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if strings.ContainsAny(cfg.Prefix, "{}") {
-		return nil, fmt.Errorf("limits: prefix %q must not contain '{' or '}'", cfg.Prefix)
-	}
+	cfg.Prefix = prefix
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -3,15 +3,17 @@ package limits_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/limits/limitstest"
 )
@@ -26,18 +28,14 @@ func TestRedis(t *testing.T) {
 
 func newRedis(t testing.TB, c redis.UniversalClient, cfg limits.RedisConfig) *limits.Redis {
 	t.Helper()
-	r, err := limits.NewRedis(c, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return must.Get[*limits.Redis](t)(limits.NewRedis(c, cfg))
 }
 
 // Two limiters (two nodes) on one key share one budget.
 func TestRedisSharedAcrossNodes(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := s.Client()
-	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
 	prefix := redistest.Prefix(t)
 	a := newRedis(t, c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
 	b := newRedis(t, c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
@@ -87,17 +85,6 @@ func TestRedisKeyLayout(t *testing.T) {
 	}
 }
 
-// countHook counts round trips: one per command or pipeline sent.
-type countHook struct{ n atomic.Int64 }
-
-func (h *countHook) DialHook(next redis.DialHook) redis.DialHook { return next }
-func (h *countHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
-}
-func (h *countHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
-}
-
 func TestRedisOneRoundTripPerAllow(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
 	c := s.Client()
@@ -109,25 +96,21 @@ func TestRedisOneRoundTripPerAllow(t *testing.T) {
 	_, _ = r.Allow(ctx, "warm", window)
 	_, _ = r.Allow(ctx, "warm", gcra)
 
-	h := &countHook{}
-	c.AddHook(h)
+	var calls []redistest.Call
 	for i := range 4 { // allowed twice, then refused twice
 		for _, l := range []limits.Limit{window, gcra} {
-			before := h.n.Load()
-			if _, err := r.Allow(ctx, "k", l); err != nil {
-				t.Fatal(err)
-			}
-			if n := h.n.Load() - before; n != 1 {
-				t.Errorf("call %d, policy %d: %d round trips, want 1", i, l.Policy, n)
-			}
+			calls = append(calls, redistest.Call{
+				Name: fmt.Sprintf("call %d, policy %d", i, l.Policy),
+				Do:   func() error { _, err := r.Allow(ctx, "k", l); return err },
+			})
 		}
 	}
+	redistest.CountRoundTrips(c).Expect(t, calls)
 }
 
 func TestRedisUnavailable(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = c.Close() })
+	c := s.FailFastClient()
 	r := newRedis(t, c, limits.RedisConfig{Prefix: redistest.Prefix(t)})
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -173,7 +156,7 @@ func BenchmarkRedisWindowAllow(b *testing.B) {
 	s := redistest.Start(b, redistest.Options{})
 	c := s.Client()
 	ctx := context.Background()
-	clk := limitstest.NewClock(time.Unix(1_900_000_000, 0))
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
 	r := newRedis(b, c, limits.RedisConfig{Prefix: redistest.Prefix(b), Now: clk.Now})
 	l := limits.PerMinute(30)
 	b.ReportAllocs()

@@ -2,21 +2,19 @@ package membership
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sort"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisprefix"
 )
 
 // Interface guard.
 var _ Store = (*Redis)(nil)
 
 // DefaultPrefix is the key prefix used when RedisConfig.Prefix is empty.
-const DefaultPrefix = "rt"
+const DefaultPrefix = redisprefix.Default
 
 // RedisConfig configures [NewRedis]. The zero value works.
 type RedisConfig struct {
@@ -34,16 +32,11 @@ type Redis struct {
 
 // NewRedis returns a store on client. It does no I/O.
 func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
-	if client == nil {
-		return nil, errors.New("membership: nil redis client")
+	prefix, err := redisprefix.Resolve("membership", client, cfg.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if strings.ContainsAny(cfg.Prefix, "{}") {
-		return nil, fmt.Errorf("membership: prefix %q must not contain '{' or '}'", cfg.Prefix)
-	}
-	return &Redis{client: client, prefix: cfg.Prefix}, nil
+	return &Redis{client: client, prefix: prefix}, nil
 }
 
 // key returns the Redis key of chatID's member set.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/membership"
 	"github.com/anchat/realtime/membership/membershiptest"
@@ -23,11 +24,7 @@ func TestRedis(t *testing.T) {
 
 func newRedis(t *testing.T, c redis.UniversalClient, prefix string) *membership.Redis {
 	t.Helper()
-	r, err := membership.NewRedis(c, membership.RedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return must.Get[*membership.Redis](t)(membership.NewRedis(c, membership.RedisConfig{Prefix: prefix}))
 }
 
 func TestRedisKeyLayout(t *testing.T) {
@@ -63,8 +60,7 @@ func TestRedisBadPrefix(t *testing.T) {
 
 func TestRedisUnavailable(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = c.Close() })
+	c := s.FailFastClient()
 	r := newRedis(t, c, redistest.Prefix(t))
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -78,11 +74,7 @@ func TestRedisUnavailable(t *testing.T) {
 		"IsMember": func() error { _, err := r.IsMember(ctx, "c", "u"); return err },
 		"Members":  func() error { _, err := r.Members(ctx, "c"); return err },
 	}
-	for name, call := range calls {
-		if err := call(); !errors.Is(err, membership.ErrUnavailable) {
-			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
-		}
-	}
+	redistest.ExpectErr(t, membership.ErrUnavailable, "with Redis down", calls)
 }
 
 func TestRedisWrongTypeIsNotUnavailable(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/anchat/realtime/internal/syncbuf"
 	"github.com/anchat/realtime/socketio"
 )
 
@@ -331,7 +332,7 @@ func TestRefusedConnectsCloseTheConnection(t *testing.T) {
 // 20 a second through, so the lines are bounded by the time taken, not by
 // the refusals. Every refusal is still counted in the metric.
 func TestRefusalFloodLogIsSampled(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	n := startNode(t, func(c *Config) {
 		c.Limits.Connects = 1 << 20
 		c.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
@@ -361,7 +362,7 @@ func TestRefusalFloodLogIsSampled(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	lines := 0
-	for _, l := range logs.lines() {
+	for _, l := range logs.Lines() {
 		if strings.Contains(l, `"message":"connect refused"`) {
 			lines++
 		}

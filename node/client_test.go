@@ -106,6 +106,30 @@ func (c *testClient) write(s string) {
 	}
 }
 
+// joinWithoutLoop connects user to /messenger and joins chatID by reading
+// the frames itself (the client has no readLoop): for clients that stop
+// reading afterwards or are too many for a reader each.
+func (c *testClient) joinWithoutLoop(user, chatID string) {
+	c.t.Helper()
+	if _, err := wsutilReadText(c); err != nil {
+		c.t.Fatal(err)
+	}
+	c.write(`40/messenger,{"token":"` + token(c.t, user, time.Hour, nil) + `"}`)
+	if msg, err := wsutilReadText(c); err != nil || !strings.HasPrefix(msg, "40/messenger") {
+		c.t.Fatalf("connect %s: %q %v", user, msg, err)
+	}
+	c.write(`42/messenger,0["join_chat",{"chatId":"` + chatID + `"}]`)
+	for {
+		msg, err := wsutilReadText(c)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		if strings.HasPrefix(msg, "43/messenger,0") {
+			return
+		}
+	}
+}
+
 func (c *testClient) readLoop() {
 	defer close(c.done)
 	for {

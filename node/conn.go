@@ -111,9 +111,7 @@ func (c *conn) send(frame []byte) bool {
 		c.srv.goroutines.Go(func() { c.close(reasonSlowConsumer) })
 		return false
 	}
-	c.out = append(c.out, frame)
-	c.outBytes += len(frame)
-	c.srv.queuedBytes.Add(int64(len(frame)))
+	c.queueLocked(frame)
 	start := !c.flushing
 	c.flushing = true
 	c.mu.Unlock()
@@ -127,6 +125,14 @@ func (c *conn) send(frame []byte) bool {
 	return true
 }
 
+// queueLocked appends frame to the outbound queue and counts its bytes (the
+// connection's and the node's). c.mu must be held.
+func (c *conn) queueLocked(frame []byte) {
+	c.out = append(c.out, frame)
+	c.outBytes += len(frame)
+	c.srv.queuedBytes.Add(int64(len(frame)))
+}
+
 // closeAfter queues a last frame (for example a close frame) and closes the
 // connection once everything queued before it is written.
 func (c *conn) closeAfter(frame []byte, reason string) {
@@ -138,9 +144,7 @@ func (c *conn) closeAfter(frame []byte, reason string) {
 	c.closing = true
 	c.closeWhy = reason
 	if frame != nil {
-		c.out = append(c.out, frame)
-		c.outBytes += len(frame)
-		c.srv.queuedBytes.Add(int64(len(frame)))
+		c.queueLocked(frame)
 	}
 	start := !c.flushing
 	c.flushing = true

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/ident"
 	"github.com/anchat/realtime/limits"
 	"github.com/anchat/realtime/socketio"
 )
@@ -244,21 +245,11 @@ func (r *request) captureIDs(arg []byte) {
 	}
 }
 
-const maxIDLen = 128
+const maxIDLen = ident.MaxLen
 
 // validID accepts ids of 1..128 characters without whitespace, control
-// characters or braces (braces would break Redis hash tags).
-func validID(s string) bool {
-	if s == "" || len(s) > maxIDLen || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == '{' || r == '}' {
-			return false
-		}
-	}
-	return true
-}
+// characters or braces (internal/ident, the rule the RTM profiles share).
+func validID(s string) bool { return ident.Valid(s) }
 
 func checkChat(r *request, chatID string) *eventError {
 	if !validID(chatID) {

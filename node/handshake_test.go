@@ -5,7 +5,6 @@ package node
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/rs/zerolog"
 
+	"github.com/anchat/realtime/internal/syncbuf"
 	"github.com/anchat/realtime/socketio"
 )
 
@@ -474,7 +474,7 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 		}
 	})
 	t.Run("logs name the forwarded client", func(t *testing.T) {
-		var logs lockedBuffer
+		var logs syncbuf.Buffer
 		n := startNode(t, func(c *Config) {
 			c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 			c.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
@@ -493,15 +493,15 @@ func TestTrustedProxyForwardedFor(t *testing.T) {
 		if p := c.nextPacket(5 * time.Second); p.typ != socketio.Connect {
 			t.Fatalf("expected CONNECT reply, got %s", p)
 		}
-		found := false
-		for _, l := range logs.lines() {
-			if strings.Contains(l, `"message":"connected"`) && strings.Contains(l, `"remote":"203.0.113.7 via 127.0.0.1:`) {
-				found = true
+		// The line may be written just after the CONNECT reply is sent.
+		waitFor(t, 5*time.Second, func() string {
+			for _, l := range logs.Lines() {
+				if strings.Contains(l, `"message":"connected"`) && strings.Contains(l, `"remote":"203.0.113.7 via 127.0.0.1:`) {
+					return ""
+				}
 			}
-		}
-		if !found {
-			t.Errorf("no connected line naming the forwarded client; logs:\n%s", strings.Join(logs.lines(), "\n"))
-		}
+			return "no connected line naming the forwarded client; logs:\n" + logs.String()
+		})
 		closeUpgraded(t, n, nc)
 	})
 	t.Run("untrusted by default", func(t *testing.T) {
@@ -566,28 +566,16 @@ func TestPendingKeyGroupsIPv6By64(t *testing.T) {
 // progress and waits for their goroutines (none outlives Run).
 func TestStopEndsPendingHandshakes(t *testing.T) {
 	before := runtime.NumGoroutine()
-	n, err := New(Config{
-		Addr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", NodeID: "stop", JWT: JWTConfig{Secret: []byte(testSecret)},
-		DrainPeriod: time.Millisecond, StatsInterval: -1, Engines: memoryEngines(), UpgradeTimeout: time.Minute,
-		Logger: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
+	n, stop := runNode(t, func(c *Config) {
+		c.NodeID = "stop"
+		c.DrainPeriod = time.Millisecond
+		c.UpgradeTimeout = time.Minute
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	<-n.Ready()
 	conns := halfOpen(t, "127.0.0.2", n.Addr().String(), 20)
 	waitMetric(t, n, "realtime_pending_handshakes", nil, 20)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("node did not stop")
+	stop() // fails the test unless Run returns nil within 15 s with none of its goroutines left
+	if t.Failed() {
+		t.FailNow()
 	}
 	// Run's own goroutines are gone (a little slack for the runtime's).
 	for deadline := time.Now().Add(5 * time.Second); runtime.NumGoroutine() > before+2; time.Sleep(10 * time.Millisecond) {

@@ -4,9 +4,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"testing"
-	"time"
 )
 
 // TestHeapProfileIdle writes a heap profile of a node holding idle
@@ -31,23 +29,7 @@ func TestHeapProfileIdle(t *testing.T) {
 		}
 		c := &testClient{t: t, nc: nc, br: br, nsp: "/messenger"}
 		t.Cleanup(func() { _ = nc.Close() })
-		if _, err := wsutilReadText(c); err != nil {
-			t.Fatal(err)
-		}
-		c.write(`40/messenger,{"token":"` + token(t, "u"+itoa(i), time.Hour, nil) + `"}`)
-		if _, err := wsutilReadText(c); err != nil {
-			t.Fatal(err)
-		}
-		c.write(`42/messenger,0["join_chat",{"chatId":"c` + itoa(i/10) + `"}]`)
-		for {
-			m, err := wsutilReadText(c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasPrefix(m, "43") {
-				break
-			}
-		}
+		c.joinWithoutLoop("u"+itoa(i), "c"+itoa(i/10))
 	}
 	runtime.GC()
 	f, err := os.Create(out)

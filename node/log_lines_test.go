@@ -7,13 +7,15 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // TestConnectLinesSampled: a burst of connects and disconnects (a reconnect
 // storm) logs at most the hot-path sampler's 20 lines per second of each
 // level, not one line per connection; the metrics still count every one.
 func TestConnectLinesSampled(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	n := startNode(t, func(c *Config) {
 		c.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
 		c.Limits.Connects = 1000
@@ -33,7 +35,7 @@ func TestConnectLinesSampled(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	var connected, disconnected int
-	for _, l := range logs.lines() {
+	for _, l := range logs.Lines() {
 		switch {
 		case strings.Contains(l, `"message":"connected"`):
 			connected++

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/internal/leakcheck"
+	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // TestGoroutineReader runs the same client exchange through --io goroutine.
@@ -106,28 +105,10 @@ func TestTLS(t *testing.T) {
 	}
 }
 
-// lockedBuffer collects log lines from the node's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
-}
-
 // TestStatsLineAndMetrics checks the periodic stats line and the Prometheus
 // figures after some traffic.
 func TestStatsLineAndMetrics(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	n := startNode(t, func(c *Config) {
 		c.StatsInterval = 100 * time.Millisecond
 		// As cmd/realtime builds it: every line carries the node's id.
@@ -142,7 +123,7 @@ func TestStatsLineAndMetrics(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	var stats map[string]any
 	for stats == nil && time.Now().Before(deadline) {
-		for _, l := range logs.lines() {
+		for _, l := range logs.Lines() {
 			var m map[string]any
 			if json.Unmarshal([]byte(l), &m) == nil && m["message"] == "stats" && m["connections"] == 1.0 && m["rate_limited"] != 0.0 {
 				stats = m
@@ -151,7 +132,7 @@ func TestStatsLineAndMetrics(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if stats == nil {
-		t.Fatalf("no stats line with the traffic; logs:\n%s", strings.Join(logs.lines(), "\n"))
+		t.Fatalf("no stats line with the traffic; logs:\n%s", strings.Join(logs.Lines(), "\n"))
 	}
 	for _, k := range []string{"users", "chats", "messages_in_per_min", "messages_out_per_min", "slow_consumers"} {
 		if _, ok := stats[k]; !ok {
@@ -163,7 +144,7 @@ func TestStatsLineAndMetrics(t *testing.T) {
 		t.Errorf("stats line's node = %v, want stats-node: %v", stats["node"], stats)
 	}
 	connected := false
-	for _, l := range logs.lines() {
+	for _, l := range logs.Lines() {
 		if strings.Contains(l, `"message":"connected"`) && strings.Contains(l, `"user":"m"`) && strings.Contains(l, `"conn"`) && strings.Contains(l, `"remote"`) {
 			connected = true
 		}

@@ -15,32 +15,17 @@ import (
 	"github.com/anchat/realtime/internal/leakcheck"
 )
 
-// dialTinyBuffer connects with a 4 KiB receive buffer so a client that stops
-// reading backs up into the node quickly.
 // dialStuckMember connects user with a tiny receive buffer that is never
 // read after join_chat: a member that lets its outbound queue fill.
 func dialStuckMember(t *testing.T, addr, user, chatID string) *testClient {
 	t.Helper()
 	stuck := dialTinyBuffer(t, addr)
-	if _, err := wsutilReadText(stuck); err != nil {
-		t.Fatal(err)
-	}
-	stuck.write(`40/messenger,{"token":"` + token(t, user, time.Hour, nil) + `"}`)
-	if msg, err := wsutilReadText(stuck); err != nil || !strings.HasPrefix(msg, "40/messenger") {
-		t.Fatalf("stuck connect: %q %v", msg, err)
-	}
-	stuck.write(`42/messenger,0["join_chat",{"chatId":"` + chatID + `"}]`)
-	for {
-		msg, err := wsutilReadText(stuck)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if strings.HasPrefix(msg, "43/messenger,0") {
-			return stuck
-		}
-	}
+	stuck.joinWithoutLoop(user, chatID)
+	return stuck
 }
 
+// dialTinyBuffer connects with a 4 KiB receive buffer so a client that stops
+// reading backs up into the node quickly.
 func dialTinyBuffer(tb testing.TB, addr string) *testClient {
 	tb.Helper()
 	d := ws.Dialer{Timeout: 5 * time.Second, NetDial: func(ctx context.Context, network, a string) (net.Conn, error) {

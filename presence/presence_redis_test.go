@@ -2,7 +2,6 @@ package presence_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/presence"
 	"github.com/anchat/realtime/presence/presencetest"
@@ -26,47 +26,25 @@ func TestRedis(t *testing.T) {
 
 func newRedis(t testing.TB, c redis.UniversalClient, cfg presence.RedisConfig) *presence.Redis {
 	t.Helper()
-	r, err := presence.NewRedis(c, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return must.Get[*presence.Redis](t)(presence.NewRedis(c, cfg))
 }
 
-// pair is nodes a and b sharing one fresh Redis under one prefix.
-type pair struct {
-	s      *redistest.Server
-	c      *redis.Client
-	prefix string
-	a, b   *presence.Redis
-}
-
-// newPair starts a Redis and nodes a and b on it with entry TTLs ttlA and
-// ttlB (0: the default).
-func newPair(t *testing.T, ttlA, ttlB time.Duration) pair {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
-	prefix := redistest.Prefix(t)
-	return pair{s: s, c: c, prefix: prefix,
-		a: newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttlA}),
-		b: newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: ttlB}),
-	}
+// twoNodes starts redis-server and two presence nodes on it sharing a
+// prefix, "a" and "b", with the entry TTLs given (0: the default).
+func twoNodes(t *testing.T, ttlA, ttlB time.Duration) (s *redistest.Server, c *redis.Client, prefix string, a, b *presence.Redis) {
+	t.Helper()
+	s = redistest.Start(t, redistest.Options{})
+	c = s.Client()
+	prefix = redistest.Prefix(t)
+	a = newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttlA})
+	b = newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: ttlB})
+	return s, c, prefix, a, b
 }
 
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-func must[V any](t *testing.T) func(V, error) V {
-	return func(v V, err error) V {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
 }
 
 // eventually polls cond every 20ms until it holds or within passes.
@@ -85,29 +63,28 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 // A node that stops refreshing (crashed, no Close) stops counting against
 // caps within its entry TTL, and drops out of Stats.
 func TestRedisCrashedNodeExpires(t *testing.T) {
-	ctx := ctxFor(t)
 	const ttl = time.Second
-	n := newPair(t, ttl, ttl)
-	a, b := n.a, n.b
+	_, _, _, a, b := twoNodes(t, ttl, ttl)
+	ctx := ctxFor(t)
 	t.Cleanup(func() { _ = b.Close() })
 	acquired := time.Now()
 	for i := range 3 {
-		if !must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3)) {
+		if !must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3)) {
 			t.Fatalf("node a: connection %d refused", i)
 		}
 	}
-	must[bool](t)(a.Acquire(ctx, "bob", "a9", 3))
+	must.Get[bool](t)(a.Acquire(ctx, "bob", "a9", 3))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.SetChats(ctx, []string{"general", "random"}); err != nil {
 		t.Fatal(err)
 	}
-	if must[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
+	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
 		t.Fatal("node b: alice's fourth connection accepted")
 	}
-	must[bool](t)(b.Acquire(ctx, "bob", "b1", 3))
-	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 5, Users: 2, Chats: 2}) {
+	must.Get[bool](t)(b.Acquire(ctx, "bob", "b1", 3))
+	if st := must.Get[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 5, Users: 2, Chats: 2}) {
 		t.Fatalf("Stats with both nodes = %+v", st)
 	}
 
@@ -116,34 +93,33 @@ func TestRedisCrashedNodeExpires(t *testing.T) {
 		if err := b.Refresh(ctx); err != nil {
 			t.Fatal(err)
 		}
-		return must[bool](t)(b.Acquire(ctx, "alice", "b0", 3))
+		return must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 3))
 	})
 	if since := time.Since(acquired); since < ttl-50*time.Millisecond {
 		t.Fatalf("slot freed %v after node a's last write, before its TTL %v", since, ttl)
 	}
 	t.Logf("slot freed after %v of polling", took)
 	eventually(t, time.Second, "Stats drops node a", func() bool {
-		st := must[presence.Stats](t)(b.Stats(ctx))
+		st := must.Get[presence.Stats](t)(b.Stats(ctx))
 		return st == presence.Stats{Nodes: 1, Connections: 2, Users: 2, Chats: 2}
 	})
 	// b can take alice's remaining two slots, not a fourth.
 	for _, conn := range []string{"b2", "b3"} {
-		if !must[bool](t)(b.Acquire(ctx, "alice", conn, 3)) {
+		if !must.Get[bool](t)(b.Acquire(ctx, "alice", conn, 3)) {
 			t.Fatalf("node b: %s refused", conn)
 		}
 	}
-	if must[bool](t)(b.Acquire(ctx, "alice", "b4", 3)) {
+	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b4", 3)) {
 		t.Fatal("node b: alice over the cap")
 	}
 }
 
 // Close frees the node's slots at once and removes it from Stats.
 func TestRedisCloseFreesAtOnce(t *testing.T) {
+	_, c, prefix, a, b := twoNodes(t, 0, 0)
 	ctx := ctxFor(t)
-	n := newPair(t, 0, 0)
-	a, b := n.a, n.b
 	for i := range 3 {
-		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
+		must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
 	}
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
@@ -151,17 +127,17 @@ func TestRedisCloseFreesAtOnce(t *testing.T) {
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !must[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
+	if !must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
 		t.Fatal("slot not freed by Close")
 	}
-	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 1, Users: 1}) {
+	if st := must.Get[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 1, Users: 1}) {
 		t.Fatalf("Stats after a closed = %+v", st)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	keys := must[[]string](t)(n.c.Keys(ctx, n.prefix+":*").Result())
-	if slices.ContainsFunc(keys, func(k string) bool { return k != n.prefix+":{nodes}:live" }) {
+	keys := must.Get[[]string](t)(c.Keys(ctx, prefix+":*").Result())
+	if slices.ContainsFunc(keys, func(k string) bool { return k != prefix+":{nodes}:live" }) {
 		t.Fatalf("keys left after both nodes closed: %q", keys)
 	}
 }
@@ -169,42 +145,41 @@ func TestRedisCloseFreesAtOnce(t *testing.T) {
 // A node that stalled past its TTL restores its entries and bookkeeping on
 // its next Refresh.
 func TestRedisStalledNodeRestores(t *testing.T) {
+	const ttl = 300 * time.Millisecond
+	_, _, _, a, b := twoNodes(t, ttl, 10*time.Second)
 	ctx := ctxFor(t)
-	n := newPair(t, 300*time.Millisecond, 10*time.Second)
-	a, b := n.a, n.b
-	must[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
+	must.Get[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 2*time.Second, "node a expires", func() bool {
-		return must[presence.Stats](t)(b.Stats(ctx)).Nodes == 1
+		return must.Get[presence.Stats](t)(b.Stats(ctx)).Nodes == 1
 	})
-	must[bool](t)(b.Acquire(ctx, "alice", "b0", 2))
+	must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 2))
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 2, Users: 1, Chats: 1}) {
+	if st := must.Get[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 2, Users: 1, Chats: 1}) {
 		t.Fatalf("Stats after node a came back = %+v", st)
 	}
-	if must[bool](t)(b.Acquire(ctx, "alice", "b1", 2)) {
+	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b1", 2)) {
 		t.Fatal("alice over the cap after node a restored its entry")
 	}
 }
 
 // After Redis restarts empty, each node's next Refresh restores its state.
 func TestRedisRestartRestores(t *testing.T) {
+	s, c, _, a, b := twoNodes(t, 0, 0)
 	ctx := ctxFor(t)
-	n := newPair(t, 0, 0)
-	a, b := n.a, n.b
 	for i := range 2 {
-		must[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
+		must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
 	}
-	must[bool](t)(b.Acquire(ctx, "bob", "b0", 3))
+	must.Get[bool](t)(b.Acquire(ctx, "bob", "b0", 3))
 	if err := a.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
-	n.s.Restart()
-	if err := redistest.WaitReady(ctx, n.c); err != nil {
+	s.Restart()
+	if err := redistest.WaitReady(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []*presence.Redis{a, b} {
@@ -212,11 +187,11 @@ func TestRedisRestartRestores(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := must[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 3, Users: 2, Chats: 1}) {
+	if st := must.Get[presence.Stats](t)(b.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 3, Users: 2, Chats: 1}) {
 		t.Fatalf("Stats after restart = %+v", st)
 	}
-	must[bool](t)(b.Acquire(ctx, "alice", "b1", 3))
-	if must[bool](t)(b.Acquire(ctx, "alice", "b2", 3)) {
+	must.Get[bool](t)(b.Acquire(ctx, "alice", "b1", 3))
+	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b2", 3)) {
 		t.Fatal("alice over the cap: node a's entries were not restored")
 	}
 }
@@ -226,12 +201,12 @@ func TestRedisKeyLayout(t *testing.T) {
 	c := s.Client()
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{NodeID: "n1"})
-	must[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
+	must.Get[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
 	if err := p.SetChats(ctx, []string{"general"}); err != nil {
 		t.Fatal(err)
 	}
-	must[presence.Stats](t)(p.Stats(ctx))
-	keys := must[[]string](t)(c.Keys(ctx, "*").Result())
+	must.Get[presence.Stats](t)(p.Stats(ctx))
+	keys := must.Get[[]string](t)(c.Keys(ctx, "*").Result())
 	slices.Sort(keys)
 	want := []string{
 		"rt:{nodes}:live", "rt:{nodes}:n1:alive", "rt:{nodes}:n1:chats",
@@ -240,7 +215,7 @@ func TestRedisKeyLayout(t *testing.T) {
 	if !slices.Equal(keys, want) {
 		t.Fatalf("keys = %q, want %q", keys, want)
 	}
-	if m := must[[]string](t)(c.ZRange(ctx, "rt:{user:alice}:conns", 0, -1).Result()); !slices.Equal(m, []string{"n1|c1"}) {
+	if m := must.Get[[]string](t)(c.ZRange(ctx, "rt:{user:alice}:conns", 0, -1).Result()); !slices.Equal(m, []string{"n1|c1"}) {
 		t.Fatalf("alice's entries = %q", m)
 	}
 	for _, k := range want[1:] {
@@ -257,36 +232,22 @@ func TestRedisRoundTrips(t *testing.T) {
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
 	t.Cleanup(func() { _ = p.Close() })
 	// Warm up: registers the node and loads the scripts.
-	must[bool](t)(p.Acquire(ctx, "warm", "w", 1))
-	must[bool](t)(p.Acquire(ctx, "warm", "w2", 1))
-	must[presence.Stats](t)(p.Stats(ctx))
+	must.Get[bool](t)(p.Acquire(ctx, "warm", "w", 1))
+	must.Get[bool](t)(p.Acquire(ctx, "warm", "w2", 1))
+	must.Get[presence.Stats](t)(p.Stats(ctx))
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 
-	h := redistest.CountRoundTrips(c)
-	calls := []struct {
-		name string
-		want int64
-		call func() error
-	}{
-		{"Acquire", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
-		{"Acquire refused", 2, func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
-		{"Acquire after a refusal", 1, func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
-		{"Release", 1, func() error { return p.Release(ctx, "alice", "c1") }},
-		{"SetChats", 1, func() error { return p.SetChats(ctx, []string{"a", "b"}) }},
-		{"Refresh", 1, func() error { return p.Refresh(ctx) }},
-		{"Stats", 2, func() error { _, err := p.Stats(ctx); return err }},
-	}
-	for _, c := range calls {
-		n, err := h.Of(c.call)
-		if err != nil {
-			t.Fatalf("%s: %v", c.name, err)
-		}
-		if n != c.want {
-			t.Errorf("%s: %d round trips, want %d", c.name, n, c.want)
-		}
-	}
+	redistest.CountRoundTrips(c).Expect(t, []redistest.Call{
+		{Name: "Acquire", Want: 1, Do: func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
+		{Name: "Acquire refused", Want: 2, Do: func() error { _, err := p.Acquire(ctx, "alice", "c2", 1); return err }},
+		{Name: "Acquire after a refusal", Want: 1, Do: func() error { _, err := p.Acquire(ctx, "alice", "c1", 1); return err }},
+		{Name: "Release", Want: 1, Do: func() error { return p.Release(ctx, "alice", "c1") }},
+		{Name: "SetChats", Want: 1, Do: func() error { return p.SetChats(ctx, []string{"a", "b"}) }},
+		{Name: "Refresh", Want: 1, Do: func() error { return p.Refresh(ctx) }},
+		{Name: "Stats", Want: 2, Do: func() error { _, err := p.Stats(ctx); return err }},
+	})
 }
 
 // After SCRIPT FLUSH the scripts are sent again; nothing runs twice.
@@ -295,14 +256,14 @@ func TestRedisScriptFlush(t *testing.T) {
 	c := s.Client()
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
-	must[bool](t)(p.Acquire(ctx, "alice", "c1", 2))
+	must.Get[bool](t)(p.Acquire(ctx, "alice", "c1", 2))
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if !must[bool](t)(p.Acquire(ctx, "alice", "c2", 2)) {
+	if !must.Get[bool](t)(p.Acquire(ctx, "alice", "c2", 2)) {
 		t.Fatal("acquire after SCRIPT FLUSH refused")
 	}
-	if must[bool](t)(p.Acquire(ctx, "alice", "c3", 2)) {
+	if must.Get[bool](t)(p.Acquire(ctx, "alice", "c3", 2)) {
 		t.Fatal("over the cap")
 	}
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
@@ -311,18 +272,17 @@ func TestRedisScriptFlush(t *testing.T) {
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := must[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 2, Users: 1}) {
+	if st := must.Get[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Connections: 2, Users: 1}) {
 		t.Fatalf("Stats = %+v", st)
 	}
 }
 
 func TestRedisUnavailable(t *testing.T) {
 	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1, DialerRetries: 1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = c.Close() })
+	c := s.FailFastClient()
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
-	must[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
+	must.Get[bool](t)(p.Acquire(ctx, "alice", "c1", 3))
 	s.Kill()
 	calls := map[string]func() error{
 		"Acquire":  func() error { _, err := p.Acquire(ctx, "alice", "c2", 3); return err },
@@ -331,11 +291,7 @@ func TestRedisUnavailable(t *testing.T) {
 		"Refresh":  func() error { return p.Refresh(ctx) },
 		"Stats":    func() error { _, err := p.Stats(ctx); return err },
 	}
-	for name, call := range calls {
-		if err := call(); !errors.Is(err, presence.ErrUnavailable) {
-			t.Errorf("%s with Redis down: %v, want ErrUnavailable", name, err)
-		}
-	}
+	redistest.ExpectErr(t, presence.ErrUnavailable, "with Redis down", calls)
 	// Back up (empty): the node's state is rewritten, the failed calls'
 	// leftovers are undone.
 	s.Restart()
@@ -345,7 +301,7 @@ func TestRedisUnavailable(t *testing.T) {
 	if err := p.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if st := must[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Chats: 1}) {
+	if st := must.Get[presence.Stats](t)(p.Stats(ctx)); st != (presence.Stats{Nodes: 1, Chats: 1}) {
 		t.Fatalf("Stats after recovery = %+v, want 1 node, 1 chat", st)
 	}
 	if err := p.Close(); err != nil {
@@ -405,9 +361,9 @@ func TestRedisLocateAcrossNodes(t *testing.T) {
 	a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a", EntryTTL: ttl})
 	b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b", EntryTTL: 10 * time.Second})
 	t.Cleanup(func() { _ = b.Close() })
-	must[bool](t)(a.Acquire(ctx, "alice", "a1", 3))
-	must[bool](t)(b.Acquire(ctx, "alice", "b1", 3))
-	got := must[map[string][]presence.Entry](t)(b.Locate(ctx, []string{"alice"}))
+	must.Get[bool](t)(a.Acquire(ctx, "alice", "a1", 3))
+	must.Get[bool](t)(b.Acquire(ctx, "alice", "b1", 3))
+	got := must.Get[map[string][]presence.Entry](t)(b.Locate(ctx, []string{"alice"}))
 	want := []presence.Entry{{Node: "a", Conn: "a1"}, {Node: "b", Conn: "b1"}}
 	slices.SortFunc(got["alice"], func(x, y presence.Entry) int { return strings.Compare(x.Node, y.Node) })
 	if !slices.Equal(got["alice"], want) {
@@ -415,7 +371,7 @@ func TestRedisLocateAcrossNodes(t *testing.T) {
 	}
 	// Node a stops refreshing: its entry drops out after its TTL.
 	eventually(t, ttl+3*time.Second, "a's entry expires from Locate", func() bool {
-		got := must[map[string][]presence.Entry](t)(b.Locate(ctx, []string{"alice"}))
+		got := must.Get[map[string][]presence.Entry](t)(b.Locate(ctx, []string{"alice"}))
 		return slices.Equal(got["alice"], []presence.Entry{{Node: "b", Conn: "b1"}})
 	})
 	_ = a.Close()

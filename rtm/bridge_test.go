@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
 )
@@ -170,7 +171,7 @@ func TestDedupe(t *testing.T) {
 // published again once DedupeTTL has passed.
 func TestDedupeExpires(t *testing.T) {
 	e := newMemoryEnv(t, rtmsim.Config{})
-	clock := &fakeClock{}
+	clock := testclock.Real()
 	e.memStore = rtm.NewMemoryStore(clock.Now)
 	n := e.start(e.config("n1"))
 	o := e.observe(n.Bridge, "p1")

@@ -3,8 +3,6 @@ package rtm_test
 import (
 	"context"
 	"encoding/json"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
+	"github.com/anchat/realtime/rtm/rtmsim/rtmsimtest"
 )
 
 // env is one test's engines (memory or Redis) and simulator.
@@ -37,26 +36,13 @@ type env struct {
 	memBus   *bus.Memory
 }
 
-func startSim(t *testing.T, cfg rtmsim.Config) (*rtmsim.Server, string) {
-	t.Helper()
-	s, err := rtmsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		s.Close()
-		hs.Close()
-	})
-	return s, "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws"
-}
-
 // newRedisEnv and newMemoryEnv check, when the test ends, that every
 // goroutine the test's bridges, brokers and simulator started has ended.
 func newRedisEnv(t *testing.T, simCfg rtmsim.Config) *env {
 	leakcheck.Check(t)
 	e := &env{t: t}
-	e.sim, e.simURL = startSim(t, simCfg)
+	sim := rtmsimtest.Start(t, simCfg)
+	e.sim, e.simURL = sim.Server, sim.WSURL()
 	e.redis = redistest.Start(t, redistest.Options{})
 	e.client = e.redis.Client()
 	e.prefix = redistest.Prefix(t)
@@ -66,7 +52,8 @@ func newRedisEnv(t *testing.T, simCfg rtmsim.Config) *env {
 func newMemoryEnv(t *testing.T, simCfg rtmsim.Config) *env {
 	leakcheck.Check(t)
 	e := &env{t: t}
-	e.sim, e.simURL = startSim(t, simCfg)
+	sim := rtmsimtest.Start(t, simCfg)
+	e.sim, e.simURL = sim.Server, sim.WSURL()
 	e.memLease = lease.NewMemory(nil)
 	e.memStore = rtm.NewMemoryStore(nil)
 	e.memBus = bus.NewMemory(bus.MemoryConfig{})

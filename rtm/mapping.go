@@ -175,49 +175,44 @@ func mapFrame(profileID string, raw []byte, now time.Time) (mapped, error) {
 type flexString string
 
 func (s *flexString) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	switch {
-	case len(b) == 0 || string(b) == "null":
-		*s = ""
-		return nil
-	case b[0] == '"':
-		var v string
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
+	return unmarshalFlex(b, (*string)(s), func(b []byte) (string, error) {
+		var n json.Number
+		if err := json.Unmarshal(b, &n); err != nil {
+			return "", fmt.Errorf("want a string or a number, got %s", b)
 		}
-		*s = flexString(v)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return fmt.Errorf("want a string or a number, got %s", b)
-	}
-	*s = flexString(n.String())
-	return nil
+		return n.String(), nil
+	})
 }
 
 // flexTime accepts an RFC 3339 string (kept as given) or Unix milliseconds.
 type flexTime string
 
 func (t *flexTime) UnmarshalJSON(b []byte) error {
+	return unmarshalFlex(b, (*string)(t), func(b []byte) (string, error) {
+		ms, err := strconv.ParseInt(string(b), 10, 64)
+		if err != nil {
+			return "", fmt.Errorf("want an RFC 3339 string or Unix milliseconds, got %s", b)
+		}
+		return time.UnixMilli(ms).UTC().Format(timeFormat), nil
+	})
+}
+
+// unmarshalFlex sets *dst from the JSON value b: "" for null (or nothing),
+// the text of a string as given, and what other turns anything else into.
+func unmarshalFlex(b []byte, dst *string, other func([]byte) (string, error)) error {
 	b = bytes.TrimSpace(b)
 	switch {
 	case len(b) == 0 || string(b) == "null":
-		*t = ""
+		*dst = ""
 		return nil
 	case b[0] == '"':
-		var v string
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		*t = flexTime(v)
-		return nil
+		return json.Unmarshal(b, dst)
 	}
-	ms, err := strconv.ParseInt(string(b), 10, 64)
+	v, err := other(b)
 	if err != nil {
-		return fmt.Errorf("want an RFC 3339 string or Unix milliseconds, got %s", b)
+		return err
 	}
-	*t = flexTime(time.UnixMilli(ms).UTC().Format(timeFormat))
+	*dst = v
 	return nil
 }
 

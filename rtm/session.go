@@ -6,31 +6,21 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/anchat/realtime/internal/ident"
 )
 
-// maxProfileIDLen matches the node's id limit.
-const maxProfileIDLen = 128
+// maxProfileIDLen is the node's id limit.
+const maxProfileIDLen = ident.MaxLen
 
 // maxCookieHeader bounds the Cookie header built from a session.
 const maxCookieHeader = 8 << 10
 
-// validProfileID: 1 to 128 bytes of UTF-8 without spaces, control characters
-// or braces (braces would break Redis hash tags), as the node's ids.
-func validProfileID(s string) bool {
-	if s == "" || len(s) > maxProfileIDLen || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || r == '{' || r == '}' {
-			return false
-		}
-	}
-	return true
-}
-
+// checkProfileID refuses a profile id the node would refuse as an id
+// (internal/ident: 1 to 128 bytes without spaces, control characters or
+// braces).
 func checkProfileID(id string) error {
-	if !validProfileID(id) {
+	if !ident.Valid(id) {
 		return fmt.Errorf("%w: %q (1 to %d characters without spaces or braces)", ErrBadProfileID, id, maxProfileIDLen)
 	}
 	return nil

@@ -4,14 +4,13 @@ import (
 	"context"
 	_ "embed"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisprefix"
 	"github.com/anchat/realtime/internal/redisscript"
 )
 
@@ -50,15 +49,11 @@ type RedisStore struct {
 // NewRedisStore returns a store on client, which the caller owns. It does
 // no I/O.
 func NewRedisStore(client redis.UniversalClient, cfg RedisStoreConfig) (*RedisStore, error) {
-	if client == nil {
-		return nil, errors.New("rtm: nil redis client")
+	prefix, err := redisprefix.Resolve("rtm", client, cfg.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "rt"
-	}
-	if strings.ContainsAny(cfg.Prefix, "{}") {
-		return nil, fmt.Errorf("rtm: prefix %q must not contain '{' or '}'", cfg.Prefix)
-	}
+	cfg.Prefix = prefix
 	tag := cfg.Prefix + ":{rtm}:"
 	return &RedisStore{
 		client:   client,
@@ -97,22 +92,16 @@ func (s *RedisStore) DeleteSession(ctx context.Context, profileID string) error 
 
 // Sessions implements [Store]. Entries it cannot parse are skipped.
 func (s *RedisStore) Sessions(ctx context.Context) (map[string]Session, error) {
-	all, err := s.client.HGetAll(ctx, s.profiles).Result()
-	if err != nil {
-		return nil, wrapRedis("sessions", err)
-	}
-	out := make(map[string]Session, len(all))
-	for id, v := range all {
+	return hashOf(ctx, s.client, s.profiles, "sessions", func(v string) (Session, bool) {
 		var e struct {
 			Version int64           `json:"version"`
 			Session json.RawMessage `json:"session"`
 		}
 		if json.Unmarshal([]byte(v), &e) != nil || len(e.Session) == 0 {
-			continue
+			return Session{}, false
 		}
-		out[id] = Session{Version: e.Version, Data: e.Session}
-	}
-	return out, nil
+		return Session{Version: e.Version, Data: e.Session}, true
+	})
 }
 
 // SetState implements [Store].
@@ -148,29 +137,30 @@ func (s *RedisStore) SetFigures(ctx context.Context, figures map[string]Figures)
 
 // Figures implements [Store]; a value it cannot decode is left out.
 func (s *RedisStore) Figures(ctx context.Context) (map[string]Figures, error) {
-	all, err := s.client.HGetAll(ctx, s.figures).Result()
-	if err != nil {
-		return nil, wrapRedis("figures", err)
-	}
-	out := make(map[string]Figures, len(all))
-	for id, v := range all {
+	return hashOf(ctx, s.client, s.figures, "figures", func(v string) (Figures, bool) {
 		var f Figures
-		if json.Unmarshal([]byte(v), &f) == nil {
-			out[id] = f
-		}
-	}
-	return out, nil
+		err := json.Unmarshal([]byte(v), &f)
+		return f, err == nil
+	})
 }
 
 // States implements [Store].
 func (s *RedisStore) States(ctx context.Context) (map[string]State, error) {
-	all, err := s.client.HGetAll(ctx, s.state).Result()
+	return hashOf(ctx, s.client, s.state, "states", func(v string) (State, bool) { return State(v), true })
+}
+
+// hashOf reads the hash key (one HGETALL) into a map, each value decoded by
+// decode; the entries it refuses are left out. what names the call in errors.
+func hashOf[V any](ctx context.Context, c redis.UniversalClient, key, what string, decode func(string) (V, bool)) (map[string]V, error) {
+	all, err := c.HGetAll(ctx, key).Result()
 	if err != nil {
-		return nil, wrapRedis("states", err)
+		return nil, wrapRedis(what, err)
 	}
-	out := make(map[string]State, len(all))
+	out := make(map[string]V, len(all))
 	for id, v := range all {
-		out[id] = State(v)
+		if d, ok := decode(v); ok {
+			out[id] = d
+		}
 	}
 	return out, nil
 }

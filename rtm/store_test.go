@@ -4,34 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/rtm"
 )
-
-// fakeClock is the real clock plus an offset tests advance.
-type fakeClock struct {
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.offset)
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.offset += d
-}
 
 // storeContract is the behaviour both stores share. advance moves the
 // store's clock (real sleep for Redis).
@@ -204,7 +187,7 @@ func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(ti
 
 func TestMemoryStore(t *testing.T) {
 	storeContract(t, func(t *testing.T) (rtm.Store, func(time.Duration)) {
-		c := &fakeClock{}
+		c := testclock.Real()
 		return rtm.NewMemoryStore(c.Now), c.Advance
 	})
 }
@@ -228,11 +211,7 @@ func TestRedisStoreOnCluster(t *testing.T) {
 
 func newRedisStore(t testing.TB, c redis.UniversalClient, prefix string) *rtm.RedisStore {
 	t.Helper()
-	s, err := rtm.NewRedisStore(c, rtm.RedisStoreConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return must.Get[*rtm.RedisStore](t)(rtm.NewRedisStore(c, rtm.RedisStoreConfig{Prefix: prefix}))
 }
 
 func TestRedisStoreLayout(t *testing.T) {
@@ -263,8 +242,7 @@ func TestRedisStoreLayout(t *testing.T) {
 
 func TestRedisStoreUnavailable(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	t.Cleanup(func() { _ = c.Close() })
+	c := srv.FailFastClient()
 	s := newRedisStore(t, c, redistest.Prefix(t))
 	srv.Kill()
 	err := s.PutSession(t.Context(), "p1", json.RawMessage(`{"cookies":"a=1"}`))

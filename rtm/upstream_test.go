@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
 )
@@ -40,7 +41,7 @@ func TestBackoff(t *testing.T) {
 		slack = 250 * time.Millisecond // notice the drop, dial, upgrade (under -race)
 	)
 	e := newMemoryEnv(t, rtmsim.Config{})
-	clock := &fakeClock{}
+	clock := testclock.Real()
 	cfg := e.config("n1")
 	cfg.LeaseTTL = time.Minute // the clock jump below must not touch the lease
 	cfg.Now = clock.Now

@@ -145,6 +145,17 @@ func started(t *testing.T, newBroker Factory, historySize int) (bus.Broker, *Rec
 	return b, rec
 }
 
+// startedInChat is started with the default history, subscribed to a chat
+// of the test's own.
+func startedInChat(t *testing.T, newBroker Factory) (b bus.Broker, rec *Recorder, chat string, ch bus.Channel) {
+	t.Helper()
+	b, rec = started(t, newBroker, 0)
+	chat = ChatID(t)
+	ch = bus.Chat(chat)
+	subscribe(t, b, ch)
+	return b, rec, chat, ch
+}
+
 func subscribe(t testing.TB, b bus.Broker, ch bus.Channel) {
 	t.Helper()
 	if err := b.Subscribe(context.Background(), ch); err != nil {
@@ -184,10 +195,7 @@ func jsonEqual(t testing.TB, got json.RawMessage, want string) {
 }
 
 func testSendDeliveredOnce(t *testing.T, newBroker Factory) {
-	b, rec := started(t, newBroker, 0)
-	chat := ChatID(t)
-	ch := bus.Chat(chat)
-	subscribe(t, b, ch)
+	b, rec, chat, ch := startedInChat(t, newBroker)
 	res := send(t, b, chat, "alice", "hi")
 	if !res.Changed || res.EventID == "" || res.MessageID != res.EventID || !bus.ValidID(res.EventID) {
 		t.Fatalf("Result %+v: want Changed, a valid EventID, MessageID == EventID", res)
@@ -210,10 +218,7 @@ func testSendDeliveredOnce(t *testing.T, newBroker Factory) {
 }
 
 func testSendDataShapes(t *testing.T, newBroker Factory) {
-	b, rec := started(t, newBroker, 0)
-	chat := ChatID(t)
-	ch := bus.Chat(chat)
-	subscribe(t, b, ch)
+	b, rec, chat, ch := startedInChat(t, newBroker)
 	ctx := context.Background()
 	for i, data := range []string{"", "{}", " { } ", `{"a":"x\"y"}`} {
 		res, err := b.Append(ctx, chat, bus.Op{Kind: bus.OpSend, UserID: "u", Event: "new_message", Data: json.RawMessage(data)})
@@ -260,11 +265,8 @@ func testNotSubscribed(t *testing.T, newBroker Factory) {
 }
 
 func testSubscribeTwiceUnsubscribe(t *testing.T, newBroker Factory) {
-	b, rec := started(t, newBroker, 0)
+	b, rec, chat, ch := startedInChat(t, newBroker)
 	ctx := context.Background()
-	chat := ChatID(t)
-	ch := bus.Chat(chat)
-	subscribe(t, b, ch)
 	subscribe(t, b, ch) // no-op
 	send(t, b, chat, "alice", "one")
 	rec.WaitOn(t, ch, 1)
@@ -297,11 +299,8 @@ func testSubscribeTwiceUnsubscribe(t *testing.T, newBroker Factory) {
 }
 
 func testIDsIncrease(t *testing.T, newBroker Factory) {
-	b, rec := started(t, newBroker, 0)
+	b, rec, chat, ch := startedInChat(t, newBroker)
 	ctx := context.Background()
-	chat := ChatID(t)
-	ch := bus.Chat(chat)
-	subscribe(t, b, ch)
 	var ids []string
 	for i := 0; i < 30; i++ {
 		res := send(t, b, chat, "alice", fmt.Sprint(i))
@@ -329,11 +328,8 @@ func testIDsIncrease(t *testing.T, newBroker Factory) {
 }
 
 func testEditDelete(t *testing.T, newBroker Factory) {
-	b, rec := started(t, newBroker, 0)
+	b, rec, chat, ch := startedInChat(t, newBroker)
 	ctx := context.Background()
-	chat := ChatID(t)
-	ch := bus.Chat(chat)
-	subscribe(t, b, ch)
 	msg := send(t, b, chat, "alice", "original")
 	op := func(kind bus.OpKind, user, msgID string) (bus.Result, error) {
 		ev := map[bus.OpKind]string{bus.OpEdit: "message_edited", bus.OpDelete: "message_deleted",
@@ -388,11 +384,8 @@ func testEditDelete(t *testing.T, newBroker Factory) {
 }
 
 func testReactions(t *testing.T, newBroker Factory) {
-	b, rec := started(t, newBroker, 0)
+	b, rec, chat, ch := startedInChat(t, newBroker)
 	ctx := context.Background()
-	chat := ChatID(t)
-	ch := bus.Chat(chat)
-	subscribe(t, b, ch)
 	msg := send(t, b, chat, "alice", "react to me")
 	react := func(kind bus.OpKind, user, emoji string) bus.Result {
 		t.Helper()
@@ -454,11 +447,8 @@ func testReactions(t *testing.T, newBroker Factory) {
 }
 
 func testSince(t *testing.T, newBroker Factory) {
-	b, rec := started(t, newBroker, 0)
+	b, rec, chat, ch := startedInChat(t, newBroker)
 	ctx := context.Background()
-	chat := ChatID(t)
-	ch := bus.Chat(chat)
-	subscribe(t, b, ch)
 	if evs, rec, err := b.Since(ctx, chat, "1-0", 10); err != nil || rec || len(evs) != 0 {
 		t.Fatalf("Since on an empty chat: %v %v %v, want nothing, not recovered", evs, rec, err)
 	}
@@ -638,10 +628,7 @@ func testStartAndClose(t *testing.T, newBroker Factory) {
 }
 
 func testConcurrentAppends(t *testing.T, newBroker Factory) {
-	b, rec := started(t, newBroker, 0)
-	chat := ChatID(t)
-	ch := bus.Chat(chat)
-	subscribe(t, b, ch)
+	b, rec, chat, ch := startedInChat(t, newBroker)
 	const writers, each = 8, 40
 	var (
 		wg  sync.WaitGroup
@@ -684,6 +671,26 @@ func testConcurrentAppends(t *testing.T, newBroker Factory) {
 		}
 		if i > 0 && bus.CompareIDs(got[i-1].EventID, d.EventID) >= 0 {
 			t.Fatalf("deliveries out of order: %s then %s", got[i-1].EventID, d.EventID)
+		}
+	}
+}
+
+// BenchmarkAppend starts br, subscribes it to a chat and measures Append of
+// one chat message to that chat: the same load on every broker.
+func BenchmarkAppend(b *testing.B, br bus.Broker) {
+	if err := br.Start(func(bus.Delivery) {}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := br.Subscribe(ctx, bus.Chat("c")); err != nil {
+		b.Fatal(err)
+	}
+	op := bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message",
+		Data: json.RawMessage(`{"chatId":"c","senderId":"alice","content":"hello","messageType":"TEXT"}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := br.Append(ctx, "c", op); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/flaglist"
 	"github.com/anchat/realtime/internal/redismetrics"
 	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/anchat/realtime/lease"
@@ -77,7 +78,7 @@ func redisClient(o *serveOptions, getenv getenvFunc) (redis.UniversalClient, str
 		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12} // as go-redis's ParseURL does for rediss://
 	}
 	if o.RedisClusterAddrs != "" {
-		addrs := splitList(o.RedisClusterAddrs)
+		addrs := flaglist.Split(o.RedisClusterAddrs)
 		if len(addrs) == 0 {
 			return nil, "", errors.New("--redis-cluster-addrs: no address")
 		}
@@ -110,7 +111,7 @@ func redisClient(o *serveOptions, getenv getenvFunc) (redis.UniversalClient, str
 		failFast(&opts.DialTimeout, &opts.ReadTimeout, &opts.WriteTimeout, &opts.PoolTimeout, &opts.MaxRetries, &opts.DialerRetries)
 		return redis.NewClient(opts), opts.Addr, nil
 	}
-	addrs := splitList(o.RedisSentinelAddrs)
+	addrs := flaglist.Split(o.RedisSentinelAddrs)
 	if len(addrs) == 0 {
 		return nil, "", errors.New("--redis-sentinel-addrs: no address")
 	}

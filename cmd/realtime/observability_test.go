@@ -17,10 +17,12 @@ import (
 
 	"github.com/anchat/realtime/internal/redismetrics"
 	"github.com/anchat/realtime/internal/redistest"
+
+	"github.com/anchat/realtime/internal/syncbuf"
 )
 
 // logLines parses the JSON lines written so far.
-func logLines(t *testing.T, out *lockedBuffer) []map[string]any {
+func logLines(t *testing.T, out *syncbuf.Buffer) []map[string]any {
 	t.Helper()
 	var lines []map[string]any
 	sc := bufio.NewScanner(strings.NewReader(out.String()))
@@ -34,7 +36,7 @@ func logLines(t *testing.T, out *lockedBuffer) []map[string]any {
 }
 
 // waitLine waits for a log line with message msg and returns it.
-func waitLine(t *testing.T, out *lockedBuffer, msg string, d time.Duration) map[string]any {
+func waitLine(t *testing.T, out *syncbuf.Buffer, msg string, d time.Duration) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -49,7 +51,7 @@ func waitLine(t *testing.T, out *lockedBuffer, msg string, d time.Duration) map[
 	return nil
 }
 
-func countLines(t *testing.T, out *lockedBuffer, msg string) int {
+func countLines(t *testing.T, out *syncbuf.Buffer, msg string) int {
 	n := 0
 	for _, l := range logLines(t, out) {
 		if l["message"] == msg {

@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -15,32 +13,15 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/internal/syncbuf"
 )
-
-// lockedBuffer is a bytes.Buffer safe for the node's goroutines and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // startServe runs `realtime serve args...` in the background with signals
 // delivered through the returned channel.
-func startServe(t *testing.T, e env, args ...string) (sigs chan os.Signal, out, errb *lockedBuffer, exits chan int, done chan int) {
+func startServe(t *testing.T, e env, args ...string) (sigs chan os.Signal, out, errb *syncbuf.Buffer, exits chan int, done chan int) {
 	t.Helper()
 	sigs = make(chan os.Signal, 2)
-	out, errb = &lockedBuffer{}, &lockedBuffer{}
+	out, errb = &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	exits = make(chan int, 1)
 	done = make(chan int, 1)
 	a := &app{
@@ -58,7 +39,7 @@ func startServe(t *testing.T, e env, args ...string) (sigs chan os.Signal, out, 
 	return sigs, out, errb, exits, done
 }
 
-func waitOutput(t *testing.T, buf *lockedBuffer, want string, done chan int) {
+func waitOutput(t *testing.T, buf *syncbuf.Buffer, want string, done chan int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(buf.String(), want) {
@@ -74,18 +55,45 @@ func waitOutput(t *testing.T, buf *lockedBuffer, want string, done chan int) {
 	}
 }
 
-func TestServeDevDrainsOnSignal(t *testing.T) {
-	sigs, out, errb, exits, done := startServe(t, env{}, "--dev", "--log-format", "json", "--drain-period", "100ms", "--node-id", "n-test")
-	waitOutput(t, errb, "const socket = io('http://127.0.0.1:", done)
+// stopServe sends SIGTERM and fails the test unless serve returns 0 within
+// 10 s.
+func stopServe(t *testing.T, sigs chan<- os.Signal, done <-chan int, out *syncbuf.Buffer) {
+	t.Helper()
 	sigs <- syscall.SIGTERM
 	select {
 	case code := <-done:
 		if code != 0 {
-			t.Errorf("exit %d after one SIGTERM, want 0", code)
+			t.Errorf("exit %d after SIGTERM, want 0\n%s", code, out)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not return within 10 s of SIGTERM")
 	}
+}
+
+// waitUntil polls cond every 50 ms until it holds; the test fails on its
+// error or when it does not hold within 20 s.
+func waitUntil(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within 20 s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestServeDevDrainsOnSignal(t *testing.T) {
+	sigs, out, errb, exits, done := startServe(t, env{}, "--dev", "--log-format", "json", "--drain-period", "100ms", "--node-id", "n-test")
+	waitOutput(t, errb, "const socket = io('http://127.0.0.1:", done)
+	stopServe(t, sigs, done, out)
 	select {
 	case code := <-exits:
 		t.Errorf("exit(%d) called after a single signal", code)
@@ -173,30 +181,14 @@ func TestServeWithRedis(t *testing.T) {
 	}
 	c := srv.Client()
 	ctx := context.Background()
-	deadline := time.Now().Add(20 * time.Second) // the first presence refresh
-	for {
+	waitUntil(t, "a key under the prefix (the node does not use this Redis)", func() (bool, error) { // the first presence refresh
 		keys, err := c.Keys(ctx, prefix+"*").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
 		if len(keys) > 0 {
 			t.Logf("keys under %s: %v", prefix, keys)
-			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no key under prefix %q within 20 s: the node does not use this Redis", prefix)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	sigs <- syscall.SIGTERM
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d, want 0\n%s", code, out)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return within 10 s of SIGTERM")
-	}
+		return len(keys) > 0, err
+	})
+	stopServe(t, sigs, done, out)
 	if n, err := c.Exists(ctx, prefix+":{nodes}:n-redis:alive").Result(); err != nil || n != 0 {
 		t.Errorf("the node's liveness key is still there after a clean stop (%d, %v)", n, err)
 	}
@@ -215,29 +207,11 @@ func TestServeWithRedisCluster(t *testing.T) {
 		t.Errorf("start-up line does not say the Redis Cluster engine:\n%s", out)
 	}
 	ctx := context.Background()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	waitUntil(t, "the liveness key (the node does not use this cluster)", func() (bool, error) {
 		n, err := c.Exists(ctx, prefix+":{nodes}:n-cluster:alive").Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no liveness key within 20 s: the node does not use this cluster")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	sigs <- syscall.SIGTERM
-	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit %d, want 0\n%s", code, out)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return within 10 s of SIGTERM")
-	}
+		return n == 1, err
+	})
+	stopServe(t, sigs, done, out)
 }
 
 func TestServeRedisErrors(t *testing.T) {

@@ -3,10 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/anchat/realtime/internal/flaglist"
 )
 
 // tokenClaims are the claims of PROTOCOL.md section 1 ("JWT claims").
@@ -53,17 +54,6 @@ func mintToken(secret []byte, spec tokenSpec, now time.Time) (string, error) {
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
 }
 
-// splitList splits a comma-separated flag value, dropping empty items.
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // cmdToken implements `realtime token`.
 func (a *app) cmdToken(args []string) int {
 	var o tokenOptions
@@ -86,7 +76,7 @@ func (a *app) cmdToken(args []string) int {
 	}
 	tok, err := mintToken([]byte(s.value), tokenSpec{
 		User:     o.User,
-		Profiles: splitList(o.Profiles),
+		Profiles: flaglist.Split(o.Profiles),
 		Name:     o.Name,
 		TTL:      o.TTL,
 		Issuer:   o.JWTIssuer,

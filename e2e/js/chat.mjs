@@ -2,11 +2,7 @@
 // through the server API): both get new_message with the sender's tempId,
 // exactly once; the sender gets message_sent.
 import assert from 'node:assert/strict';
-import { io } from 'socket.io-client';
-import { URL, env, main, log, waitFor, record, connected, ack, assertOK, addMembers, sleep, ISO_MS } from './lib.mjs';
-
-const aliceToken = env('TOKEN_ALICE'); // name claim "Alice"
-const bobToken = env('TOKEN_BOB');
+import { main, log, waitFor, record, ack, assertOK, joinedPair, sleep, ISO_MS } from './lib.mjs';
 
 function checkNewMessage(m, want) {
   for (const k of ['eventId', 'messageId', 'chatId', 'senderId', 'content', 'messageType', 'attachments', 'createdAt']) {
@@ -20,12 +16,7 @@ function checkNewMessage(m, want) {
 }
 
 main(async () => {
-  await addMembers('c1', 'alice', 'bob');
-  const alice = io(URL + '/messenger', { transports: ['websocket'], auth: { token: aliceToken } });
-  const bob = io(URL + '/messenger', { transports: ['websocket'], auth: { token: bobToken } });
-  await Promise.all([connected(alice), connected(bob)]);
-  assertOK(await ack(alice, 'join_chat', { chatId: 'c1' }), 'alice join_chat');
-  assertOK(await ack(bob, 'join_chat', { chatId: 'c1' }), 'bob join_chat');
+  const { alice, bob } = await joinedPair('c1');
   const aliceNew = record(alice, 'new_message');
   const bobNew = record(bob, 'new_message');
   const aliceSent = record(alice, 'message_sent');

@@ -1,5 +1,5 @@
 // Interest-based subscription, driven by cluster3_test.go (see
-// cluster3_steps.mjs). Chat "ix" has members on node 1 (x1) and node 2 (x2);
+// steps.mjs). Chat "ix" has members on node 1 (x1) and node 2 (x2);
 // chat "iy" on node 1 (y1) and node 3 (y3), so node 3 has users, but none in
 // "ix".
 //
@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { URL, env, main, log, sleep, connected, ack, assertOK } from './lib.mjs';
-import { mark, command, until } from './cluster3_steps.mjs';
+import { mark, command, until } from './steps.mjs';
 
 const URLS = [URL, env('URL2'), env('URL3')];
 const sock = (url, token) => io(url + '/messenger', { transports: ['websocket'], auth: { token } });

@@ -1,4 +1,4 @@
-// Node crash, driven by crash_test.go (see cluster3_steps.mjs). Node 1 (URL)
+// Node crash, driven by crash_test.go (see steps.mjs). Node 1 (URL)
 // is SIGKILLed by the test; nodes 2 and 3 (URL2, URL3) live on.
 //
 // u holds three connections, one per node (the cap). v1 and v2 are on node 1
@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { URL, env, main, log, sleep, connected, refused, disconnected, ack, assertOK } from './lib.mjs';
-import { mark, command, until } from './cluster3_steps.mjs';
+import { mark, command, until } from './steps.mjs';
 
 const URLS = [URL, env('URL2'), env('URL3')];
 const CHAT = 'crash';

@@ -1,49 +1,26 @@
-// Drain scenario, driven by drain_test.go through stdin and stdout.
+// Drain scenario, driven by drain_test.go through stdin and stdout (see
+// steps.mjs).
 //
 // URL is the test's load balancer. The users of TOKENS (a JSON list) and one
 // sender (SENDER_TOKEN) connect through it and join chat "drain"; every
 // socket re-joins on each reconnect with the last eventId it saw, and the
 // `missed` events are collected. The sender sends a baseline message every
-// client must see live, then the script prints READY and the sender sends a
+// client must see live, then the script prints @READY and the sender sends a
 // message every 20 ms (with acks) until the line STOP arrives on stdin and
 // every socket is connected and joined again. Then it sends a fence
 // message every client must see, writes what it observed to SUMMARY (JSON),
-// prints SUMMARY-WRITTEN, and waits for EXIT on stdin before closing the
+// prints @SUMMARY, and waits for EXIT on stdin before closing the
 // sockets. The Go test makes the assertions; this script fails only when the
 // setup before READY does not work.
 import { io } from 'socket.io-client';
-import readline from 'node:readline';
 import { writeFileSync } from 'node:fs';
 import { URL, env, main, log, sleep, ack, assertOK } from './lib.mjs';
+import { mark, command, until } from './steps.mjs';
 
 const CHAT = 'drain';
 const tokens = JSON.parse(env('TOKENS'));
 const senderToken = env('SENDER_TOKEN');
 const summaryPath = env('SUMMARY');
-
-// Lines from the Go test.
-const lines = new Set();
-const lineWaiters = new Map();
-readline.createInterface({ input: process.stdin }).on('line', (l) => {
-  l = l.trim();
-  lines.add(l);
-  const w = lineWaiters.get(l);
-  if (w) w();
-});
-function line(want) {
-  if (lines.has(want)) return Promise.resolve();
-  return new Promise((resolve) => lineWaiters.set(want, resolve));
-}
-
-/** Resolves true once cond() holds (checked every 20 ms), false after ms. */
-async function until(cond, ms) {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await sleep(20);
-  }
-  return true;
-}
 
 /**
  * A socket that joins CHAT on every connect (with lastEventId after the
@@ -163,7 +140,7 @@ main(async () => {
   if (!(await until(() => clients.every((c) => c.live.includes(base.eventId)), 5000))) {
     throw new Error('not every client received the baseline message live within 5 s');
   }
-  console.log('READY');
+  mark('READY');
 
   // The sender sends every 20 ms while it is joined, until STOP.
   let stop = false;
@@ -180,7 +157,7 @@ main(async () => {
   // After STOP (the drained node has exited), the sender goes on until every
   // socket is connected and joined again, so messages keep flowing while the
   // last clients reconnect.
-  await line('STOP');
+  await command('STOP');
   const settled = await until(() => all.every((c) => c.socket.connected && c.joined), 10000);
   log(settled ? 'every socket connected and joined again' : 'NOT every socket is connected and joined after 10 s');
   await sleep(200);
@@ -204,7 +181,7 @@ main(async () => {
     sender: report(sender),
   };
   writeFileSync(summaryPath, JSON.stringify(summary));
-  console.log('SUMMARY-WRITTEN');
-  await line('EXIT');
+  mark('SUMMARY');
+  await command('EXIT');
   all.forEach((c) => c.socket.disconnect());
 }, 45000);

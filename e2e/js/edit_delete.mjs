@@ -1,16 +1,10 @@
 // Only the author edits or deletes a message: others get FORBIDDEN; the
 // author's edit and delete fan out message_edited / message_deleted.
 import assert from 'node:assert/strict';
-import { io } from 'socket.io-client';
-import { URL, env, main, log, waitFor, connected, ack, assertOK, assertRefusal, addMembers, ISO_MS } from './lib.mjs';
+import { main, log, waitFor, ack, assertOK, assertRefusal, joinedPair, ISO_MS } from './lib.mjs';
 
 main(async () => {
-  await addMembers('c2', 'alice', 'bob');
-  const alice = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_ALICE') } });
-  const bob = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_BOB') } });
-  await Promise.all([connected(alice), connected(bob)]);
-  assertOK(await ack(alice, 'join_chat', { chatId: 'c2' }), 'alice join');
-  assertOK(await ack(bob, 'join_chat', { chatId: 'c2' }), 'bob join');
+  const { alice, bob } = await joinedPair('c2');
   const m = assertOK(await ack(alice, 'send_message', { chatId: 'c2', content: 'original', messageType: 'TEXT', tempId: 'e-1' }), 'alice send');
 
   const be = await ack(bob, 'edit_message', { chatId: 'c2', messageId: m.messageId, content: 'hijacked' });

@@ -1,5 +1,6 @@
-// Helpers shared by the scenario scripts. Each scenario creates its sockets
-// itself with exactly the client code of PROTOCOL.md:
+// Helpers shared by the scenario scripts. Each scenario's sockets are
+// created with exactly the client code of PROTOCOL.md (by the scenario, or by
+// joinedPair below):
 //
 //   io(URL + '/messenger', { transports: ['websocket'], auth: { token } })
 //
@@ -7,6 +8,7 @@
 // and sets the exit code the Go test checks.
 
 import assert from 'node:assert/strict';
+import { io } from 'socket.io-client';
 
 /** Reads a required environment variable. */
 export function env(name) {
@@ -79,21 +81,23 @@ export function record(socket, event) {
   return seen;
 }
 
-/** Resolves once socket is connected; rejects with the server's code on connect_error. */
-export function connected(socket, ms = 5000) {
-  if (socket.connected) return Promise.resolve(socket);
+/**
+ * Resolves with { connected: true } on the socket's next connect or with
+ * { error } on its next connect_error; rejects when neither comes within ms.
+ */
+function connectOutcome(socket, ms) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();
-      reject(new Error(`not connected after ${ms} ms`));
+      reject(new Error(`neither connect nor connect_error after ${ms} ms`));
     }, ms);
     const onConnect = () => {
       cleanup();
-      resolve(socket);
+      resolve({ connected: true });
     };
-    const onError = (err) => {
+    const onError = (error) => {
       cleanup();
-      reject(new Error(`connect_error: ${err.message} ${JSON.stringify(err.data)}`));
+      resolve({ error });
     };
     const cleanup = () => {
       clearTimeout(timer);
@@ -105,29 +109,24 @@ export function connected(socket, ms = 5000) {
   });
 }
 
+/** Resolves once socket is connected; rejects with the server's code on connect_error. */
+export async function connected(socket, ms = 5000) {
+  if (socket.connected) return socket;
+  let out;
+  try {
+    out = await connectOutcome(socket, ms);
+  } catch {
+    throw new Error(`not connected after ${ms} ms`);
+  }
+  if (out.error) throw new Error(`connect_error: ${out.error.message} ${JSON.stringify(out.error.data)}`);
+  return socket;
+}
+
 /** Resolves with the connect_error the server sends; rejects if the socket connects. */
-export function refused(socket, ms = 5000) {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`neither connect nor connect_error after ${ms} ms`));
-    }, ms);
-    const onConnect = () => {
-      cleanup();
-      reject(new Error('connected, but a refusal was expected'));
-    };
-    const onError = (err) => {
-      cleanup();
-      resolve(err);
-    };
-    const cleanup = () => {
-      clearTimeout(timer);
-      socket.off('connect', onConnect);
-      socket.off('connect_error', onError);
-    };
-    socket.on('connect', onConnect);
-    socket.on('connect_error', onError);
-  });
+export async function refused(socket, ms = 5000) {
+  const out = await connectOutcome(socket, ms);
+  if (out.connected) throw new Error('connected, but a refusal was expected');
+  return out.error;
 }
 
 /** Emits with an acknowledgement and resolves with the ack's payload. */
@@ -172,6 +171,20 @@ export async function api(method, path, body, key = API_KEY) {
   }
   log(`${method} ${path} ->`, String(res.status), text.slice(0, 300));
   return { status: res.status, body: parsed, headers: res.headers };
+}
+
+/**
+ * Makes alice and bob (TOKEN_ALICE, TOKEN_BOB) members of chatId, connects
+ * both and has both join it; resolves with { alice, bob }.
+ */
+export async function joinedPair(chatId) {
+  await addMembers(chatId, 'alice', 'bob');
+  const alice = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_ALICE') } });
+  const bob = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_BOB') } });
+  await Promise.all([connected(alice), connected(bob)]);
+  assertOK(await ack(alice, 'join_chat', { chatId }), 'alice join_chat');
+  assertOK(await ack(bob, 'join_chat', { chatId }), 'bob join_chat');
+  return { alice, bob };
 }
 
 /** Adds members to a chat through the server API and asserts success. */

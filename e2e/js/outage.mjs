@@ -1,5 +1,5 @@
 // Redis restart mid-traffic, driven by redis_outage_test.go (see
-// cluster3_steps.mjs). Members of chat "out" are spread over three nodes
+// steps.mjs). Members of chat "out" are spread over three nodes
 // (URL, URL2, URL3; TOKENS is a JSON list of [name, node index, token]); the
 // sender (SENDER_TOKEN, node 1, a member too) sends a message with an ack
 // every 20 ms.
@@ -17,7 +17,7 @@
 import { io } from 'socket.io-client';
 import { writeFileSync } from 'node:fs';
 import { URL, env, main, log, sleep, connected, ack, assertOK } from './lib.mjs';
-import { mark, command, until } from './cluster3_steps.mjs';
+import { mark, command, until } from './steps.mjs';
 
 const URLS = [URL, env('URL2'), env('URL3')];
 const CHAT = 'out';

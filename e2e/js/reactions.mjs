@@ -1,16 +1,10 @@
 // Reactions are idempotent per user, message and emoji: a duplicate add (or a
 // remove of an absent one) fans out nothing.
 import assert from 'node:assert/strict';
-import { io } from 'socket.io-client';
-import { URL, env, main, log, waitFor, record, connected, ack, assertOK, addMembers, sleep } from './lib.mjs';
+import { main, log, waitFor, record, ack, assertOK, joinedPair, sleep } from './lib.mjs';
 
 main(async () => {
-  await addMembers('c4', 'alice', 'bob');
-  const alice = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_ALICE') } });
-  const bob = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_BOB') } });
-  await Promise.all([connected(alice), connected(bob)]);
-  assertOK(await ack(alice, 'join_chat', { chatId: 'c4' }), 'alice join');
-  assertOK(await ack(bob, 'join_chat', { chatId: 'c4' }), 'bob join');
+  const { alice, bob } = await joinedPair('c4');
   const m = assertOK(await ack(alice, 'send_message', { chatId: 'c4', content: 'react to me', messageType: 'TEXT', tempId: 'r-1' }), 'send');
   const aliceR = record(alice, 'reaction_updated');
   const bobR = record(bob, 'reaction_updated');

@@ -3,18 +3,14 @@
 // retained history (node with --history-size 5) gives recovered: false.
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
-import { URL, env, main, log, waitFor, connected, ack, assertOK, addMembers } from './lib.mjs';
+import { URL, env, main, log, waitFor, connected, ack, assertOK, joinedPair } from './lib.mjs';
 
-const aliceToken = env('TOKEN_ALICE');
 const bobToken = env('TOKEN_BOB');
 
 main(async () => {
-  await addMembers('c6', 'alice', 'bob');
-  const alice = io(URL + '/messenger', { transports: ['websocket'], auth: { token: aliceToken } });
-  let bob = io(URL + '/messenger', { transports: ['websocket'], auth: { token: bobToken } });
-  await Promise.all([connected(alice), connected(bob)]);
-  assertOK(await ack(alice, 'join_chat', { chatId: 'c6' }), 'alice join');
-  assertOK(await ack(bob, 'join_chat', { chatId: 'c6' }), 'bob join');
+  const pair = await joinedPair('c6');
+  const alice = pair.alice;
+  let bob = pair.bob;
 
   const seen = waitFor(bob, 'new_message', 3000, (m) => m.tempId === 'seen');
   assertOK(await ack(alice, 'send_message', { chatId: 'c6', content: 'before', messageType: 'TEXT', tempId: 'seen' }), 'send before');

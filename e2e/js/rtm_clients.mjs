@@ -1,7 +1,7 @@
 // RTM scenarios' clients (driven by e2e/rtm_test.go): connects every client
 // of CLIENTS (JSON [{ name, url, token }]) with exactly the client code of
-// PROTOCOL.md, prints READY once all are connected, then one line per
-// event a client receives:
+// PROTOCOL.md, prints @READY (steps.mjs) once all are connected, then one
+// line per event a client receives:
 //
 //   EV {"client":"a1","event":"message_toast","data":{...}}
 //
@@ -11,6 +11,7 @@
 // exit 0).
 import { io } from 'socket.io-client';
 import { env, main, log, connected } from './lib.mjs';
+import { mark, stdinClosed } from './steps.mjs';
 
 const clients = JSON.parse(env('CLIENTS'));
 
@@ -29,13 +30,9 @@ main(async () => {
   });
   await Promise.all(sockets.map((s) => connected(s, 10000)));
   log('all clients connected', clients.map((c) => c.name));
-  process.stdout.write('READY\n');
+  mark('READY');
 
   // Run until the test closes stdin.
-  await new Promise((resolve) => {
-    process.stdin.on('end', resolve);
-    process.stdin.on('close', resolve);
-    process.stdin.resume();
-  });
+  await stdinClosed;
   sockets.forEach((s) => s.disconnect());
 }, Number(process.env.HARD_TIMEOUT_MS || 55000));

@@ -2,16 +2,10 @@
 // a start never stopped reaches them as a stop after the expiry; an explicit
 // stop arrives at once.
 import assert from 'node:assert/strict';
-import { io } from 'socket.io-client';
-import { URL, env, main, log, waitFor, record, connected, ack, assertOK, addMembers, sleep } from './lib.mjs';
+import { main, log, waitFor, record, joinedPair, sleep } from './lib.mjs';
 
 main(async () => {
-  await addMembers('c3', 'alice', 'bob');
-  const alice = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_ALICE') } });
-  const bob = io(URL + '/messenger', { transports: ['websocket'], auth: { token: env('TOKEN_BOB') } });
-  await Promise.all([connected(alice), connected(bob)]);
-  assertOK(await ack(alice, 'join_chat', { chatId: 'c3' }), 'alice join');
-  assertOK(await ack(bob, 'join_chat', { chatId: 'c3' }), 'bob join');
+  const { alice, bob } = await joinedPair('c3');
   const aliceTyping = record(alice, 'user_typing');
   const bobTyping = [];
   bob.on('user_typing', (t) => bobTyping.push({ ...t, at: performance.now() }));

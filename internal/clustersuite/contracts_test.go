@@ -11,6 +11,7 @@ import (
 
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/bus/bustest"
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/lease/leasetest"
@@ -22,23 +23,13 @@ import (
 	"github.com/anchat/realtime/presence/presencetest"
 )
 
-func must[T any](t testing.TB) func(T, error) T {
-	return func(v T, err error) T {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-}
-
 // newBroker returns an unstarted broker on c, closed with t.
 func newBroker(t testing.TB, c redis.UniversalClient, cfg bus.RedisConfig) *bus.Redis {
 	t.Helper()
 	if cfg.Prefix == "" {
 		cfg.Prefix = redistest.Prefix(t)
 	}
-	b := must[*bus.Redis](t)(bus.NewRedis(c, cfg))
+	b := must.Get[*bus.Redis](t)(bus.NewRedis(c, cfg))
 	t.Cleanup(func() { _ = b.Close() })
 	return b
 }
@@ -54,22 +45,22 @@ func TestContracts(t *testing.T) {
 	})
 	t.Run("presence", func(t *testing.T) {
 		presencetest.Run(t, func(t *testing.T) presence.Presence {
-			return must[*presence.Redis](t)(presence.NewRedis(c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "node-1"}))
+			return must.Get[*presence.Redis](t)(presence.NewRedis(c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "node-1"}))
 		})
 	})
 	t.Run("membership", func(t *testing.T) {
 		membershiptest.Run(t, func(t *testing.T) membership.Store {
-			return must[*membership.Redis](t)(membership.NewRedis(c, membership.RedisConfig{Prefix: redistest.Prefix(t)}))
+			return must.Get[*membership.Redis](t)(membership.NewRedis(c, membership.RedisConfig{Prefix: redistest.Prefix(t)}))
 		})
 	})
 	t.Run("limits", func(t *testing.T) {
 		limitstest.Run(t, func(t *testing.T, now limits.Clock) limits.Limiter {
-			return must[*limits.Redis](t)(limits.NewRedis(c, limits.RedisConfig{Prefix: redistest.Prefix(t), Now: now}))
+			return must.Get[*limits.Redis](t)(limits.NewRedis(c, limits.RedisConfig{Prefix: redistest.Prefix(t), Now: now}))
 		}, limitstest.Options{GCRAServerClock: true})
 	})
 	t.Run("lease", func(t *testing.T) {
 		leasetest.Run(t, func(t *testing.T, _ func() time.Time) lease.Lease {
-			return must[*lease.Redis](t)(lease.NewRedis(c, lease.RedisConfig{Prefix: redistest.Prefix(t)}))
+			return must.Get[*lease.Redis](t)(lease.NewRedis(c, lease.RedisConfig{Prefix: redistest.Prefix(t)}))
 		}, leasetest.Options{ServerClock: true})
 	})
 	t.Run("ShardedSubscriptionsOnlyWhereMembers", func(t *testing.T) {
@@ -98,7 +89,7 @@ func testShardNumSub(t *testing.T, cl *redistest.Cluster) {
 	var chats []string
 	for i := 0; len(masters) < 3 || len(chats) < 6; i++ {
 		id := fmt.Sprintf("%s-%d", bustest.ChatID(t), i)
-		m := must[*redistest.Server](t)(cl.MasterOf(ctx, a.ChannelName(bus.Chat(id))))
+		m := must.Get[*redistest.Server](t)(cl.MasterOf(ctx, a.ChannelName(bus.Chat(id))))
 		masters[m.Addr()] = true
 		chats = append(chats, id)
 		if i > 100 {
@@ -121,8 +112,8 @@ func testShardNumSub(t *testing.T, cl *redistest.Cluster) {
 	numsub := func(id string) int64 {
 		t.Helper()
 		name := a.ChannelName(bus.Chat(id))
-		m := must[*redistest.Server](t)(cl.MasterOf(ctx, name))
-		v := must[map[string]int64](t)(m.Client().PubSubShardNumSub(ctx, name).Result())
+		m := must.Get[*redistest.Server](t)(cl.MasterOf(ctx, name))
+		v := must.Get[map[string]int64](t)(m.Client().PubSubShardNumSub(ctx, name).Result())
 		return v[name]
 	}
 	for i, id := range chats {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/bus/bustest"
+	"github.com/anchat/realtime/internal/must"
+	"github.com/anchat/realtime/internal/redisslot"
 	"github.com/anchat/realtime/internal/redistest"
 )
 
@@ -63,7 +65,7 @@ func TestBusFailover(t *testing.T) {
 	var chats []string
 	for i := 0; len(chats) < 6; i++ {
 		id := fmt.Sprintf("%s-%d", bustest.ChatID(t), i)
-		m := must[*redistest.Server](t)(cl.MasterOf(ctx, receiver.ChannelName(bus.Chat(id))))
+		m := must.Get[*redistest.Server](t)(cl.MasterOf(ctx, receiver.ChannelName(bus.Chat(id))))
 		if perMaster[m.Addr()] < 2 {
 			perMaster[m.Addr()]++
 			chats = append(chats, id)
@@ -74,7 +76,7 @@ func TestBusFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	victim := must[*redistest.Server](t)(cl.MasterOf(ctx, receiver.ChannelName(bus.Chat(chats[0]))))
+	victim := must.Get[*redistest.Server](t)(cl.MasterOf(ctx, receiver.ChannelName(bus.Chat(chats[0]))))
 	traffic := startTraffic(t, ctx, sender, chats)
 	time.Sleep(time.Second)
 	t.Logf("killing master %s (owns chat 0)", victim.Addr())
@@ -109,19 +111,19 @@ func TestBusSlotMoved(t *testing.T) {
 		}
 	}
 	name := receiver.ChannelName(bus.Chat(chats[0]))
-	from := must[*redistest.Server](t)(cl.MasterOf(ctx, name))
+	from := must.Get[*redistest.Server](t)(cl.MasterOf(ctx, name))
 	to := cl.Nodes[0]
 	if to == from {
 		to = cl.Nodes[1]
 	}
 	traffic := startTraffic(t, ctx, sender, chats)
 	time.Sleep(time.Second)
-	slot := int(redistest.Slot(name))
+	slot := int(redisslot.Of(name))
 	t.Logf("moving slot %d from %s to %s", slot, from.Addr(), to.Addr())
 	if err := cl.MoveSlot(ctx, slot, to); err != nil {
 		t.Fatal(err)
 	}
-	if m := must[*redistest.Server](t)(cl.MasterOf(ctx, name)); m != to {
+	if m := must.Get[*redistest.Server](t)(cl.MasterOf(ctx, name)); m != to {
 		t.Fatalf("slot still on %s", m.Addr())
 	}
 	time.Sleep(2 * time.Second)
@@ -131,7 +133,7 @@ func TestBusSlotMoved(t *testing.T) {
 	var v map[string]int64
 	polled := time.Now()
 	for deadline := polled.Add(20 * time.Second); ; {
-		v = must[map[string]int64](t)(to.Client().PubSubShardNumSub(ctx, name).Result())
+		v = must.Get[map[string]int64](t)(to.Client().PubSubShardNumSub(ctx, name).Result())
 		if v[name] == 1 || time.Now().After(deadline) {
 			break
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/anchat/realtime/internal/redistest"
 )
@@ -34,7 +35,7 @@ func TestLoadAllOnCluster(t *testing.T) {
 	sum := sha1.Sum(src)
 	hash := hex.EncodeToString(sum[:])
 	for _, s := range cl.Nodes {
-		ok := must[[]bool](t)(s.Client().ScriptExists(ctx, hash).Result())
+		ok := must.Get[[]bool](t)(s.Client().ScriptExists(ctx, hash).Result())
 		if !ok[0] {
 			t.Errorf("node %s lacks the append script", s.Addr())
 		}
@@ -48,7 +49,7 @@ func TestLoadAllOnCluster(t *testing.T) {
 	re := regexp.MustCompile(`cmdstat_evalsha:calls=(\d+),.*failed_calls=(\d+)`)
 	calls := 0
 	for _, s := range cl.Nodes {
-		info := must[string](t)(s.Client().Info(ctx, "commandstats").Result())
+		info := must.Get[string](t)(s.Client().Info(ctx, "commandstats").Result())
 		if m := re.FindStringSubmatch(info); m != nil {
 			n, _ := strconv.Atoi(m[1])
 			calls += n

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/redisslot"
 )
 
 // Cluster is a real Redis Cluster of redis-server processes owned by a test:
@@ -228,7 +230,12 @@ func (c *Cluster) node(addr string) *Server {
 
 // MasterOf returns the running node that masters key's slot.
 func (c *Cluster) MasterOf(ctx context.Context, key string) (*Server, error) {
-	slot := int(Slot(key))
+	return c.masterOfSlot(ctx, int(redisslot.Of(key)))
+}
+
+// masterOfSlot returns the running node that masters slot, as the first
+// running node that knows one says.
+func (c *Cluster) masterOfSlot(ctx context.Context, slot int) (*Server, error) {
 	for _, s := range c.Nodes {
 		if !s.Alive() {
 			continue
@@ -250,50 +257,12 @@ func (c *Cluster) MasterOf(ctx context.Context, key string) (*Server, error) {
 	return nil, fmt.Errorf("redistest: no master found for slot %d", slot)
 }
 
-// Slot is key's Redis Cluster hash slot (hash tags included).
-func Slot(key string) uint16 {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc % 16384
-}
-
 // MoveSlot migrates slot, keys included, from its master to the master to,
 // as `redis-cli --cluster reshard` does for one slot: IMPORTING on the
 // target, MIGRATING on the source, MIGRATE of its keys, then SETSLOT NODE on
 // every master.
 func (c *Cluster) MoveSlot(ctx context.Context, slot int, to *Server) error {
-	var from *Server
-	for _, s := range c.Nodes {
-		if !s.Alive() {
-			continue
-		}
-		nc := redis.NewClient(&redis.Options{Addr: s.Addr(), MaxRetries: -1})
-		shards, err := nc.ClusterSlots(ctx).Result()
-		_ = nc.Close()
-		if err != nil {
-			continue
-		}
-		for _, sl := range shards {
-			if slot >= sl.Start && slot <= sl.End && len(sl.Nodes) > 0 {
-				from = c.node(sl.Nodes[0].Addr)
-			}
-		}
-		break
-	}
+	from, _ := c.masterOfSlot(ctx, slot)
 	if from == nil || from == to {
 		return fmt.Errorf("redistest: move slot %d: source %v, target %s", slot, from, to.Addr())
 	}

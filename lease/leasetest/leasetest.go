@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/lease"
 )
 
@@ -34,7 +35,7 @@ func Run(t *testing.T, newLease func(t *testing.T, now func() time.Time) lease.L
 		wait func(d time.Duration)
 	}
 	setup := func(t *testing.T) env {
-		clk := &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)}
+		clk := testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		t.Cleanup(cancel)
 		wait := clk.Advance
@@ -279,22 +280,4 @@ func holder(t *testing.T, l lease.Lease, ctx context.Context, name string) lease
 		t.Fatalf("Holder(%q): free, want held", name)
 	}
 	return term
-}
-
-// fakeClock is a clock the suite moves by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }

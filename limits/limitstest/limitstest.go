@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/limits"
 )
 
@@ -38,11 +39,11 @@ type Options struct {
 func Run(t *testing.T, newLimiter func(t *testing.T, now limits.Clock) limits.Limiter, opts Options) {
 	type env struct {
 		l   limits.Limiter
-		clk *Clock
+		clk *testclock.Clock
 		ctx context.Context
 	}
 	setup := func(t *testing.T) env {
-		clk := NewClock(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+		clk := testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		t.Cleanup(cancel)
 		return env{l: newLimiter(t, clk.Now), clk: clk, ctx: ctx}
@@ -316,29 +317,6 @@ func Run(t *testing.T, newLimiter func(t *testing.T, now limits.Clock) limits.Li
 			t.Fatalf("GCRA 30/min admitted %d in a minute, want 59", n)
 		}
 	})
-}
-
-// Clock is a clock the suite moves by hand; safe for concurrent use.
-type Clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-// NewClock returns a clock stopped at t.
-func NewClock(t time.Time) *Clock { return &Clock{t: t} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Advance moves the clock forward by d.
-func (c *Clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 func allow(t *testing.T, l limits.Limiter, ctx context.Context, key string, lim limits.Limit) limits.Result {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/membership"
 )
 
@@ -117,15 +118,5 @@ func ctxFor(t *testing.T) context.Context {
 
 // flag and strs fail the test on a non-nil error and return the value:
 // flag(t)(s.Add(ctx, chat, user)).
-func flag(t *testing.T) func(bool, error) bool         { return must[bool](t) }
-func strs(t *testing.T) func([]string, error) []string { return must[[]string](t) }
-
-func must[V any](t *testing.T) func(V, error) V {
-	return func(v V, err error) V {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-}
+func flag(t *testing.T) func(bool, error) bool         { return must.Get[bool](t) }
+func strs(t *testing.T) func([]string, error) []string { return must.Get[[]string](t) }

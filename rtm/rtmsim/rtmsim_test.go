@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,20 +15,13 @@ import (
 	"github.com/gobwas/ws/wsutil"
 
 	"github.com/anchat/realtime/rtm/rtmsim"
+	"github.com/anchat/realtime/rtm/rtmsim/rtmsimtest"
 )
 
 func start(t *testing.T, cfg rtmsim.Config) (*rtmsim.Server, string) {
 	t.Helper()
-	s, err := rtmsim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(s)
-	t.Cleanup(func() {
-		s.Close()
-		hs.Close()
-	})
-	return s, hs.URL
+	sim := rtmsimtest.Start(t, cfg)
+	return sim.Server, sim.URL
 }
 
 func dial(t *testing.T, base, path, cookie string) (net.Conn, error) {

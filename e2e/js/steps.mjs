@@ -1,15 +1,21 @@
-// Step protocol between a scenario and its Go test: the script prints
-// "@<MARK>" lines (the Go test waits for them) and waits for lines the Go
-// test writes to its stdin ("<COMMAND> [argument]").
+// Step protocol between a scenario and its Go test (e2e/steps_test.go, the
+// one runner of every script the test talks to while it runs): the script
+// prints "@<MARK>" lines (the Go test waits for them) and waits for lines the
+// Go test writes to its stdin ("<COMMAND> [argument]"); the test closes stdin
+// when it ends the run.
 import readline from 'node:readline';
 import { sleep } from './lib.mjs';
 
 const received = []; // lines from the Go test, in order
 const waiters = [];
-readline.createInterface({ input: process.stdin }).on('line', (l) => {
+const input = readline.createInterface({ input: process.stdin });
+input.on('line', (l) => {
   received.push(l.trim());
   for (const w of waiters.splice(0)) w();
 });
+
+/** Resolves once the Go test has closed stdin (the end of the run). */
+export const stdinClosed = new Promise((resolve) => input.on('close', resolve));
 
 /** Prints a marker the Go test waits for. */
 export function mark(name) {
