@@ -17,6 +17,7 @@ import (
 
 	"github.com/anchat/realtime/internal/rediserr"
 	"github.com/anchat/realtime/internal/redisscript"
+	"github.com/anchat/realtime/limits"
 )
 
 // Redis layout. Every key and channel starts with the configured prefix and
@@ -51,10 +52,16 @@ import (
 // Publish 1, Since 1 (a pipeline), Subscribe 2 (read the stream's head, then
 // SUBSCRIBE and wait for the confirmation), Unsubscribe 1 (not awaited).
 
-//go:embed lua/append.lua
-var appendLua string
+var (
+	//go:embed lua/append.lua
+	appendLua string
+	//go:embed lua/publish.lua
+	publishLua string
 
-var appendScript = redisscript.New(appendLua)
+	// Both scripts can count a rate limit with the limiter's own rule.
+	appendScript  = redisscript.New(limits.WindowRuleLua + appendLua)
+	publishScript = redisscript.New(limits.WindowRuleLua + publishLua)
+)
 
 // RedisConfig configures [NewRedis]. The zero value works.
 type RedisConfig struct {
@@ -366,11 +373,7 @@ func (r *Redis) Publish(ctx context.Context, ch Channel, event string, data json
 	if strings.IndexByte(event, '\n') >= 0 {
 		return errEventName
 	}
-	payload := make([]byte, 0, 3+len(event)+len(data))
-	payload = append(payload, '\n', '\n')
-	payload = append(payload, event...)
-	payload = append(payload, '\n')
-	payload = append(payload, data...)
+	payload := ephemeral(event, data)
 	publish := r.client.Publish
 	if r.sharded {
 		publish = r.client.SPublish
@@ -379,6 +382,15 @@ func (r *Redis) Publish(ctx context.Context, ch Channel, event string, data json
 		return unavailable("publish", err)
 	}
 	return nil
+}
+
+// ephemeral is the envelope of an event without ids: "\n\n<event>\n<data>".
+func ephemeral(event string, data json.RawMessage) []byte {
+	payload := make([]byte, 0, 3+len(event)+len(data))
+	payload = append(payload, '\n', '\n')
+	payload = append(payload, event...)
+	payload = append(payload, '\n')
+	return append(payload, data...)
 }
 
 var modes = [...]string{OpSend: "s", OpEdit: "e", OpDelete: "d", OpReactAdd: "a", OpReactRemove: "r"}
@@ -534,7 +546,7 @@ func (r *Redis) Close() error {
 }
 
 // WindowLimit is a rolling-window rate limit that [Redis.AppendLimited]
-// checks and counts in its append script: the arguments of
+// and [Redis.PublishLimited] check and count in their script: the arguments of
 // limits/lua/window.lua (limits.Redis.Check builds them), on the limiter's
 // own key, so that it shares its budget with the limiter's other checks.
 type WindowLimit struct {
@@ -546,7 +558,8 @@ type WindowLimit struct {
 	Member string // unique per event
 }
 
-// ErrLimited: [Redis.AppendLimited] refused the send, its limit's window is full.
+// ErrLimited: [Redis.AppendLimited] or [Redis.PublishLimited] refused the
+// event, its limit's window is full.
 var ErrLimited = errors.New("bus: rate limited")
 
 // errSharded: a limit key is in another slot than the chat on Redis Cluster.
@@ -597,4 +610,39 @@ func (r *Redis) AppendLimited(ctx context.Context, chatID string, op Op, lim Win
 		return Result{}, max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: append: %w", ErrLimited)
 	}
 	return Result{}, 0, fmt.Errorf("bus: append limited: unexpected script reply %q", res)
+}
+
+// PublishLimited is Publish of an ephemeral event (typing) whose rate limit
+// is checked and counted in the same script: one round trip instead of two.
+// When lim's window is full nothing is published and it returns ErrLimited
+// with how long until one more event fits. Not available on a Redis Cluster
+// client (errSharded), where the limit's key and the channel are in
+// different slots: there the caller checks the limit first.
+func (r *Redis) PublishLimited(ctx context.Context, ch Channel, event string, data json.RawMessage, lim WindowLimit) (time.Duration, error) {
+	if r.isClosed() {
+		return 0, ErrClosed
+	}
+	if r.sharded {
+		return 0, errSharded
+	}
+	name := r.channelName(ch)
+	if name == "" {
+		return 0, fmt.Errorf("bus: publish: unknown channel kind %d", ch.Kind)
+	}
+	if strings.IndexByte(event, '\n') >= 0 {
+		return 0, errEventName
+	}
+	res, err := publishScript.Run(ctx, r.client, []string{lim.Key, name},
+		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member, r.publishCmd(), ephemeral(event, data)).StringSlice()
+	if err != nil {
+		return 0, unavailable("publish", err)
+	}
+	switch {
+	case len(res) == 1 && res[0] == "ok":
+		return 0, nil
+	case len(res) == 2 && res[0] == "limited":
+		us, _ := strconv.ParseInt(res[1], 10, 64)
+		return max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: publish: %w", ErrLimited)
+	}
+	return 0, fmt.Errorf("bus: publish limited: unexpected script reply %q", res)
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -73,6 +74,12 @@ type Engines struct {
 	// appended) with retryAfter when the limit refuses. Nil: Limiter.Allow,
 	// then Bus.Append.
 	SendLimited func(ctx context.Context, chatID string, op bus.Op, limitKey string, l limits.Limit) (res bus.Result, allowed bool, retryAfter time.Duration, err error)
+	// PublishLimited, when set, does the same for an ephemeral chat event
+	// (typing_start, typing_stop): the Window limit on limitKey and the
+	// publish in one call, one Redis round trip; allowed false (nothing
+	// published) with retryAfter when the limit refuses. Nil:
+	// Limiter.Allow, then Bus.Publish.
+	PublishLimited func(ctx context.Context, ch bus.Channel, event string, data json.RawMessage, limitKey string, l limits.Limit) (allowed bool, retryAfter time.Duration, err error)
 }
 
 // Config configures a Node. Zero values take the defaults noted.

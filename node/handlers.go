@@ -273,6 +273,15 @@ func (p *reactionPayload) chat() string { return p.ChatID }
 // (validate, may be nil), that this connection joined the chat, and the
 // user's budget for the action.
 func (srv *server) admitAction(r *request, arg []byte, p chatRef, validate func() *eventError, action string, limit int) *eventError {
+	if e := admit(r, arg, p, validate); e != nil {
+		return e
+	}
+	return srv.rateLimit(r, action, limit)
+}
+
+// admit is admitAction without the rate limit, for an action whose limit is
+// counted in the same engine call as the action itself.
+func admit(r *request, arg []byte, p chatRef, validate func() *eventError) *eventError {
 	if e := decode(r, arg, p); e != nil {
 		return e
 	}
@@ -284,10 +293,7 @@ func (srv *server) admitAction(r *request, arg []byte, p chatRef, validate func(
 			return e
 		}
 	}
-	if e := checkJoined(r); e != nil {
-		return e
-	}
-	return srv.rateLimit(r, action, limit)
+	return checkJoined(r)
 }
 
 func checkMessageID(id string) *eventError {
@@ -775,14 +781,35 @@ func (srv *server) appendOp(r *request, op bus.Op) *eventError {
 
 func handleTyping(srv *server, r *request, arg []byte) *eventError {
 	var p chatPayload
-	if e := srv.admitAction(r, arg, &p, nil, "typing", srv.cfg.Limits.Typing); e != nil {
+	limited := srv.cfg.Engines.PublishLimited
+	if limited == nil {
+		if e := srv.admitAction(r, arg, &p, nil, "typing", srv.cfg.Limits.Typing); e != nil {
+			return e
+		}
+	} else if e := admit(r, arg, &p, nil); e != nil {
 		return e
 	}
-	data, _ := json.Marshal(typingEvent{ChatID: p.ChatID, UserID: r.c.sess.userID(), IsTyping: r.event == evTypingStart})
+	user := r.c.sess.userID()
+	data, _ := json.Marshal(typingEvent{ChatID: p.ChatID, UserID: user, IsTyping: r.event == evTypingStart})
+	if limited != nil && srv.engineDown.Load() {
+		return srv.engineError(r, "publish", errEngineDown) // as rateLimit does
+	}
 	ctx, cancel := srv.engineCtx()
 	defer cancel()
-	if err := srv.cfg.Engines.Bus.Publish(ctx, bus.Chat(p.ChatID), evUserTyping, data); err != nil {
-		return srv.engineError(r, "publish", err)
+	if limited == nil {
+		if err := srv.cfg.Engines.Bus.Publish(ctx, bus.Chat(p.ChatID), evUserTyping, data); err != nil {
+			return srv.engineError(r, "publish", err)
+		}
+	} else {
+		// The rate limit and the publish in one call (one Redis round trip).
+		allowed, retry, err := limited(ctx, bus.Chat(p.ChatID), evUserTyping, data, "typing:"+user,
+			limits.Limit{Policy: limits.Window, N: srv.cfg.Limits.Typing, Window: srv.cfg.Limits.Window})
+		if err != nil {
+			return srv.engineError(r, "publish", err)
+		}
+		if !allowed {
+			return rateLimited("typing", retry)
+		}
 	}
 	r.ok(chatPayload{ChatID: p.ChatID})
 	return nil
