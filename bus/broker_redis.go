@@ -94,6 +94,11 @@ type RedisConfig struct {
 	// missed probes (a failover, a moved slot, a lost resubscription) replace
 	// the connection and repair every chat's gap from history. Default 1s.
 	ProbeInterval time.Duration
+	// BatchLinger is how long the writer waits for more calls once one is
+	// queued, before it sends them as one pipelined round trip (see
+	// batch_redis.go). 0 (the default): no wait, calls are coalesced only
+	// while the previous pipeline is in flight. Negative is an error.
+	BatchLinger time.Duration
 	// Logger receives reconnect and repair events. Zero value: disabled.
 	Logger zerolog.Logger
 }
@@ -126,8 +131,16 @@ type Redis struct {
 	handler Handler
 	shards  []*shard // sharded: nil until the partition's first subscription
 
-	closeCh chan struct{} // closed by Close
-	wg      sync.WaitGroup
+	closeCh     chan struct{}   // closed by Close
+	closeCtx    context.Context // ends with Close (closeCancel)
+	closeCancel context.CancelFunc
+	wg          sync.WaitGroup
+
+	// The writer (batch_redis.go): script calls queue on calls and go out
+	// in pipelines; started on first use.
+	calls      chan *scriptCall
+	linger     time.Duration
+	writerOnce sync.Once
 }
 
 var _ Broker = (*Redis)(nil)
@@ -170,6 +183,9 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 	case cfg.Partitions == 0:
 		cfg.Partitions = DefaultPartitions
 	}
+	if cfg.BatchLinger < 0 {
+		return nil, errors.New("bus: batch linger must not be negative")
+	}
 	switch {
 	case cfg.ProbeInterval < 0:
 		return nil, errors.New("bus: probe interval must not be negative")
@@ -184,7 +200,10 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 		nshards: cfg.PubSubShards,
 		log:     cfg.Logger.With().Str("component", "bus").Logger(),
 		closeCh: make(chan struct{}),
+		calls:   make(chan *scriptCall, 4*maxBatch),
+		linger:  cfg.BatchLinger,
 	}
+	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
 	if _, ok := client.(*redis.ClusterClient); ok {
 		r.sharded = true
 		r.tags = slotTags(cfg.Partitions)
@@ -429,9 +448,9 @@ func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error
 		}
 		keys = []string{tag + ":h", tag + ":m:" + op.MessageID, tag + ":r:" + op.MessageID, tag}
 	}
-	res, err := appendScript.Run(ctx, r.client, keys,
+	res, err := stringSlice(r.runScript(ctx, appendScript, keys,
 		modes[op.Kind], r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, data, sep,
-		op.UserID, op.MessageID, op.Emoji).StringSlice()
+		op.UserID, op.MessageID, op.Emoji))
 	if err != nil {
 		return Result{}, unavailable("append", err)
 	}
@@ -529,6 +548,7 @@ func (r *Redis) Close() error {
 	}
 	r.closed = true
 	close(r.closeCh)
+	r.closeCancel()
 	shards := r.shards
 	r.mu.Unlock()
 	for _, sh := range shards {
@@ -596,9 +616,9 @@ func (r *Redis) AppendLimited(ctx context.Context, chatID string, op Op, lim Win
 		sep = ","
 	}
 	tag := r.chatTag(chatID)
-	res, err := appendScript.Run(ctx, r.client, []string{tag + ":h", tag + ":m:", lim.Key, tag},
+	res, err := stringSlice(r.runScript(ctx, appendScript, []string{tag + ":h", tag + ":m:", lim.Key, tag},
 		"s", r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, body, sep, op.UserID, "", "",
-		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member).StringSlice()
+		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member))
 	if err != nil {
 		return Result{}, 0, unavailable("append", err)
 	}
@@ -632,8 +652,8 @@ func (r *Redis) PublishLimited(ctx context.Context, ch Channel, event string, da
 	if strings.IndexByte(event, '\n') >= 0 {
 		return 0, errEventName
 	}
-	res, err := publishScript.Run(ctx, r.client, []string{lim.Key, name},
-		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member, r.publishCmd(), ephemeral(event, data)).StringSlice()
+	res, err := stringSlice(r.runScript(ctx, publishScript, []string{lim.Key, name},
+		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member, r.publishCmd(), ephemeral(event, data)))
 	if err != nil {
 		return 0, unavailable("publish", err)
 	}

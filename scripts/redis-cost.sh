@@ -9,6 +9,7 @@
 #   bash scripts/redis-cost.sh peer         # two Socket.IO peer nodes (Redis adapter) on one Redis
 #   BARE=1 bash scripts/redis-cost.sh standalone   # plus tools/barescript at 1,000 calls/s
 #   SCENARIO=typing bash scripts/redis-cost.sh standalone   # typing events instead of messages
+#   NODE_FLAGS='--redis-batch-linger 1ms' bash scripts/redis-cost.sh standalone   # extra flags for the nodes
 #
 # The window is 5 s, starting about 1 s after the sends do (connects and
 # joins done) in a 15 s run.
@@ -84,7 +85,8 @@ else
 	lim=(--limit-messages 100000000 --limit-typing 100000000 --limit-connects 100000000 --limit-reactions 100000000
 		--limit-joins 100000000 --max-user-connections 100000 --max-connections 20000 --max-pending-handshakes 20000 --max-pending-handshakes-per-ip 20000)
 	for p in "$n1" "$n2"; do
-		"$work/realtime" serve --dev --log-level warn --addr "127.0.0.1:$p" --admin-addr "127.0.0.1:$(port)" "${eng[@]}" "${lim[@]}" >>"$work/nodes.log" 2>&1 &
+		# shellcheck disable=SC2086 # NODE_FLAGS: extra serve flags, split on spaces
+		"$work/realtime" serve --dev --log-level warn --addr "127.0.0.1:$p" --admin-addr "127.0.0.1:$(port)" "${eng[@]}" "${lim[@]}" ${NODE_FLAGS:-} >>"$work/nodes.log" 2>&1 &
 		pids+=($!)
 	done
 	sleep 1.5
