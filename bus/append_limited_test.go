@@ -207,3 +207,63 @@ func TestRedisPublishLimitedNotOnCluster(t *testing.T) {
 		t.Fatal("PublishLimited on a cluster client: no error")
 	}
 }
+
+// TestRedisAppendLimitedReactions: the limit folds into every chat write,
+// not only sends: a reaction within the budget is added in one round trip,
+// and one over it changes nothing (no reaction, no event).
+func TestRedisAppendLimitedReactions(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	hook := &countHook{}
+	c.AddHook(hook)
+	prefix := redistest.Prefix(t)
+	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := b.Append(ctx, "c", bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := limits.PerMinute(1)
+	do := func(op bus.Op) (bus.Result, error) {
+		t.Helper()
+		chk, err := l.Check("reaction:bob", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := hook.n.Load()
+		res, _, err := b.AppendLimited(ctx, "c", op, bus.WindowLimit(chk))
+		if n := hook.n.Load() - before; n != 1 {
+			t.Errorf("%d round trips, want 1", n)
+		}
+		return res, err
+	}
+	react := func(emoji string) bus.Op {
+		return bus.Op{Kind: bus.OpReactAdd, UserID: "bob", MessageID: msg.MessageID, Emoji: emoji, Event: "reaction_updated", Data: json.RawMessage(`{}`)}
+	}
+	if res, err := do(react("👍")); err != nil || !res.Changed {
+		t.Fatalf("first reaction: %+v, %v", res, err)
+	}
+	if _, err := do(react("🎉")); !errors.Is(err, bus.ErrLimited) {
+		t.Fatalf("second reaction in a budget of 1: %v, want ErrLimited", err)
+	}
+	history, _, err := b.Since(ctx, "c", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(history) != 2 {
+		t.Fatalf("%d events, want the message and the one admitted reaction", len(history))
+	}
+	// The refused one was not added: adding it without a limit changes the set.
+	if res, err := b.Append(ctx, "c", react("🎉")); err != nil || !res.Changed {
+		t.Fatalf("the refused reaction was stored after all: %+v, %v", res, err)
+	}
+}

@@ -417,26 +417,34 @@ var modes = [...]string{OpSend: "s", OpEdit: "e", OpDelete: "d", OpReactAdd: "a"
 // Append runs the append script: checks, stream XADD (exact MAXLEN), TTLs,
 // message and reaction updates and PUBLISH, in one round trip.
 func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error) {
+	res, _, err := r.appendOp(ctx, chatID, op, nil)
+	return res, err
+}
+
+// appendOp is Append, with lim (when not nil) checked and counted first in
+// the same script.
+func (r *Redis) appendOp(ctx context.Context, chatID string, op Op, lim *WindowLimit) (Result, time.Duration, error) {
 	if r.isClosed() {
-		return Result{}, ErrClosed
+		return Result{}, 0, ErrClosed
 	}
 	if op.Kind < OpSend || op.Kind > OpReactRemove {
-		return Result{}, fmt.Errorf("bus: append: unknown op kind %d", op.Kind)
+		return Result{}, 0, fmt.Errorf("bus: append: unknown op kind %d", op.Kind)
 	}
 	if strings.IndexByte(op.Event, '\n') >= 0 {
-		return Result{}, errEventName
+		return Result{}, 0, errEventName
 	}
 	tag := r.chatTag(chatID)
-	var keys []string // the channel (tag) goes last
+	// KEYS: stream, meta, (reactions,) (the limit,) the channel (tag) last.
+	keys := make([]string, 0, 5)
 	data, sep := []byte(op.Data), ""
 	if op.Kind == OpSend {
-		keys = []string{tag + ":h", tag + ":m:", tag}
+		keys = append(keys, tag+":h", tag+":m:")
 		if len(data) == 0 {
 			data = []byte("{}")
 		}
 		body, empty, ok := splitObject(data)
 		if !ok {
-			return Result{}, fmt.Errorf("bus: append: %w", errNotObject)
+			return Result{}, 0, fmt.Errorf("bus: append: %w", errNotObject)
 		}
 		data = body
 		if !empty {
@@ -444,37 +452,48 @@ func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error
 		}
 	} else {
 		if !ValidID(op.MessageID) {
-			return Result{}, fmt.Errorf("bus: append: %w", ErrNotFound)
+			return Result{}, 0, fmt.Errorf("bus: append: %w", ErrNotFound)
 		}
-		keys = []string{tag + ":h", tag + ":m:" + op.MessageID, tag + ":r:" + op.MessageID, tag}
+		keys = append(keys, tag+":h", tag+":m:"+op.MessageID, tag+":r:"+op.MessageID)
 	}
-	res, err := stringSlice(r.runScript(ctx, appendScript, keys,
-		modes[op.Kind], r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, data, sep,
-		op.UserID, op.MessageID, op.Emoji))
+	args := make([]any, 0, 15)
+	args = append(args, modes[op.Kind], r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, data, sep,
+		op.UserID, op.MessageID, op.Emoji)
+	if lim != nil {
+		keys = append(keys, lim.Key)
+		args = append(args, lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member)
+	}
+	keys = append(keys, tag)
+	res, err := stringSlice(r.runScript(ctx, appendScript, keys, args...))
 	if err != nil {
-		return Result{}, unavailable("append", err)
+		return Result{}, 0, unavailable("append", err)
 	}
 	if len(res) == 0 {
-		return Result{}, errors.New("bus: append: empty script reply")
+		return Result{}, 0, errors.New("bus: append: empty script reply")
 	}
 	switch res[0] {
 	case "ok":
 		if len(res) < 2 {
-			return Result{}, errors.New("bus: append: short script reply")
+			return Result{}, 0, errors.New("bus: append: short script reply")
 		}
 		msgID := op.MessageID
 		if op.Kind == OpSend {
 			msgID = res[1]
 		}
-		return Result{EventID: res[1], MessageID: msgID, Changed: true}, nil
+		return Result{EventID: res[1], MessageID: msgID, Changed: true}, 0, nil
 	case "same":
-		return Result{MessageID: op.MessageID}, nil
+		return Result{MessageID: op.MessageID}, 0, nil
 	case "notfound":
-		return Result{}, fmt.Errorf("bus: append: %w", ErrNotFound)
+		return Result{}, 0, fmt.Errorf("bus: append: %w", ErrNotFound)
 	case "forbidden":
-		return Result{}, fmt.Errorf("bus: append: %w", ErrForbidden)
+		return Result{}, 0, fmt.Errorf("bus: append: %w", ErrForbidden)
+	case "limited":
+		if lim != nil && len(res) == 2 {
+			us, _ := strconv.ParseInt(res[1], 10, 64)
+			return Result{}, max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: append: %w", ErrLimited)
+		}
 	}
-	return Result{}, fmt.Errorf("bus: append: unexpected script reply %q", res[0])
+	return Result{}, 0, fmt.Errorf("bus: append: unexpected script reply %q", res)
 }
 
 // Since reads the stream in one round trip: for a well-formed id a pipeline of
@@ -585,51 +604,19 @@ var ErrLimited = errors.New("bus: rate limited")
 // errSharded: a limit key is in another slot than the chat on Redis Cluster.
 var errSharded = errors.New("bus: append with a limit: not on Redis Cluster (the limit's key is in another slot)")
 
-// AppendLimited is Append of an OpSend whose rate limit is checked and
-// counted in the same script: one round trip and one script per send
-// instead of two. When lim's window is full nothing is appended and it
-// returns ErrLimited with how long until one more event fits. Not available
-// on a Redis Cluster client, where the limit's key and the chat's keys are
-// in different slots (errSharded): there the caller checks the limit first.
+// AppendLimited is Append whose rate limit is checked and counted in the
+// same script, first: one round trip and one script per operation instead
+// of two. When lim's window is full nothing is done and it returns
+// ErrLimited with how long until one more event fits; otherwise the event is
+// counted whatever the operation's outcome (ErrNotFound, an unchanged
+// reaction), as a separate check before it would. Not available on a Redis
+// Cluster client, where the limit's key and the chat's keys are in different
+// slots (errSharded): there the caller checks the limit first.
 func (r *Redis) AppendLimited(ctx context.Context, chatID string, op Op, lim WindowLimit) (Result, time.Duration, error) {
-	if r.isClosed() {
-		return Result{}, 0, ErrClosed
-	}
 	if r.sharded {
 		return Result{}, 0, errSharded
 	}
-	if op.Kind != OpSend {
-		return Result{}, 0, fmt.Errorf("bus: append limited: op kind %d is not a send", op.Kind)
-	}
-	if strings.IndexByte(op.Event, '\n') >= 0 {
-		return Result{}, 0, errEventName
-	}
-	data, sep := []byte(op.Data), ""
-	if len(data) == 0 {
-		data = []byte("{}")
-	}
-	body, empty, ok := splitObject(data)
-	if !ok {
-		return Result{}, 0, fmt.Errorf("bus: append: %w", errNotObject)
-	}
-	if !empty {
-		sep = ","
-	}
-	tag := r.chatTag(chatID)
-	res, err := stringSlice(r.runScript(ctx, appendScript, []string{tag + ":h", tag + ":m:", lim.Key, tag},
-		"s", r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, body, sep, op.UserID, "", "",
-		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member))
-	if err != nil {
-		return Result{}, 0, unavailable("append", err)
-	}
-	switch {
-	case len(res) == 2 && res[0] == "ok":
-		return Result{EventID: res[1], MessageID: res[1], Changed: true}, 0, nil
-	case len(res) == 2 && res[0] == "limited":
-		us, _ := strconv.ParseInt(res[1], 10, 64)
-		return Result{}, max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: append: %w", ErrLimited)
-	}
-	return Result{}, 0, fmt.Errorf("bus: append limited: unexpected script reply %q", res)
+	return r.appendOp(ctx, chatID, op, &lim)
 }
 
 // PublishLimited is Publish of an ephemeral event (typing) whose rate limit

@@ -279,6 +279,15 @@ func (srv *server) admitAction(r *request, arg []byte, p chatRef, validate func(
 	return srv.rateLimit(r, action, limit)
 }
 
+// admitWrite is admitAction for a chat write: without the rate limit when
+// the engines count it in the write itself (appendLimited).
+func (srv *server) admitWrite(r *request, arg []byte, p chatRef, validate func() *eventError, action string, limit int) *eventError {
+	if srv.cfg.Engines.AppendLimited != nil {
+		return admit(r, arg, p, validate)
+	}
+	return srv.admitAction(r, arg, p, validate, action, limit)
+}
+
 // admit is admitAction without the rate limit, for an action whose limit is
 // counted in the same engine call as the action itself.
 func admit(r *request, arg []byte, p chatRef, validate func() *eventError) *eventError {
@@ -636,8 +645,7 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 	if e := checkJoined(r); e != nil {
 		return e
 	}
-	limited := srv.cfg.Engines.SendLimited
-	if limited == nil {
+	if srv.cfg.Engines.AppendLimited == nil {
 		if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
 			return e
 		}
@@ -648,31 +656,13 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 		MessageType: p.MessageType, Attachments: atts, ReplyTo: replyTo, TempID: r.tempID,
 		CreatedAt: timestamp(srv.cfg.Now()),
 	}
-	var res bus.Result
-	var err error
-	if limited == nil {
-		res, err = srv.appendMessage(msg, id.userID)
-	} else {
-		// The rate limit and the append in one call (one Redis round trip).
-		if srv.engineDown.Load() {
-			return srv.engineError(r, "append", errEngineDown)
-		}
-		var data []byte
-		if data, err = json.Marshal(msg); err == nil {
-			ctx, cancel := srv.engineCtx()
-			var allowed bool
-			var retry time.Duration
-			res, allowed, retry, err = limited(ctx, msg.ChatID,
-				bus.Op{Kind: bus.OpSend, UserID: id.userID, Event: evNewMessage, Data: data}, "message:"+id.userID,
-				limits.Limit{Policy: limits.Window, N: srv.cfg.Limits.Messages, Window: srv.cfg.Limits.Window})
-			cancel()
-			if err == nil && !allowed {
-				return rateLimited("message", retry)
-			}
-		}
-	}
+	data, err := json.Marshal(msg)
 	if err != nil {
 		return srv.engineError(r, "append", err)
+	}
+	res, e := srv.appendLimited(r, bus.Op{Kind: bus.OpSend, UserID: id.userID, Event: evNewMessage, Data: data}, "message", srv.cfg.Limits.Messages)
+	if e != nil {
+		return e
 	}
 	sent := messageSent{TempID: r.tempID, MessageID: res.MessageID, EventID: res.EventID, ChatID: p.ChatID, CreatedAt: msg.CreatedAt}
 	r.c.emitJSON(r.ns, evMessageSent, sent)
@@ -680,7 +670,8 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 	return nil
 }
 
-// appendMessage stores and publishes a new message (clients and server API).
+// appendMessage stores and publishes a new message from the server API (no
+// rate limit).
 func (srv *server) appendMessage(msg newMessage, senderID string) (bus.Result, error) {
 	data, err := json.Marshal(msg)
 	if err != nil {
@@ -735,13 +726,13 @@ func handleEdit(srv *server, r *request, arg []byte) *eventError {
 		}
 		return nil
 	}
-	if e := srv.admitAction(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
 	data, _ := json.Marshal(messageEdited{ChatID: p.ChatID, MessageID: p.MessageID, Content: *p.Content,
 		EditedAt: timestamp(srv.cfg.Now()), EditorID: user})
-	return srv.appendOp(r, bus.Op{Kind: bus.OpEdit, UserID: user, MessageID: p.MessageID, Event: evMessageEdited, Data: data})
+	return srv.appendOp(r, bus.Op{Kind: bus.OpEdit, UserID: user, MessageID: p.MessageID, Event: evMessageEdited, Data: data}, "message", srv.cfg.Limits.Messages)
 }
 
 type messageRef struct {
@@ -752,21 +743,21 @@ type messageRef struct {
 func handleDelete(srv *server, r *request, arg []byte) *eventError {
 	var p messageRef
 	validate := func() *eventError { return checkMessageID(p.MessageID) }
-	if e := srv.admitAction(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
 	data, _ := json.Marshal(messageDeleted{ChatID: p.ChatID, MessageID: p.MessageID,
 		DeletedAt: timestamp(srv.cfg.Now()), DeletedBy: user})
-	return srv.appendOp(r, bus.Op{Kind: bus.OpDelete, UserID: user, MessageID: p.MessageID, Event: evMessageDeleted, Data: data})
+	return srv.appendOp(r, bus.Op{Kind: bus.OpDelete, UserID: user, MessageID: p.MessageID, Event: evMessageDeleted, Data: data}, "message", srv.cfg.Limits.Messages)
 }
 
-func (srv *server) appendOp(r *request, op bus.Op) *eventError {
-	ctx, cancel := srv.engineCtx()
-	defer cancel()
-	res, err := srv.cfg.Engines.Bus.Append(ctx, r.chatID, op)
-	if err != nil {
-		return srv.engineError(r, "append", err)
+// appendOp performs an edit, delete or reaction (see appendLimited) and
+// acknowledges it.
+func (srv *server) appendOp(r *request, op bus.Op, action string, limit int) *eventError {
+	res, e := srv.appendLimited(r, op, action, limit)
+	if e != nil {
+		return e
 	}
 	changed := res.Changed
 	out := opResult{ChatID: r.chatID, MessageID: op.MessageID, EventID: res.EventID}
@@ -775,6 +766,35 @@ func (srv *server) appendOp(r *request, op bus.Op) *eventError {
 	}
 	r.ok(out)
 	return nil
+}
+
+// appendLimited performs op on the request's chat with its rate limit
+// (limit actions per window, counted under action): in the same engine
+// call when the engines can (AppendLimited, one Redis round trip), or
+// Bus.Append alone after admitWrite counted it.
+func (srv *server) appendLimited(r *request, op bus.Op, action string, limit int) (bus.Result, *eventError) {
+	limited := srv.cfg.Engines.AppendLimited
+	if limited != nil && srv.engineDown.Load() {
+		return bus.Result{}, srv.engineError(r, "append", errEngineDown) // as rateLimit does
+	}
+	ctx, cancel := srv.engineCtx()
+	defer cancel()
+	if limited == nil {
+		res, err := srv.cfg.Engines.Bus.Append(ctx, r.chatID, op)
+		if err != nil {
+			return res, srv.engineError(r, "append", err)
+		}
+		return res, nil
+	}
+	res, allowed, retry, err := limited(ctx, r.chatID, op, action+":"+op.UserID,
+		limits.Limit{Policy: limits.Window, N: limit, Window: srv.cfg.Limits.Window})
+	if err != nil {
+		return res, srv.engineError(r, "append", err)
+	}
+	if !allowed {
+		return res, rateLimited(action, retry)
+	}
+	return res, nil
 }
 
 // typing_start, typing_stop
@@ -844,7 +864,7 @@ func handleReaction(srv *server, r *request, arg []byte) *eventError {
 		}
 		return nil
 	}
-	if e := srv.admitAction(r, arg, &p, validate, "reaction", srv.cfg.Limits.Reactions); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, "reaction", srv.cfg.Limits.Reactions); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
@@ -853,5 +873,5 @@ func handleReaction(srv *server, r *request, arg []byte) *eventError {
 		kind, action = bus.OpReactRemove, "removed"
 	}
 	data, _ := json.Marshal(reactionUpdated{ChatID: p.ChatID, MessageID: p.MessageID, UserID: user, Emoji: p.Emoji, Action: action})
-	return srv.appendOp(r, bus.Op{Kind: kind, UserID: user, MessageID: p.MessageID, Emoji: p.Emoji, Event: evReactionUpdated, Data: data})
+	return srv.appendOp(r, bus.Op{Kind: kind, UserID: user, MessageID: p.MessageID, Emoji: p.Emoji, Event: evReactionUpdated, Data: data}, "reaction", srv.cfg.Limits.Reactions)
 }

@@ -13,8 +13,9 @@
 --       event, data, sep, user, msgid, emoji.
 --       For send, data is the payload after its opening brace and sep is "," or
 --       "" (empty object), so the messageId field can be spliced in front.
--- Send with a rate limit folded in (bus.Redis.AppendLimited, one Redis only):
--- KEYS[3] is the limiter's sorted set and ARGV[11..15] are now, cutoff, window
+-- With a rate limit folded in (bus.Redis.AppendLimited, one Redis only), checked
+-- before anything else: KEYS[#KEYS-1] (before the channel) is the limiter's
+-- sorted set and ARGV[11..15] are now, cutoff, window
 -- (µs), N and the event's member, as for limits/lua/window.lua (whose rule,
 -- window_allow, Go prepends to this script); nothing is appended when N
 -- events were accepted within the window.
@@ -27,9 +28,9 @@ local maxlen, ttl = ARGV[2], ARGV[3]
 local publish, event, data = ARGV[4], ARGV[5], ARGV[6]
 local user = ARGV[8]
 
-if mode == 's' and #KEYS == 4 then
+if ARGV[15] then
   -- The limiter's rule (window_allow, limits/lua/window_rule.lua, is prepended).
-  local c = window_allow(KEYS[3], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15])
+  local c = window_allow(KEYS[#KEYS - 1], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15])
   if c < 0 then return {'limited', string.format('%.0f', -c)} end
 end
 

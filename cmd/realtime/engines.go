@@ -182,16 +182,16 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	if err != nil {
 		return fail(err)
 	}
-	var sendLimited func(context.Context, string, bus.Op, string, limits.Limit) (bus.Result, bool, time.Duration, error)
+	var appendLimited func(context.Context, string, bus.Op, string, limits.Limit) (bus.Result, bool, time.Duration, error)
 	var publishLimited func(context.Context, bus.Channel, string, json.RawMessage, string, limits.Limit) (bool, time.Duration, error)
 	if _, cluster := client.(*redis.ClusterClient); !cluster {
-		// One script per send_message and per typing event: the
-		// rolling-window limit is checked and counted inside the append (or
-		// publish) script, on the limiter's own key. Not on a Redis Cluster,
+		// One script per chat write (send, edit, delete, reaction) and per
+		// typing event: the rolling-window limit is checked and counted
+		// inside the append (or publish) script, on the limiter's own key. Not on a Redis Cluster,
 		// where the user's limit key and the chat's keys are in different
 		// slots: there the limit is a script of its own, before the append
 		// or publish (two round trips).
-		sendLimited = func(ctx context.Context, chatID string, op bus.Op, key string, lim limits.Limit) (bus.Result, bool, time.Duration, error) {
+		appendLimited = func(ctx context.Context, chatID string, op bus.Op, key string, lim limits.Limit) (bus.Result, bool, time.Duration, error) {
 			chk, err := l.Check(key, lim)
 			if err != nil {
 				return bus.Result{}, false, 0, err
@@ -228,7 +228,7 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 			Presence:       p,
 			Membership:     m,
 			Limiter:        l,
-			SendLimited:    sendLimited,
+			AppendLimited:  appendLimited,
 			PublishLimited: publishLimited,
 			Ping: func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -29,8 +29,8 @@ func TestRedisEnginesFoldTheLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.close()
-	if e.SendLimited == nil || e.PublishLimited == nil {
-		t.Fatal("one Redis: SendLimited or PublishLimited is nil, the limits take a round trip of their own")
+	if e.AppendLimited == nil || e.PublishLimited == nil {
+		t.Fatal("one Redis: AppendLimited or PublishLimited is nil, the limits take a round trip of their own")
 	}
 	ctx := context.Background()
 	b := e.Bus.(*bus.Redis)
@@ -75,7 +75,7 @@ func TestRedisEnginesFoldTheLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ce.close()
-	if ce.SendLimited != nil || ce.PublishLimited != nil {
-		t.Error("Redis Cluster: SendLimited or PublishLimited is set, but the limit's key and the chat are in different slots")
+	if ce.AppendLimited != nil || ce.PublishLimited != nil {
+		t.Error("Redis Cluster: AppendLimited or PublishLimited is set, but the limit's key and the chat are in different slots")
 	}
 }
