@@ -9,6 +9,7 @@
 #   bash scripts/redis-cost.sh peer         # two Socket.IO peer nodes (Redis adapter) on one Redis
 #   BARE=1 bash scripts/redis-cost.sh standalone   # plus tools/barescript at 1,000 calls/s
 #   SCENARIO=typing bash scripts/redis-cost.sh standalone   # typing events instead of messages
+#   RATE=2500 bash scripts/redis-cost.sh standalone   # messages (or typing events) per second, default 1000
 #   NODE_FLAGS='--redis-batch-linger 1ms' bash scripts/redis-cost.sh standalone   # extra flags for the nodes
 #
 # The window is 5 s, starting about 1 s after the sends do (connects and
@@ -99,7 +100,7 @@ snapshot() { # snapshot <suffix>: every master's INFO cpu and commandstats
 	done
 }
 scenario=${SCENARIO:-chat}
-"$work/bench" --scenario "$scenario" --conns 2000 --chat-size 2 --rate 1000 --duration 15s \
+"$work/bench" --scenario "$scenario" --conns 2000 --chat-size 2 --rate "${RATE:-1000}" --duration 15s \
 	--targets "127.0.0.1:$n1,127.0.0.1:$n2" --jwt-secret dev-secret >"$work/bench.out" 2>&1 &
 bench=$!
 if [ -n "${BARE:-}" ]; then
@@ -114,7 +115,7 @@ prev=$(pubs) started=
 for ((i = 0; i < 60; i++)); do
 	sleep 1
 	cur=$(pubs)
-	if ((cur - prev >= 500)); then started=1 && break; fi
+	if ((cur - prev >= ${RATE:-1000} / 2)); then started=1 && break; fi
 	prev=$cur
 done
 [ -n "$started" ] || { echo "redis-cost: the load did not start" >&2; tail "$work/bench.out" >&2; exit 1; }
