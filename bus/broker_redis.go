@@ -48,9 +48,11 @@ import (
 // script compares it with Redis's clock): no key per message is written on a
 // send, so a chat's messages cost Redis only their stream entries.
 //
-// Round trips: Append 1 (EVALSHA; EVAL once more if Redis lost the script),
-// Publish 1, Since 1 (a pipeline), Subscribe 2 (read the stream's head, then
-// SUBSCRIBE and wait for the confirmation), Unsubscribe 1 (not awaited).
+// Round trips: Append, AppendLimited and PublishLimited 1 (EVALSHA; EVAL
+// once more if Redis lost the script; concurrent calls share one pipelined
+// round trip, see batch_redis.go), Publish 1, Since 1 (a pipeline),
+// Subscribe 2 (read the stream's head, then SUBSCRIBE and wait for the
+// confirmation), Unsubscribe 1 (not awaited).
 
 var (
 	//go:embed lua/append.lua

@@ -97,6 +97,7 @@ snapshot() { # snapshot <suffix>: every master's INFO cpu and commandstats
 	for m in "${masters[@]}"; do
 		redis-cli -p "$m" info cpu | awk -F: '/used_cpu_(sys|user):/ {s += $2} /used_cpu_user:/ {u = $2} END {print s, u}' >"$work/cpu$1.$m"
 		redis-cli -p "$m" info commandstats >"$work/cs$1.$m"
+		redis-cli -p "$m" info stats | grep -E '^total_(reads|writes)_processed:' >>"$work/cs$1.$m"
 	done
 }
 scenario=${SCENARIO:-chat}
@@ -134,7 +135,7 @@ wait "$bench" || true
 python3 - "$mode" "$scenario" "$work" "$t0" "$t1" "${masters[@]}" <<'PY'
 import re, sys
 mode, scenario, work, t0, t1, masters = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]), sys.argv[6:]
-cpu, user, stats = 0.0, 0.0, {}
+cpu, user, stats, io = 0.0, 0.0, {}, {}
 print(f"mode {mode}: window {t1 - t0:.2f} s, {len(masters)} master(s)")
 for m in masters:
     (c1, u1), (c0, u0) = (map(float, open(f"{work}/cpu{i}.{m}").read().split()) for i in (1, 0))
@@ -143,6 +144,9 @@ for m in masters:
     print(f"  master :{m}  Redis CPU {c:.3f} s (user {u:.3f}, sys {c - u:.3f})")
     for f, sign in ((f"{work}/cs1.{m}", 1), (f"{work}/cs0.{m}", -1)):
         for line in open(f):
+            g = re.match(r"total_(reads|writes)_processed:(\d+)", line)
+            if g:
+                io[g.group(1)] = io.get(g.group(1), 0) + sign * int(g.group(2))
             g = re.match(r"cmdstat_(\w+):calls=(\d+),usec=(\d+),.*failed_calls=(\d+)", line)
             if g:
                 d = stats.setdefault(g.group(1), [0, 0, 0])
@@ -150,6 +154,7 @@ for m in masters:
 pubs = stats.get("publish", [0])[0] + stats.get("spublish", [0])[0] - stats.get("fcall", [0])[0]
 sends = pubs if mode == "peer" or scenario != "chat" else stats.get("xadd", [0])[0] - stats.get("fcall", [0])[0]
 print(f"  sends in the window {sends}; Redis CPU per send {cpu / max(sends, 1) * 1e6:.1f} µs (user {user / max(sends, 1) * 1e6:.1f}, sys {(cpu - user) / max(sends, 1) * 1e6:.1f}; all masters)")
+print(f"  Redis reads per send {io.get('reads', 0) / max(sends, 1):.2f}, writes per send {io.get('writes', 0) / max(sends, 1):.2f} (client reads and writes, all connections)")
 for k, (calls, usec, failed) in sorted(stats.items(), key=lambda kv: -kv[1][1]):
     if calls > 0:
         print(f"  {k:18s} calls {calls:7d}  usec/call {usec / calls:6.1f}  per send {usec / max(sends, 1):6.1f}  failed {failed}")
