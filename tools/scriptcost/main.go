@@ -1,6 +1,7 @@
 // Command scriptcost measures Redis's own CPU per call (INFO cpu: used_cpu_sys
 // + used_cpu_user) of the engines' Lua scripts, without nodes or
-// subscribers: the bare XADD+PUBLISH script, a send with and without its
+// subscribers: a PUBLISH alone (what the Socket.IO peer sends per message),
+// the bare XADD+PUBLISH script, a send with and without its
 // folded rate limit, a typing event as two round trips (the limit's script,
 // then PUBLISH) and as one script, and a reaction as two scripts and as one.
 // docs/BENCHMARKS.md ("Redis's cost per send") records its figures. Run it
@@ -115,6 +116,9 @@ return 1`)
 	}
 	typing := "\n\nuser_typing\n" + `{"chatId":"c000123","userId":"u000123","isTyping":true}`
 	variants := []variant{
+		{"PUBLISH alone", func(i int) error {
+			return c.Publish(ctx, fmt.Sprintf("p:{c%d}", i%1000), payload).Err()
+		}},
 		{"bare XADD+PUBLISH", func(i int) error {
 			tag := fmt.Sprintf("b:{c%d}", i%1000)
 			return bare.Run(ctx, c, []string{tag + ":h", tag}, payload).Err()
