@@ -17,7 +17,7 @@ import (
 // while it is in flight go out together in the next one. When idle a call
 // goes out at once (no added latency); under load the batches grow by
 // themselves. [RedisConfig.BatchLinger] can add a bounded wait for more
-// calls. Redis runs a pipeline's scripts one after another in queue order,
+// calls. One Redis (or Sentinel's master) only: see runScript. Redis runs a pipeline's scripts one after another in queue order,
 // each still atomic, so every guarantee of a single call holds per call.
 
 // maxBatch bounds the calls in one pipeline.
@@ -37,7 +37,15 @@ type scriptCall struct {
 
 // runScript runs script through the broker's writer and returns its reply.
 // Errors are Redis's (the caller wraps them) or ctx's, or ErrClosed.
+//
+// On a Redis Cluster client the call goes out on its own: one writer
+// pipelines to every master at once and waits for the slowest, so a master
+// failing over (about a second of timeouts) would hold up the sends of every
+// other master's chats too.
 func (r *Redis) runScript(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
+	if r.sharded {
+		return script.Run(ctx, r.client, keys, args...).Result()
+	}
 	r.startWriter()
 	c := &scriptCall{ctx: ctx, script: script, keys: keys, args: args, done: make(chan struct{})}
 	select {

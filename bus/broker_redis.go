@@ -50,7 +50,7 @@ import (
 //
 // Round trips: Append, AppendLimited and PublishLimited 1 (EVALSHA; EVAL
 // once more if Redis lost the script; concurrent calls share one pipelined
-// round trip, see batch_redis.go), Publish 1, Since 1 (a pipeline),
+// round trip on one Redis, see batch_redis.go), Publish 1, Since 1 (a pipeline),
 // Subscribe 2 (read the stream's head, then SUBSCRIBE and wait for the
 // confirmation), Unsubscribe 1 (not awaited).
 
@@ -99,7 +99,8 @@ type RedisConfig struct {
 	// BatchLinger is how long the writer waits for more calls once one is
 	// queued, before it sends them as one pipelined round trip (see
 	// batch_redis.go). 0 (the default): no wait, calls are coalesced only
-	// while the previous pipeline is in flight. Negative is an error.
+	// while the previous pipeline is in flight. Negative is an error. Not
+	// used on a Redis Cluster client, whose calls go out one by one.
 	BatchLinger time.Duration
 	// Logger receives reconnect and repair events. Zero value: disabled.
 	Logger zerolog.Logger

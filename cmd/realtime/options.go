@@ -137,7 +137,7 @@ func serveFlags(o *serveOptions) *flagSet {
 	f.String(&o.RedisSentinelAddrs, "redis-sentinel-addrs", "", "comma-separated Sentinel host:port list")
 	f.String(&o.RedisClusterAddrs, "redis-cluster-addrs", "", "comma-separated host:port seed nodes of a Redis Cluster (7+; sharded pub/sub); password in REALTIME_REDIS_PASSWORD")
 	f.Int(&o.RedisPartitions, "redis-cluster-partitions", 128, "Redis Cluster: hash-tag partitions chats are spread over (at most one pub/sub connection each per node); same on every node, changing it leaves history behind; about 16 per master spreads load evenly")
-	f.Duration(&o.RedisBatchLinger, "redis-batch-linger", 0, "how long a node waits for more chat writes (sends, edits, reactions, typing) to send them to Redis as one pipelined round trip; 0 coalesces only what queues while the previous round trip is in flight (no added latency)")
+	f.Duration(&o.RedisBatchLinger, "redis-batch-linger", 0, "one Redis or Sentinel: how long a node waits for more chat writes (sends, edits, reactions, typing) to send them to Redis as one pipelined round trip; 0 coalesces only what queues while the previous round trip is in flight (no added latency)")
 	f.Bool(&o.RedisTLS, "redis-tls", false, "TLS to Redis Cluster nodes or the Sentinel-managed master, as rediss:// does for --redis-url (system CA roots)")
 
 	f.String(&o.RTMURL, "rtm-url", "", "WebSocket URL of the RTM provider; empty disables the RTM bridge")
