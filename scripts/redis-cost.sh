@@ -159,7 +159,7 @@ for k, (calls, usec, failed) in sorted(stats.items(), key=lambda kv: -kv[1][1]):
     if calls > 0:
         print(f"  {k:18s} calls {calls:7d}  usec/call {usec / calls:6.1f}  per send {usec / max(sends, 1):6.1f}  failed {failed}")
 PY
-grep -E '^  (sent|deliveries|lost)' "$work/bench.out"
+grep -E '^  (sent|deliveries|lost|duplicates|ms) ' "$work/bench.out"
 if [ -n "${PERF:-}" ]; then
 	perf report -i "$work/perf.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -E '^ +[0-9]' | head -${PERF_LINES:-40}
 fi
