@@ -279,10 +279,11 @@ func (srv *server) admitAction(r *request, arg []byte, p chatRef, validate func(
 	return srv.rateLimit(r, action, limit)
 }
 
-// admitWrite is admitAction for a chat write: without the rate limit when
-// the engines count it in the write itself (appendLimited).
-func (srv *server) admitWrite(r *request, arg []byte, p chatRef, validate func() *eventError, action string, limit int) *eventError {
-	if srv.cfg.Engines.AppendLimited != nil {
+// admitWrite is admitAction for a chat write or typing event: without the
+// rate limit when folded, that is when the engines count it in the same call
+// as the action (appendLimited, handleTyping).
+func (srv *server) admitWrite(r *request, arg []byte, p chatRef, validate func() *eventError, folded bool, action string, limit int) *eventError {
+	if folded {
 		return admit(r, arg, p, validate)
 	}
 	return srv.admitAction(r, arg, p, validate, action, limit)
@@ -726,7 +727,7 @@ func handleEdit(srv *server, r *request, arg []byte) *eventError {
 		}
 		return nil
 	}
-	if e := srv.admitWrite(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, srv.cfg.Engines.AppendLimited != nil, "message", srv.cfg.Limits.Messages); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
@@ -743,7 +744,7 @@ type messageRef struct {
 func handleDelete(srv *server, r *request, arg []byte) *eventError {
 	var p messageRef
 	validate := func() *eventError { return checkMessageID(p.MessageID) }
-	if e := srv.admitWrite(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, srv.cfg.Engines.AppendLimited != nil, "message", srv.cfg.Limits.Messages); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
@@ -802,11 +803,7 @@ func (srv *server) appendLimited(r *request, op bus.Op, action string, limit int
 func handleTyping(srv *server, r *request, arg []byte) *eventError {
 	var p chatPayload
 	limited := srv.cfg.Engines.PublishLimited
-	if limited == nil {
-		if e := srv.admitAction(r, arg, &p, nil, "typing", srv.cfg.Limits.Typing); e != nil {
-			return e
-		}
-	} else if e := admit(r, arg, &p, nil); e != nil {
+	if e := srv.admitWrite(r, arg, &p, nil, limited != nil, "typing", srv.cfg.Limits.Typing); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
@@ -864,7 +861,7 @@ func handleReaction(srv *server, r *request, arg []byte) *eventError {
 		}
 		return nil
 	}
-	if e := srv.admitWrite(r, arg, &p, validate, "reaction", srv.cfg.Limits.Reactions); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, srv.cfg.Engines.AppendLimited != nil, "reaction", srv.cfg.Limits.Reactions); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
