@@ -43,7 +43,7 @@ type scriptCall struct {
 // failing over (about a second of timeouts) would hold up the sends of every
 // other master's chats too.
 func (r *Redis) runScript(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
-	if r.sharded {
+	if !r.batch {
 		return script.Run(ctx, r.client, keys, args...).Result()
 	}
 	r.startWriter()

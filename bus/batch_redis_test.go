@@ -163,3 +163,35 @@ func TestRedisBatchLingerMustNotBeNegative(t *testing.T) {
 		t.Fatal("negative BatchLinger accepted")
 	}
 }
+
+// TestRedisNoBatch: with NoBatch every call is a round trip of its own.
+func TestRedisNoBatch(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	hook := &countHook{}
+	c.AddHook(hook)
+	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: redistest.Prefix(t), NoBatch: true, BatchLinger: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if _, err := b.Append(ctx, "warm", bus.Op{Kind: bus.OpSend, UserID: "u", Event: "new_message"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 10
+	before := hook.n.Load()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if _, err := b.Append(ctx, "c", bus.Op{Kind: bus.OpSend, UserID: "u", Event: "new_message"}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if trips := hook.n.Load() - before; trips != n {
+		t.Errorf("%d appends took %d round trips, want one each", n, trips)
+	}
+}

@@ -96,6 +96,9 @@ type RedisConfig struct {
 	// missed probes (a failover, a moved slot, a lost resubscription) replace
 	// the connection and repair every chat's gap from history. Default 1s.
 	ProbeInterval time.Duration
+	// NoBatch sends every script call on its own (a connection of the
+	// client's pool each) instead of through the batching writer.
+	NoBatch bool
 	// BatchLinger is how long the writer waits for more calls once one is
 	// queued, before it sends them as one pipelined round trip (see
 	// batch_redis.go). 0 (the default): no wait, calls are coalesced only
@@ -142,6 +145,7 @@ type Redis struct {
 	// The writer (batch_redis.go): script calls queue on calls and go out
 	// in pipelines; started on first use.
 	calls      chan *scriptCall
+	batch      bool // false: no writer (NoBatch, or a Redis Cluster client)
 	linger     time.Duration
 	writerOnce sync.Once
 }
@@ -204,11 +208,13 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 		log:     cfg.Logger.With().Str("component", "bus").Logger(),
 		closeCh: make(chan struct{}),
 		calls:   make(chan *scriptCall, 4*maxBatch),
+		batch:   !cfg.NoBatch,
 		linger:  cfg.BatchLinger,
 	}
 	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
 	if _, ok := client.(*redis.ClusterClient); ok {
 		r.sharded = true
+		r.batch = false
 		r.tags = slotTags(cfg.Partitions)
 		r.nshards = cfg.Partitions
 		r.probe = cfg.ProbeInterval
