@@ -7,18 +7,21 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Coalescing of concurrent script calls (appends, sends, limited typing
-// events) into one pipelined round trip.
+// Coalescing of concurrent script calls (sends, edits, deletes, reactions,
+// limited typing events) into one pipelined round trip.
 //
-// Redis's cost per send is mostly per call, not per command: each round trip
-// is a read and a write system call on Redis's side, a wake-up of its event
-// loop, and a write to every subscriber connection. A single writer per
-// broker sends whatever calls are queued as one pipeline; calls that arrive
-// while it is in flight go out together in the next one. When idle a call
-// goes out at once (no added latency); under load the batches grow by
-// themselves. [RedisConfig.BatchLinger] can add a bounded wait for more
-// calls. One Redis (or Sentinel's master) only: see runScript. Redis runs a pipeline's scripts one after another in queue order,
-// each still atomic, so every guarantee of a single call holds per call.
+// Each round trip costs Redis a read and a write system call and a wake-up
+// of its event loop, and each wake-up a write to every subscriber connection
+// with something to send. A single writer per broker sends whatever calls are
+// queued as one pipeline; calls that arrive while it is in flight go out
+// together in the next one. When idle a call goes out at once (no added
+// latency); under load the batches grow by themselves.
+// [RedisConfig.BatchLinger] can add a bounded wait for more calls,
+// [RedisConfig.NoBatch] turns the writer off. One Redis (or Sentinel's
+// master) only: see runScript. Redis runs a pipeline's scripts one after
+// another in queue order, each still atomic, so every guarantee of a single
+// call holds per call. (Measured in docs/BENCHMARKS.md: Redis's reads per
+// send fall, its CPU per send hardly, as most of that is the scripts'.)
 
 // maxBatch bounds the calls in one pipeline.
 const maxBatch = 128
@@ -38,10 +41,10 @@ type scriptCall struct {
 // runScript runs script through the broker's writer and returns its reply.
 // Errors are Redis's (the caller wraps them) or ctx's, or ErrClosed.
 //
-// On a Redis Cluster client the call goes out on its own: one writer
-// pipelines to every master at once and waits for the slowest, so a master
-// failing over (about a second of timeouts) would hold up the sends of every
-// other master's chats too.
+// With NoBatch, and on a Redis Cluster client, the call goes out on its own
+// (a pooled connection each). Not on a cluster because one writer pipelines
+// to every master at once and waits for the slowest: a master failing over
+// (about a second of timeouts) would hold up every other master's sends.
 func (r *Redis) runScript(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
 	if !r.batch {
 		return script.Run(ctx, r.client, keys, args...).Result()
