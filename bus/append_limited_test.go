@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -110,5 +111,156 @@ func TestRedisAppendLimitedNotOnCluster(t *testing.T) {
 	_, _, err = b.AppendLimited(context.Background(), "c", bus.Op{Kind: bus.OpSend, UserID: "u", Event: "new_message"}, bus.WindowLimit{Key: "k", N: 1, Window: 1})
 	if err == nil {
 		t.Fatal("AppendLimited on a cluster client: no error")
+	}
+}
+
+// TestRedisPublishLimited: the rate limit folded into the typing publish
+// admits N events in the window, one round trip each, refuses the next
+// without publishing it, with the limiter's retry-after, and shares its
+// budget with the limiter's own checks on the same key.
+func TestRedisPublishLimited(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	hook := redistest.CountRoundTrips(c)
+	prefix := redistest.Prefix(t)
+	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var rec bustest.Recorder
+	if err := b.Start(rec.Handle); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ch := bus.Chat("c")
+	if err := b.Subscribe(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
+	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := limits.PerMinute(3)
+	publish := func(n int) (time.Duration, error) {
+		t.Helper()
+		chk, err := l.Check("typing:alice", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.PublishLimited(ctx, ch, "user_typing", json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)), bus.WindowLimit(chk))
+	}
+	// One event counted by the limiter itself, 10 s earlier.
+	if res, err := l.Allow(ctx, "typing:alice", lim); err != nil || !res.Allowed {
+		t.Fatalf("Allow = %+v, %v", res, err)
+	}
+	clk.Advance(10 * time.Second)
+	for i := range 2 {
+		before := hook.Count()
+		if _, err := publish(i); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if n := hook.Count() - before; n != 1 && i > 0 { // the first may load the script
+			t.Errorf("publish %d: %d round trips, want 1", i, n)
+		}
+	}
+	retry, err := publish(2)
+	if !errors.Is(err, bus.ErrLimited) {
+		t.Fatalf("fourth event in the window: %v, want ErrLimited", err)
+	}
+	if want := 50 * time.Second; retry != want {
+		t.Errorf("retry after %v, want %v (the limiter's own event leaves the window then)", retry, want)
+	}
+	if res, err := l.Allow(ctx, "typing:alice", lim); err != nil || res.Allowed {
+		t.Fatalf("the limiter admits a fourth event: %+v, %v", res, err)
+	}
+	rec.WaitOn(t, ch, 2)
+	rec.Sync(t, b, ch)
+	got := rec.On(ch)
+	if len(got) != 2 {
+		t.Fatalf("%d deliveries, want the two admitted events", len(got))
+	}
+	for i, d := range got {
+		if d.Event != "user_typing" || d.EventID != "" || string(d.Data) != fmt.Sprintf(`{"n":%d}`, i) {
+			t.Errorf("delivery %d = %+v, want the ephemeral user_typing {\"n\":%d}", i, d, i)
+		}
+	}
+	// The window slides: 50 s later one more fits.
+	clk.Advance(50 * time.Second)
+	if _, err := publish(3); err != nil {
+		t.Fatalf("after the window slid: %v", err)
+	}
+}
+
+func TestRedisPublishLimitedNotOnCluster(t *testing.T) {
+	c := redistest.StartCluster(t)
+	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.PublishLimited(context.Background(), bus.Chat("c"), "user_typing", nil, bus.WindowLimit{Key: "k", N: 1, Window: 1}); err == nil {
+		t.Fatal("PublishLimited on a cluster client: no error")
+	}
+}
+
+// TestRedisAppendLimitedReactions: the limit folds into every chat write,
+// not only sends: a reaction within the budget is added in one round trip,
+// and one over it changes nothing (no reaction, no event).
+func TestRedisAppendLimitedReactions(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	hook := redistest.CountRoundTrips(c)
+	prefix := redistest.Prefix(t)
+	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := b.Append(ctx, "c", bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := limits.PerMinute(1)
+	do := func(op bus.Op) (bus.Result, error) {
+		t.Helper()
+		chk, err := l.Check("reaction:bob", lim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := hook.Count()
+		res, _, err := b.AppendLimited(ctx, "c", op, bus.WindowLimit(chk))
+		if n := hook.Count() - before; n != 1 {
+			t.Errorf("%d round trips, want 1", n)
+		}
+		return res, err
+	}
+	react := func(emoji string) bus.Op {
+		return bus.Op{Kind: bus.OpReactAdd, UserID: "bob", MessageID: msg.MessageID, Emoji: emoji, Event: "reaction_updated", Data: json.RawMessage(`{}`)}
+	}
+	if res, err := do(react("👍")); err != nil || !res.Changed {
+		t.Fatalf("first reaction: %+v, %v", res, err)
+	}
+	if _, err := do(react("🎉")); !errors.Is(err, bus.ErrLimited) {
+		t.Fatalf("second reaction in a budget of 1: %v, want ErrLimited", err)
+	}
+	history, _, err := b.Since(ctx, "c", "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(history) != 2 {
+		t.Fatalf("%d events, want the message and the one admitted reaction", len(history))
+	}
+	// The refused one was not added: adding it without a limit changes the set.
+	if res, err := b.Append(ctx, "c", react("🎉")); err != nil || !res.Changed {
+		t.Fatalf("the refused reaction was stored after all: %+v, %v", res, err)
 	}
 }

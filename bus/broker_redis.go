@@ -17,6 +17,7 @@ import (
 
 	"github.com/anchat/realtime/internal/rediserr"
 	"github.com/anchat/realtime/internal/redisscript"
+	"github.com/anchat/realtime/limits"
 )
 
 // Redis layout. Every key and channel starts with the configured prefix and
@@ -47,14 +48,22 @@ import (
 // script compares it with Redis's clock): no key per message is written on a
 // send, so a chat's messages cost Redis only their stream entries.
 //
-// Round trips: Append 1 (EVALSHA; EVAL once more if Redis lost the script),
-// Publish 1, Since 1 (a pipeline), Subscribe 2 (read the stream's head, then
-// SUBSCRIBE and wait for the confirmation), Unsubscribe 1 (not awaited).
+// Round trips: Append, AppendLimited and PublishLimited 1 (EVALSHA; EVAL
+// once more if Redis lost the script; concurrent calls share one pipelined
+// round trip on one Redis, see batch_redis.go), Publish 1, Since 1 (a pipeline),
+// Subscribe 2 (read the stream's head, then SUBSCRIBE and wait for the
+// confirmation), Unsubscribe 1 (not awaited).
 
-//go:embed lua/append.lua
-var appendLua string
+var (
+	//go:embed lua/append.lua
+	appendLua string
+	//go:embed lua/publish.lua
+	publishLua string
 
-var appendScript = redisscript.New(appendLua)
+	// Both scripts can count a rate limit with the limiter's own rule.
+	appendScript  = redisscript.New(limits.WindowRuleLua + appendLua)
+	publishScript = redisscript.New(limits.WindowRuleLua + publishLua)
+)
 
 // RedisConfig configures [NewRedis]. The zero value works.
 type RedisConfig struct {
@@ -87,6 +96,15 @@ type RedisConfig struct {
 	// missed probes (a failover, a moved slot, a lost resubscription) replace
 	// the connection and repair every chat's gap from history. Default 1s.
 	ProbeInterval time.Duration
+	// NoBatch sends every script call on its own (a connection of the
+	// client's pool each) instead of through the batching writer.
+	NoBatch bool
+	// BatchLinger is how long the writer waits for more calls once one is
+	// queued, before it sends them as one pipelined round trip (see
+	// batch_redis.go). 0 (the default): no wait, calls are coalesced only
+	// while the previous pipeline is in flight. Negative is an error. Not
+	// used on a Redis Cluster client, whose calls go out one by one.
+	BatchLinger time.Duration
 	// Logger receives reconnect and repair events. Zero value: disabled.
 	Logger zerolog.Logger
 }
@@ -119,8 +137,17 @@ type Redis struct {
 	handler Handler
 	shards  []*shard // sharded: nil until the partition's first subscription
 
-	closeCh chan struct{} // closed by Close
-	wg      sync.WaitGroup
+	closeCh     chan struct{}   // closed by Close
+	closeCtx    context.Context // ends with Close (closeCancel)
+	closeCancel context.CancelFunc
+	wg          sync.WaitGroup
+
+	// The writer (batch_redis.go): script calls queue on calls and go out
+	// in pipelines; started on first use.
+	calls      chan *scriptCall
+	batch      bool // false: no writer (NoBatch, or a Redis Cluster client)
+	linger     time.Duration
+	writerOnce sync.Once
 }
 
 var _ Broker = (*Redis)(nil)
@@ -163,6 +190,9 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 	case cfg.Partitions == 0:
 		cfg.Partitions = DefaultPartitions
 	}
+	if cfg.BatchLinger < 0 {
+		return nil, errors.New("bus: batch linger must not be negative")
+	}
 	switch {
 	case cfg.ProbeInterval < 0:
 		return nil, errors.New("bus: probe interval must not be negative")
@@ -177,9 +207,14 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 		nshards: cfg.PubSubShards,
 		log:     cfg.Logger.With().Str("component", "bus").Logger(),
 		closeCh: make(chan struct{}),
+		calls:   make(chan *scriptCall, 4*maxBatch),
+		batch:   !cfg.NoBatch,
+		linger:  cfg.BatchLinger,
 	}
+	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
 	if _, ok := client.(*redis.ClusterClient); ok {
 		r.sharded = true
+		r.batch = false
 		r.tags = slotTags(cfg.Partitions)
 		r.nshards = cfg.Partitions
 		r.probe = cfg.ProbeInterval
@@ -366,11 +401,7 @@ func (r *Redis) Publish(ctx context.Context, ch Channel, event string, data json
 	if strings.IndexByte(event, '\n') >= 0 {
 		return errEventName
 	}
-	payload := make([]byte, 0, 3+len(event)+len(data))
-	payload = append(payload, '\n', '\n')
-	payload = append(payload, event...)
-	payload = append(payload, '\n')
-	payload = append(payload, data...)
+	payload := ephemeral(event, data)
 	publish := r.client.Publish
 	if r.sharded {
 		publish = r.client.SPublish
@@ -381,31 +412,48 @@ func (r *Redis) Publish(ctx context.Context, ch Channel, event string, data json
 	return nil
 }
 
+// ephemeral is the envelope of an event without ids: "\n\n<event>\n<data>".
+func ephemeral(event string, data json.RawMessage) []byte {
+	payload := make([]byte, 0, 3+len(event)+len(data))
+	payload = append(payload, '\n', '\n')
+	payload = append(payload, event...)
+	payload = append(payload, '\n')
+	return append(payload, data...)
+}
+
 var modes = [...]string{OpSend: "s", OpEdit: "e", OpDelete: "d", OpReactAdd: "a", OpReactRemove: "r"}
 
 // Append runs the append script: checks, stream XADD (exact MAXLEN), TTLs,
 // message and reaction updates and PUBLISH, in one round trip.
 func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error) {
+	res, _, err := r.appendOp(ctx, chatID, op, nil)
+	return res, err
+}
+
+// appendOp is Append, with lim (when not nil) checked and counted first in
+// the same script.
+func (r *Redis) appendOp(ctx context.Context, chatID string, op Op, lim *WindowLimit) (Result, time.Duration, error) {
 	if r.isClosed() {
-		return Result{}, ErrClosed
+		return Result{}, 0, ErrClosed
 	}
 	if op.Kind < OpSend || op.Kind > OpReactRemove {
-		return Result{}, fmt.Errorf("bus: append: unknown op kind %d", op.Kind)
+		return Result{}, 0, fmt.Errorf("bus: append: unknown op kind %d", op.Kind)
 	}
 	if strings.IndexByte(op.Event, '\n') >= 0 {
-		return Result{}, errEventName
+		return Result{}, 0, errEventName
 	}
 	tag := r.chatTag(chatID)
-	var keys []string // the channel (tag) goes last
+	// KEYS: stream, meta, (reactions,) (the limit,) the channel (tag) last.
+	keys := make([]string, 0, 5)
 	data, sep := []byte(op.Data), ""
 	if op.Kind == OpSend {
-		keys = []string{tag + ":h", tag + ":m:", tag}
+		keys = append(keys, tag+":h", tag+":m:")
 		if len(data) == 0 {
 			data = []byte("{}")
 		}
 		body, empty, ok := splitObject(data)
 		if !ok {
-			return Result{}, fmt.Errorf("bus: append: %w", errNotObject)
+			return Result{}, 0, fmt.Errorf("bus: append: %w", errNotObject)
 		}
 		data = body
 		if !empty {
@@ -413,37 +461,48 @@ func (r *Redis) Append(ctx context.Context, chatID string, op Op) (Result, error
 		}
 	} else {
 		if !ValidID(op.MessageID) {
-			return Result{}, fmt.Errorf("bus: append: %w", ErrNotFound)
+			return Result{}, 0, fmt.Errorf("bus: append: %w", ErrNotFound)
 		}
-		keys = []string{tag + ":h", tag + ":m:" + op.MessageID, tag + ":r:" + op.MessageID, tag}
+		keys = append(keys, tag+":h", tag+":m:"+op.MessageID, tag+":r:"+op.MessageID)
 	}
-	res, err := appendScript.Run(ctx, r.client, keys,
-		modes[op.Kind], r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, data, sep,
-		op.UserID, op.MessageID, op.Emoji).StringSlice()
+	args := make([]any, 0, 15)
+	args = append(args, modes[op.Kind], r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, data, sep,
+		op.UserID, op.MessageID, op.Emoji)
+	if lim != nil {
+		keys = append(keys, lim.Key)
+		args = append(args, lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member)
+	}
+	keys = append(keys, tag)
+	res, err := stringSlice(r.runScript(ctx, appendScript, keys, args...))
 	if err != nil {
-		return Result{}, unavailable("append", err)
+		return Result{}, 0, unavailable("append", err)
 	}
 	if len(res) == 0 {
-		return Result{}, errors.New("bus: append: empty script reply")
+		return Result{}, 0, errors.New("bus: append: empty script reply")
 	}
 	switch res[0] {
 	case "ok":
 		if len(res) < 2 {
-			return Result{}, errors.New("bus: append: short script reply")
+			return Result{}, 0, errors.New("bus: append: short script reply")
 		}
 		msgID := op.MessageID
 		if op.Kind == OpSend {
 			msgID = res[1]
 		}
-		return Result{EventID: res[1], MessageID: msgID, Changed: true}, nil
+		return Result{EventID: res[1], MessageID: msgID, Changed: true}, 0, nil
 	case "same":
-		return Result{MessageID: op.MessageID}, nil
+		return Result{MessageID: op.MessageID}, 0, nil
 	case "notfound":
-		return Result{}, fmt.Errorf("bus: append: %w", ErrNotFound)
+		return Result{}, 0, fmt.Errorf("bus: append: %w", ErrNotFound)
 	case "forbidden":
-		return Result{}, fmt.Errorf("bus: append: %w", ErrForbidden)
+		return Result{}, 0, fmt.Errorf("bus: append: %w", ErrForbidden)
+	case "limited":
+		if lim != nil && len(res) == 2 {
+			us, _ := strconv.ParseInt(res[1], 10, 64)
+			return Result{}, max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: append: %w", ErrLimited)
+		}
 	}
-	return Result{}, fmt.Errorf("bus: append: unexpected script reply %q", res[0])
+	return Result{}, 0, fmt.Errorf("bus: append: unexpected script reply %q", res)
 }
 
 // Since reads the stream in one round trip: for a well-formed id a pipeline of
@@ -517,6 +576,7 @@ func (r *Redis) Close() error {
 	}
 	r.closed = true
 	close(r.closeCh)
+	r.closeCancel()
 	shards := r.shards
 	r.mu.Unlock()
 	for _, sh := range shards {
@@ -534,7 +594,7 @@ func (r *Redis) Close() error {
 }
 
 // WindowLimit is a rolling-window rate limit that [Redis.AppendLimited]
-// checks and counts in its append script: the arguments of
+// and [Redis.PublishLimited] check and count in their script: the arguments of
 // limits/lua/window.lua (limits.Redis.Check builds them), on the limiter's
 // own key, so that it shares its budget with the limiter's other checks.
 type WindowLimit struct {
@@ -546,55 +606,59 @@ type WindowLimit struct {
 	Member string // unique per event
 }
 
-// ErrLimited: [Redis.AppendLimited] refused the send, its limit's window is full.
+// ErrLimited: [Redis.AppendLimited] or [Redis.PublishLimited] refused the
+// event, its limit's window is full.
 var ErrLimited = errors.New("bus: rate limited")
 
 // errSharded: a limit key is in another slot than the chat on Redis Cluster.
 var errSharded = errors.New("bus: append with a limit: not on Redis Cluster (the limit's key is in another slot)")
 
-// AppendLimited is Append of an OpSend whose rate limit is checked and
-// counted in the same script: one round trip and one script per send
-// instead of two. When lim's window is full nothing is appended and it
-// returns ErrLimited with how long until one more event fits. Not available
-// on a Redis Cluster client, where the limit's key and the chat's keys are
-// in different slots (errSharded): there the caller checks the limit first.
+// AppendLimited is Append whose rate limit is checked and counted in the
+// same script, first: one round trip and one script per operation instead
+// of two. When lim's window is full nothing is done and it returns
+// ErrLimited with how long until one more event fits; otherwise the event is
+// counted whatever the operation's outcome (ErrNotFound, an unchanged
+// reaction), as a separate check before it would. Not available on a Redis
+// Cluster client, where the limit's key and the chat's keys are in different
+// slots (errSharded): there the caller checks the limit first.
 func (r *Redis) AppendLimited(ctx context.Context, chatID string, op Op, lim WindowLimit) (Result, time.Duration, error) {
-	if r.isClosed() {
-		return Result{}, 0, ErrClosed
-	}
 	if r.sharded {
 		return Result{}, 0, errSharded
 	}
-	if op.Kind != OpSend {
-		return Result{}, 0, fmt.Errorf("bus: append limited: op kind %d is not a send", op.Kind)
+	return r.appendOp(ctx, chatID, op, &lim)
+}
+
+// PublishLimited is Publish of an ephemeral event (typing) whose rate limit
+// is checked and counted in the same script: one round trip instead of two.
+// When lim's window is full nothing is published and it returns ErrLimited
+// with how long until one more event fits. Not available on a Redis Cluster
+// client (errSharded), where the limit's key and the channel are in
+// different slots: there the caller checks the limit first.
+func (r *Redis) PublishLimited(ctx context.Context, ch Channel, event string, data json.RawMessage, lim WindowLimit) (time.Duration, error) {
+	if r.isClosed() {
+		return 0, ErrClosed
 	}
-	if strings.IndexByte(op.Event, '\n') >= 0 {
-		return Result{}, 0, errEventName
+	if r.sharded {
+		return 0, errSharded
 	}
-	data, sep := []byte(op.Data), ""
-	if len(data) == 0 {
-		data = []byte("{}")
+	name := r.channelName(ch)
+	if name == "" {
+		return 0, fmt.Errorf("bus: publish: unknown channel kind %d", ch.Kind)
 	}
-	body, empty, ok := splitObject(data)
-	if !ok {
-		return Result{}, 0, fmt.Errorf("bus: append: %w", errNotObject)
+	if strings.IndexByte(event, '\n') >= 0 {
+		return 0, errEventName
 	}
-	if !empty {
-		sep = ","
-	}
-	tag := r.chatTag(chatID)
-	res, err := appendScript.Run(ctx, r.client, []string{tag + ":h", tag + ":m:", lim.Key, tag},
-		"s", r.size, r.ttl.Milliseconds(), r.publishCmd(), op.Event, body, sep, op.UserID, "", "",
-		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member).StringSlice()
+	res, err := stringSlice(r.runScript(ctx, publishScript, []string{lim.Key, name},
+		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member, r.publishCmd(), ephemeral(event, data)))
 	if err != nil {
-		return Result{}, 0, unavailable("append", err)
+		return 0, unavailable("publish", err)
 	}
 	switch {
-	case len(res) == 2 && res[0] == "ok":
-		return Result{EventID: res[1], MessageID: res[1], Changed: true}, 0, nil
+	case len(res) == 1 && res[0] == "ok":
+		return 0, nil
 	case len(res) == 2 && res[0] == "limited":
 		us, _ := strconv.ParseInt(res[1], 10, 64)
-		return Result{}, max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: append: %w", ErrLimited)
+		return max(time.Duration(us)*time.Microsecond, time.Microsecond), fmt.Errorf("bus: publish: %w", ErrLimited)
 	}
-	return Result{}, 0, fmt.Errorf("bus: append limited: unexpected script reply %q", res)
+	return 0, fmt.Errorf("bus: publish limited: unexpected script reply %q", res)
 }

@@ -25,9 +25,16 @@ var _ Limiter = (*Redis)(nil)
 const DefaultPrefix = redisprefix.Default
 
 var (
+	// WindowRuleLua defines the Lua function window_allow, the [Window]
+	// rule on the limiter's sorted set (see lua/window_rule.lua). Another
+	// engine's script that folds a limit into its own work (the bus's send
+	// and typing scripts) starts with it, so that every script counts the
+	// same way on the same key.
+	//go:embed lua/window_rule.lua
+	WindowRuleLua string
 	//go:embed lua/window.lua
 	windowLua    string
-	windowScript = redisscript.New(windowLua)
+	windowScript = redisscript.New(WindowRuleLua + windowLua)
 )
 
 // RedisConfig configures [NewRedis]. The zero value works.

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -72,12 +73,18 @@ type Engines struct {
 	Registry registry.Registry
 	// Ping checks the engine's reachability for /readyz; nil means always reachable.
 	Ping func() error
-	// SendLimited, when set, performs send_message's rate-limit check (a
-	// Window limit on limitKey, sharing Limiter's budget) and its append in
-	// one engine call, one Redis round trip: allowed false (nothing
-	// appended) with retryAfter when the limit refuses. Nil: Limiter.Allow,
-	// then Bus.Append.
-	SendLimited func(ctx context.Context, chatID string, op bus.Op, limitKey string, l limits.Limit) (res bus.Result, allowed bool, retryAfter time.Duration, err error)
+	// AppendLimited, when set, performs a chat write's rate-limit check (a
+	// Window limit on limitKey, sharing Limiter's budget) and the write
+	// itself (send, edit, delete, reaction) in one engine call, one Redis
+	// round trip: allowed false (nothing done) with retryAfter when the
+	// limit refuses. Nil: Limiter.Allow, then Bus.Append.
+	AppendLimited func(ctx context.Context, chatID string, op bus.Op, limitKey string, l limits.Limit) (res bus.Result, allowed bool, retryAfter time.Duration, err error)
+	// PublishLimited, when set, does the same for an ephemeral chat event
+	// (typing_start, typing_stop): the Window limit on limitKey and the
+	// publish in one call, one Redis round trip; allowed false (nothing
+	// published) with retryAfter when the limit refuses. Nil:
+	// Limiter.Allow, then Bus.Publish.
+	PublishLimited func(ctx context.Context, ch bus.Channel, event string, data json.RawMessage, limitKey string, l limits.Limit) (allowed bool, retryAfter time.Duration, err error)
 }
 
 // Config configures a Node. Zero values take the defaults noted.

@@ -272,6 +272,25 @@ func (p *reactionPayload) chat() string { return p.ChatID }
 // (validate, may be nil), that this connection joined the chat, and the
 // user's budget for the action.
 func (srv *server) admitAction(r *request, arg []byte, p chatRef, validate func() *eventError, action string, limit int) *eventError {
+	if e := admit(r, arg, p, validate); e != nil {
+		return e
+	}
+	return srv.rateLimit(r, action, limit)
+}
+
+// admitWrite is admitAction for a chat write or typing event: without the
+// rate limit when folded, that is when the engines count it in the same call
+// as the action (appendLimited, handleTyping).
+func (srv *server) admitWrite(r *request, arg []byte, p chatRef, validate func() *eventError, folded bool, action string, limit int) *eventError {
+	if folded {
+		return admit(r, arg, p, validate)
+	}
+	return srv.admitAction(r, arg, p, validate, action, limit)
+}
+
+// admit is admitAction without the rate limit, for an action whose limit is
+// counted in the same engine call as the action itself.
+func admit(r *request, arg []byte, p chatRef, validate func() *eventError) *eventError {
 	if e := decode(r, arg, p); e != nil {
 		return e
 	}
@@ -283,10 +302,7 @@ func (srv *server) admitAction(r *request, arg []byte, p chatRef, validate func(
 			return e
 		}
 	}
-	if e := checkJoined(r); e != nil {
-		return e
-	}
-	return srv.rateLimit(r, action, limit)
+	return checkJoined(r)
 }
 
 func checkMessageID(id string) *eventError {
@@ -629,8 +645,7 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 	if e := checkJoined(r); e != nil {
 		return e
 	}
-	limited := srv.cfg.Engines.SendLimited
-	if limited == nil {
+	if srv.cfg.Engines.AppendLimited == nil {
 		if e := srv.rateLimit(r, "message", srv.cfg.Limits.Messages); e != nil {
 			return e
 		}
@@ -641,33 +656,15 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 		MessageType: p.MessageType, Attachments: atts, ReplyTo: replyTo, TempID: r.tempID,
 		CreatedAt: timestamp(srv.cfg.Now()),
 	}
-	var res bus.Result
-	var err error
-	srv.fanout.begin(p.ChatID)
-	defer func() { srv.fanout.appended(p.ChatID, res.EventID, r.received) }()
-	if limited == nil {
-		res, err = srv.appendMessage(msg, id.userID)
-	} else {
-		// The rate limit and the append in one call (one Redis round trip).
-		if srv.engineDown.Load() {
-			return srv.engineError(r, "append", errEngineDown)
-		}
-		var data []byte
-		if data, err = json.Marshal(msg); err == nil {
-			ctx, cancel := srv.engineCtx()
-			var allowed bool
-			var retry time.Duration
-			res, allowed, retry, err = limited(ctx, msg.ChatID,
-				bus.Op{Kind: bus.OpSend, UserID: id.userID, Event: evNewMessage, Data: data}, "message:"+id.userID,
-				limits.Limit{Policy: limits.Window, N: srv.cfg.Limits.Messages, Window: srv.cfg.Limits.Window})
-			cancel()
-			if err == nil && !allowed {
-				return rateLimited("message", retry)
-			}
-		}
-	}
+	data, err := json.Marshal(msg)
 	if err != nil {
 		return srv.engineError(r, "append", err)
+	}
+	srv.fanout.begin(p.ChatID)
+	res, e := srv.appendLimited(r, bus.Op{Kind: bus.OpSend, UserID: id.userID, Event: evNewMessage, Data: data}, "message", srv.cfg.Limits.Messages)
+	srv.fanout.appended(p.ChatID, res.EventID, r.received) // res is zero when nothing was appended
+	if e != nil {
+		return e
 	}
 	sent := messageSent{TempID: r.tempID, MessageID: res.MessageID, EventID: res.EventID, ChatID: p.ChatID, CreatedAt: msg.CreatedAt}
 	r.c.emitJSON(r.ns, evMessageSent, sent)
@@ -675,7 +672,8 @@ func handleSend(srv *server, r *request, arg []byte) *eventError {
 	return nil
 }
 
-// appendMessage stores and publishes a new message (clients and server API).
+// appendMessage stores and publishes a new message from the server API (no
+// rate limit).
 func (srv *server) appendMessage(msg newMessage, senderID string) (bus.Result, error) {
 	data, err := json.Marshal(msg)
 	if err != nil {
@@ -730,13 +728,13 @@ func handleEdit(srv *server, r *request, arg []byte) *eventError {
 		}
 		return nil
 	}
-	if e := srv.admitAction(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, srv.cfg.Engines.AppendLimited != nil, "message", srv.cfg.Limits.Messages); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
 	data, _ := json.Marshal(messageEdited{ChatID: p.ChatID, MessageID: p.MessageID, Content: *p.Content,
 		EditedAt: timestamp(srv.cfg.Now()), EditorID: user})
-	return srv.appendOp(r, bus.Op{Kind: bus.OpEdit, UserID: user, MessageID: p.MessageID, Event: evMessageEdited, Data: data})
+	return srv.appendOp(r, bus.Op{Kind: bus.OpEdit, UserID: user, MessageID: p.MessageID, Event: evMessageEdited, Data: data}, "message", srv.cfg.Limits.Messages)
 }
 
 type messageRef struct {
@@ -747,21 +745,21 @@ type messageRef struct {
 func handleDelete(srv *server, r *request, arg []byte) *eventError {
 	var p messageRef
 	validate := func() *eventError { return checkMessageID(p.MessageID) }
-	if e := srv.admitAction(r, arg, &p, validate, "message", srv.cfg.Limits.Messages); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, srv.cfg.Engines.AppendLimited != nil, "message", srv.cfg.Limits.Messages); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
 	data, _ := json.Marshal(messageDeleted{ChatID: p.ChatID, MessageID: p.MessageID,
 		DeletedAt: timestamp(srv.cfg.Now()), DeletedBy: user})
-	return srv.appendOp(r, bus.Op{Kind: bus.OpDelete, UserID: user, MessageID: p.MessageID, Event: evMessageDeleted, Data: data})
+	return srv.appendOp(r, bus.Op{Kind: bus.OpDelete, UserID: user, MessageID: p.MessageID, Event: evMessageDeleted, Data: data}, "message", srv.cfg.Limits.Messages)
 }
 
-func (srv *server) appendOp(r *request, op bus.Op) *eventError {
-	ctx, cancel := srv.engineCtx()
-	defer cancel()
-	res, err := srv.cfg.Engines.Bus.Append(ctx, r.chatID, op)
-	if err != nil {
-		return srv.engineError(r, "append", err)
+// appendOp performs an edit, delete or reaction (see appendLimited) and
+// acknowledges it.
+func (srv *server) appendOp(r *request, op bus.Op, action string, limit int) *eventError {
+	res, e := srv.appendLimited(r, op, action, limit)
+	if e != nil {
+		return e
 	}
 	changed := res.Changed
 	out := opResult{ChatID: r.chatID, MessageID: op.MessageID, EventID: res.EventID}
@@ -772,18 +770,64 @@ func (srv *server) appendOp(r *request, op bus.Op) *eventError {
 	return nil
 }
 
+// appendLimited performs op on the request's chat with its rate limit
+// (limit actions per window, counted under action): in the same engine
+// call when the engines can (AppendLimited, one Redis round trip), or
+// Bus.Append alone after admitWrite counted it.
+func (srv *server) appendLimited(r *request, op bus.Op, action string, limit int) (bus.Result, *eventError) {
+	limited := srv.cfg.Engines.AppendLimited
+	if limited != nil && srv.engineDown.Load() {
+		return bus.Result{}, srv.engineError(r, "append", errEngineDown) // as rateLimit does
+	}
+	ctx, cancel := srv.engineCtx()
+	defer cancel()
+	if limited == nil {
+		res, err := srv.cfg.Engines.Bus.Append(ctx, r.chatID, op)
+		if err != nil {
+			return res, srv.engineError(r, "append", err)
+		}
+		return res, nil
+	}
+	res, allowed, retry, err := limited(ctx, r.chatID, op, action+":"+op.UserID,
+		limits.Limit{Policy: limits.Window, N: limit, Window: srv.cfg.Limits.Window})
+	if err != nil {
+		return res, srv.engineError(r, "append", err)
+	}
+	if !allowed {
+		return res, rateLimited(action, retry)
+	}
+	return res, nil
+}
+
 // typing_start, typing_stop
 
 func handleTyping(srv *server, r *request, arg []byte) *eventError {
 	var p chatPayload
-	if e := srv.admitAction(r, arg, &p, nil, "typing", srv.cfg.Limits.Typing); e != nil {
+	limited := srv.cfg.Engines.PublishLimited
+	if e := srv.admitWrite(r, arg, &p, nil, limited != nil, "typing", srv.cfg.Limits.Typing); e != nil {
 		return e
 	}
-	data, _ := json.Marshal(typingEvent{ChatID: p.ChatID, UserID: r.c.sess.userID(), IsTyping: r.event == evTypingStart})
+	user := r.c.sess.userID()
+	data, _ := json.Marshal(typingEvent{ChatID: p.ChatID, UserID: user, IsTyping: r.event == evTypingStart})
+	if limited != nil && srv.engineDown.Load() {
+		return srv.engineError(r, "publish", errEngineDown) // as rateLimit does
+	}
 	ctx, cancel := srv.engineCtx()
 	defer cancel()
-	if err := srv.cfg.Engines.Bus.Publish(ctx, bus.Chat(p.ChatID), evUserTyping, data); err != nil {
-		return srv.engineError(r, "publish", err)
+	if limited == nil {
+		if err := srv.cfg.Engines.Bus.Publish(ctx, bus.Chat(p.ChatID), evUserTyping, data); err != nil {
+			return srv.engineError(r, "publish", err)
+		}
+	} else {
+		// The rate limit and the publish in one call (one Redis round trip).
+		allowed, retry, err := limited(ctx, bus.Chat(p.ChatID), evUserTyping, data, "typing:"+user,
+			limits.Limit{Policy: limits.Window, N: srv.cfg.Limits.Typing, Window: srv.cfg.Limits.Window})
+		if err != nil {
+			return srv.engineError(r, "publish", err)
+		}
+		if !allowed {
+			return rateLimited("typing", retry)
+		}
 	}
 	r.ok(chatPayload{ChatID: p.ChatID})
 	return nil
@@ -818,7 +862,7 @@ func handleReaction(srv *server, r *request, arg []byte) *eventError {
 		}
 		return nil
 	}
-	if e := srv.admitAction(r, arg, &p, validate, "reaction", srv.cfg.Limits.Reactions); e != nil {
+	if e := srv.admitWrite(r, arg, &p, validate, srv.cfg.Engines.AppendLimited != nil, "reaction", srv.cfg.Limits.Reactions); e != nil {
 		return e
 	}
 	user := r.c.sess.userID()
@@ -827,5 +871,5 @@ func handleReaction(srv *server, r *request, arg []byte) *eventError {
 		kind, action = bus.OpReactRemove, "removed"
 	}
 	data, _ := json.Marshal(reactionUpdated{ChatID: p.ChatID, MessageID: p.MessageID, UserID: user, Emoji: p.Emoji, Action: action})
-	return srv.appendOp(r, bus.Op{Kind: kind, UserID: user, MessageID: p.MessageID, Emoji: p.Emoji, Event: evReactionUpdated, Data: data})
+	return srv.appendOp(r, bus.Op{Kind: kind, UserID: user, MessageID: p.MessageID, Emoji: p.Emoji, Event: evReactionUpdated, Data: data}, "reaction", srv.cfg.Limits.Reactions)
 }

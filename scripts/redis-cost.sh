@@ -9,8 +9,11 @@
 #   bash scripts/redis-cost.sh peer         # two Socket.IO peer nodes (Redis adapter) on one Redis
 #   BARE=1 bash scripts/redis-cost.sh standalone   # plus tools/barescript at 1,000 calls/s
 #   SCENARIO=typing bash scripts/redis-cost.sh standalone   # typing events instead of messages
+#   RATE=2500 bash scripts/redis-cost.sh standalone   # messages (or typing events) per second, default 1000
+#   NODE_FLAGS='--redis-batch-linger 1ms' bash scripts/redis-cost.sh standalone   # extra flags for the nodes
 #
-# The window is 5 s, starting 6 s into a 15 s run (connects and joins done).
+# The window is 5 s, starting about 1 s after the sends do (connects and
+# joins done) in a 15 s run.
 # Redis CPU per send = (used_cpu_sys + used_cpu_user over the window, summed
 # over the masters) / (XADD calls in the window; PUBLISH calls for the peer
 # and for typing).
@@ -83,7 +86,8 @@ else
 	lim=(--limit-messages 100000000 --limit-typing 100000000 --limit-connects 100000000 --limit-reactions 100000000
 		--limit-joins 100000000 --max-user-connections 100000 --max-connections 20000 --max-pending-handshakes 20000 --max-pending-handshakes-per-ip 20000)
 	for p in "$n1" "$n2"; do
-		"$work/realtime" serve --dev --log-level warn --addr "127.0.0.1:$p" --admin-addr "127.0.0.1:$(port)" "${eng[@]}" "${lim[@]}" >>"$work/nodes.log" 2>&1 &
+		# shellcheck disable=SC2086 # NODE_FLAGS: extra serve flags, split on spaces
+		"$work/realtime" serve --dev --log-level warn --addr "127.0.0.1:$p" --admin-addr "127.0.0.1:$(port)" "${eng[@]}" "${lim[@]}" ${NODE_FLAGS:-} >>"$work/nodes.log" 2>&1 &
 		pids+=($!)
 	done
 	sleep 1.5
@@ -91,22 +95,39 @@ fi
 
 snapshot() { # snapshot <suffix>: every master's INFO cpu and commandstats
 	for m in "${masters[@]}"; do
-		redis-cli -p "$m" info cpu | awk -F: '/used_cpu_(sys|user):/ {s += $2} END {print s}' >"$work/cpu$1.$m"
+		redis-cli -p "$m" info cpu | awk -F: '/used_cpu_(sys|user):/ {s += $2} /used_cpu_user:/ {u = $2} END {print s, u}' >"$work/cpu$1.$m"
 		redis-cli -p "$m" info commandstats >"$work/cs$1.$m"
+		redis-cli -p "$m" info stats | grep -E '^total_(reads|writes)_processed:' >>"$work/cs$1.$m"
 	done
 }
 scenario=${SCENARIO:-chat}
-"$work/bench" --scenario "$scenario" --conns 2000 --chat-size 2 --rate 1000 --duration 15s \
+"$work/bench" --scenario "$scenario" --conns 2000 --chat-size 2 --rate "${RATE:-1000}" --duration 15s \
 	--targets "127.0.0.1:$n1,127.0.0.1:$n2" --jwt-secret dev-secret >"$work/bench.out" 2>&1 &
 bench=$!
 if [ -n "${BARE:-}" ]; then
 	"$work/barescript" --addr "127.0.0.1:${masters[0]}" --rate 1000 --duration 14s >"$work/bare.out" 2>&1 &
 	pids+=($!)
 fi
-sleep 6
+# The window starts 1 s after the load does (connects and joins take longer
+# on a loaded machine): when Redis sees at least 500 publishes a second.
+pubs() { for m in "${masters[@]}"; do redis-cli -p "$m" info commandstats; done |
+	awk -F'[=,:]' '/^cmdstat_s?publish:/ {s += $3} END {print s + 0}'; }
+prev=$(pubs) started=
+for ((i = 0; i < 60; i++)); do
+	sleep 1
+	cur=$(pubs)
+	if ((cur - prev >= ${RATE:-1000} / 2)); then started=1 && break; fi
+	prev=$cur
+done
+[ -n "$started" ] || { echo "redis-cost: the load did not start" >&2; tail "$work/bench.out" >&2; exit 1; }
+sleep 1
 snapshot 0
 t0=$(date +%s.%N)
-sleep 5
+if [ -n "${PERF:-}" ]; then # PERF=1: a CPU profile of the (first) Redis over the window
+	perf record -q -g -o "$work/perf.data" -p "$(redis-cli -p "${masters[0]}" info server | awk -F: '/process_id/ {print $2+0}')" -- sleep 5 2>/dev/null
+else
+	sleep 5
+fi
 snapshot 1
 t1=$(date +%s.%N)
 wait "$bench" || true
@@ -114,23 +135,31 @@ wait "$bench" || true
 python3 - "$mode" "$scenario" "$work" "$t0" "$t1" "${masters[@]}" <<'PY'
 import re, sys
 mode, scenario, work, t0, t1, masters = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5]), sys.argv[6:]
-cpu, stats = 0.0, {}
+cpu, user, stats, io = 0.0, 0.0, {}, {}
 print(f"mode {mode}: window {t1 - t0:.2f} s, {len(masters)} master(s)")
 for m in masters:
-    c = float(open(f"{work}/cpu1.{m}").read()) - float(open(f"{work}/cpu0.{m}").read())
-    cpu += c
-    print(f"  master :{m}  Redis CPU {c:.3f} s")
+    (c1, u1), (c0, u0) = (map(float, open(f"{work}/cpu{i}.{m}").read().split()) for i in (1, 0))
+    c, u = c1 - c0, u1 - u0
+    cpu += c; user += u
+    print(f"  master :{m}  Redis CPU {c:.3f} s (user {u:.3f}, sys {c - u:.3f})")
     for f, sign in ((f"{work}/cs1.{m}", 1), (f"{work}/cs0.{m}", -1)):
         for line in open(f):
+            g = re.match(r"total_(reads|writes)_processed:(\d+)", line)
+            if g:
+                io[g.group(1)] = io.get(g.group(1), 0) + sign * int(g.group(2))
             g = re.match(r"cmdstat_(\w+):calls=(\d+),usec=(\d+),.*failed_calls=(\d+)", line)
             if g:
                 d = stats.setdefault(g.group(1), [0, 0, 0])
                 d[0] += sign * int(g.group(2)); d[1] += sign * int(g.group(3)); d[2] += sign * int(g.group(4))
 pubs = stats.get("publish", [0])[0] + stats.get("spublish", [0])[0] - stats.get("fcall", [0])[0]
 sends = pubs if mode == "peer" or scenario != "chat" else stats.get("xadd", [0])[0] - stats.get("fcall", [0])[0]
-print(f"  sends in the window {sends}; Redis CPU per send {cpu / max(sends, 1) * 1e6:.1f} µs (all masters)")
+print(f"  sends in the window {sends}; Redis CPU per send {cpu / max(sends, 1) * 1e6:.1f} µs (user {user / max(sends, 1) * 1e6:.1f}, sys {(cpu - user) / max(sends, 1) * 1e6:.1f}; all masters)")
+print(f"  Redis reads per send {io.get('reads', 0) / max(sends, 1):.2f}, writes per send {io.get('writes', 0) / max(sends, 1):.2f} (client reads and writes, all connections)")
 for k, (calls, usec, failed) in sorted(stats.items(), key=lambda kv: -kv[1][1]):
     if calls > 0:
         print(f"  {k:18s} calls {calls:7d}  usec/call {usec / calls:6.1f}  per send {usec / max(sends, 1):6.1f}  failed {failed}")
 PY
-grep -E '^  (sent|deliveries|lost)' "$work/bench.out"
+grep -E '^  (sent|deliveries|lost|duplicates|ms) ' "$work/bench.out"
+if [ -n "${PERF:-}" ]; then
+	perf report -i "$work/perf.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -E '^ +[0-9]' | head -${PERF_LINES:-40}
+fi

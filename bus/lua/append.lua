@@ -13,10 +13,12 @@
 --       event, data, sep, user, msgid, emoji.
 --       For send, data is the payload after its opening brace and sep is "," or
 --       "" (empty object), so the messageId field can be spliced in front.
--- Send with a rate limit folded in (bus.Redis.AppendLimited, one Redis only):
--- KEYS[3] is the limiter's sorted set and ARGV[11..15] are now, cutoff, window
--- (µs), N and the event's member, as for limits/lua/window.lua; nothing is
--- appended when N events were accepted within the window.
+-- With a rate limit folded in (bus.Redis.AppendLimited, one Redis only), checked
+-- before anything else: KEYS[#KEYS-1] (before the channel) is the limiter's
+-- sorted set and ARGV[11..15] are now, cutoff, window
+-- (µs), N and the event's member, as for limits/lua/window.lua (whose rule,
+-- window_allow, Go prepends to this script); nothing is appended when N
+-- events were accepted within the window.
 -- Returns {"ok", eventId}, {"same"} (reaction unchanged), {"notfound"},
 -- {"forbidden"} or {"limited", retry after (µs)}.
 -- Publishes (ARGV[4]) "<eventId>\n<previous eventId or empty>\n<event>\n<data>" on channel.
@@ -26,19 +28,10 @@ local maxlen, ttl = ARGV[2], ARGV[3]
 local publish, event, data = ARGV[4], ARGV[5], ARGV[6]
 local user = ARGV[8]
 
-if mode == 's' and #KEYS == 4 then
-  -- The rolling window of limits/lua/window.lua, on the same key.
-  local lim, now, window, n = KEYS[3], ARGV[11], tonumber(ARGV[13]), tonumber(ARGV[14])
-  redis.call('ZREMRANGEBYSCORE', lim, '-inf', ARGV[12])
-  local count = redis.call('ZCARD', lim)
-  if count >= n then
-    local first = redis.call('ZRANGE', lim, count - n, count - n, 'WITHSCORES')
-    local retry = tonumber(first[2]) + window - tonumber(now)
-    if retry < 1 then retry = 1 end
-    return {'limited', string.format('%.0f', retry)}
-  end
-  redis.call('ZADD', lim, now, ARGV[15])
-  redis.call('PEXPIRE', lim, math.ceil(window / 1000))
+if ARGV[15] then
+  -- The limiter's rule (window_allow, limits/lua/window_rule.lua, is prepended).
+  local c = window_allow(KEYS[#KEYS - 1], ARGV[11], ARGV[12], ARGV[13], ARGV[14], ARGV[15])
+  if c < 0 then return {'limited', string.format('%.0f', -c)} end
 end
 
 local t = redis.call('TIME')

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -164,6 +165,8 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 		HistorySize: o.HistorySize,
 		HistoryTTL:  o.HistoryTTL,
 		Partitions:  o.RedisPartitions,
+		NoBatch:     !o.RedisBatch,
+		BatchLinger: o.RedisBatchLinger,
 		Logger:      log.With().Str("component", "bus").Logger(),
 	})
 	if err != nil {
@@ -189,14 +192,16 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	if err != nil {
 		return fail(err)
 	}
-	var sendLimited func(context.Context, string, bus.Op, string, limits.Limit) (bus.Result, bool, time.Duration, error)
+	var appendLimited func(context.Context, string, bus.Op, string, limits.Limit) (bus.Result, bool, time.Duration, error)
+	var publishLimited func(context.Context, bus.Channel, string, json.RawMessage, string, limits.Limit) (bool, time.Duration, error)
 	if _, cluster := client.(*redis.ClusterClient); !cluster {
-		// One script per send_message: the rolling-window limit is checked
-		// and counted inside the append script, on the limiter's own key.
-		// Not on a Redis Cluster, where the user's limit key and the chat's
-		// keys are in different slots: there the limit is a script of its
-		// own, before the append (two round trips).
-		sendLimited = func(ctx context.Context, chatID string, op bus.Op, key string, lim limits.Limit) (bus.Result, bool, time.Duration, error) {
+		// One script per chat write (send, edit, delete, reaction) and per
+		// typing event: the rolling-window limit is checked and counted
+		// inside the append (or publish) script, on the limiter's own key. Not on a Redis Cluster,
+		// where the user's limit key and the chat's keys are in different
+		// slots: there the limit is a script of its own, before the append
+		// or publish (two round trips).
+		appendLimited = func(ctx context.Context, chatID string, op bus.Op, key string, lim limits.Limit) (bus.Result, bool, time.Duration, error) {
 			chk, err := l.Check(key, lim)
 			if err != nil {
 				return bus.Result{}, false, 0, err
@@ -206,6 +211,17 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 				return bus.Result{}, false, retry, nil
 			}
 			return res, err == nil, 0, err
+		}
+		publishLimited = func(ctx context.Context, ch bus.Channel, event string, data json.RawMessage, key string, lim limits.Limit) (bool, time.Duration, error) {
+			chk, err := l.Check(key, lim)
+			if err != nil {
+				return false, 0, err
+			}
+			retry, err := b.PublishLimited(ctx, ch, event, data, bus.WindowLimit(chk))
+			if errors.Is(err, bus.ErrLimited) {
+				return false, retry, nil
+			}
+			return err == nil, 0, err
 		}
 	}
 	// Load every script now, so that no EVALSHA meets NOSCRIPT (a second
@@ -218,12 +234,13 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	cancel()
 	return &engines{
 		Engines: node.Engines{
-			Bus:         b,
-			Presence:    p,
-			Membership:  m,
-			Limiter:     l,
-			Registry:    reg,
-			SendLimited: sendLimited,
+			Bus:            b,
+			Presence:       p,
+			Membership:     m,
+			Limiter:        l,
+			AppendLimited:  appendLimited,
+			PublishLimited: publishLimited,
+			Registry:       reg,
 			Ping: func() error {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				defer cancel()
