@@ -49,8 +49,7 @@ import (
 // send, so a chat's messages cost Redis only their stream entries.
 //
 // Round trips: Append, AppendLimited and PublishLimited 1 (EVALSHA; EVAL
-// once more if Redis lost the script; concurrent calls share one pipelined
-// round trip on one Redis, see batch_redis.go), Publish 1, Since 1 (a pipeline),
+// once more if Redis lost the script), Publish 1, Since 1 (a pipeline),
 // Subscribe 2 (read the stream's head, then SUBSCRIBE and wait for the
 // confirmation), Unsubscribe 1 (not awaited).
 
@@ -96,15 +95,6 @@ type RedisConfig struct {
 	// missed probes (a failover, a moved slot, a lost resubscription) replace
 	// the connection and repair every chat's gap from history. Default 1s.
 	ProbeInterval time.Duration
-	// NoBatch sends every script call on its own (a connection of the
-	// client's pool each) instead of through the batching writer.
-	NoBatch bool
-	// BatchLinger is how long the writer waits for more calls once one is
-	// queued, before it sends them as one pipelined round trip (see
-	// batch_redis.go). 0 (the default): no wait, calls are coalesced only
-	// while the previous pipeline is in flight. Negative is an error. Not
-	// used on a Redis Cluster client, whose calls go out one by one.
-	BatchLinger time.Duration
 	// Logger receives reconnect and repair events. Zero value: disabled.
 	Logger zerolog.Logger
 }
@@ -137,17 +127,8 @@ type Redis struct {
 	handler Handler
 	shards  []*shard // sharded: nil until the partition's first subscription
 
-	closeCh     chan struct{}   // closed by Close
-	closeCtx    context.Context // ends with Close (closeCancel)
-	closeCancel context.CancelFunc
-	wg          sync.WaitGroup
-
-	// The writer (batch_redis.go): script calls queue on calls and go out
-	// in pipelines; started on first use.
-	calls      chan *scriptCall
-	batch      bool // false: no writer (NoBatch, or a Redis Cluster client)
-	linger     time.Duration
-	writerOnce sync.Once
+	closeCh chan struct{} // closed by Close
+	wg      sync.WaitGroup
 }
 
 var _ Broker = (*Redis)(nil)
@@ -190,9 +171,6 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 	case cfg.Partitions == 0:
 		cfg.Partitions = DefaultPartitions
 	}
-	if cfg.BatchLinger < 0 {
-		return nil, errors.New("bus: batch linger must not be negative")
-	}
 	switch {
 	case cfg.ProbeInterval < 0:
 		return nil, errors.New("bus: probe interval must not be negative")
@@ -207,14 +185,9 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 		nshards: cfg.PubSubShards,
 		log:     cfg.Logger.With().Str("component", "bus").Logger(),
 		closeCh: make(chan struct{}),
-		calls:   make(chan *scriptCall, 4*maxBatch),
-		batch:   !cfg.NoBatch,
-		linger:  cfg.BatchLinger,
 	}
-	r.closeCtx, r.closeCancel = context.WithCancel(context.Background())
 	if _, ok := client.(*redis.ClusterClient); ok {
 		r.sharded = true
-		r.batch = false
 		r.tags = slotTags(cfg.Partitions)
 		r.nshards = cfg.Partitions
 		r.probe = cfg.ProbeInterval
@@ -473,7 +446,7 @@ func (r *Redis) appendOp(ctx context.Context, chatID string, op Op, lim *WindowL
 		args = append(args, lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member)
 	}
 	keys = append(keys, tag)
-	res, err := stringSlice(r.runScript(ctx, appendScript, keys, args...))
+	res, err := appendScript.Run(ctx, r.client, keys, args...).StringSlice()
 	if err != nil {
 		return Result{}, 0, unavailable("append", err)
 	}
@@ -576,7 +549,6 @@ func (r *Redis) Close() error {
 	}
 	r.closed = true
 	close(r.closeCh)
-	r.closeCancel()
 	shards := r.shards
 	r.mu.Unlock()
 	for _, sh := range shards {
@@ -648,8 +620,8 @@ func (r *Redis) PublishLimited(ctx context.Context, ch Channel, event string, da
 	if strings.IndexByte(event, '\n') >= 0 {
 		return 0, errEventName
 	}
-	res, err := stringSlice(r.runScript(ctx, publishScript, []string{lim.Key, name},
-		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member, r.publishCmd(), ephemeral(event, data)))
+	res, err := publishScript.Run(ctx, r.client, []string{lim.Key, name},
+		lim.Now, lim.Cutoff, lim.Window, lim.N, lim.Member, r.publishCmd(), ephemeral(event, data)).StringSlice()
 	if err != nil {
 		return 0, unavailable("publish", err)
 	}

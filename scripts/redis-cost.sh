@@ -10,7 +10,7 @@
 #   BARE=1 bash scripts/redis-cost.sh standalone   # plus tools/barescript at 1,000 calls/s
 #   SCENARIO=typing bash scripts/redis-cost.sh standalone   # typing events instead of messages
 #   RATE=2500 bash scripts/redis-cost.sh standalone   # messages (or typing events) per second, default 1000
-#   NODE_FLAGS='--redis-batch-linger 1ms' bash scripts/redis-cost.sh standalone   # extra flags for the nodes
+#   NODE_FLAGS='--history-size 500' bash scripts/redis-cost.sh standalone   # extra flags for the nodes
 #
 # The window is 5 s, starting about 1 s after the sends do (connects and
 # joins done) in a 15 s run.

@@ -239,9 +239,6 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	if o.RedisClusterAddrs != "" && (o.RedisURL != "" || o.RedisSentinelMaster != "" || o.RedisSentinelAddrs != "") {
 		return nil, fmt.Errorf("use either --redis-cluster-addrs, --redis-url or the --redis-sentinel-* flags, not two of them")
 	}
-	if o.RedisBatchLinger < 0 || o.RedisBatchLinger > time.Second {
-		return nil, fmt.Errorf("%s: %v must be between 0 and 1s", f.source("redis-batch-linger"), o.RedisBatchLinger)
-	}
 	if o.RedisPartitions < 1 || o.RedisPartitions > 16384 {
 		return nil, fmt.Errorf("%s: %d must be between 1 and 16384", f.source("redis-cluster-partitions"), o.RedisPartitions)
 	}

@@ -165,8 +165,6 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 		HistorySize: o.HistorySize,
 		HistoryTTL:  o.HistoryTTL,
 		Partitions:  o.RedisPartitions,
-		NoBatch:     !o.RedisBatch,
-		BatchLinger: o.RedisBatchLinger,
 		Logger:      log.With().Str("component", "bus").Logger(),
 	})
 	if err != nil {

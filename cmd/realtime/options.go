@@ -65,8 +65,6 @@ type serveOptions struct {
 	RedisClusterAddrs   string
 	RedisTLS            bool
 	RedisPartitions     int
-	RedisBatch          bool
-	RedisBatchLinger    time.Duration
 
 	RTMURL      string
 	RTMLeaseTTL time.Duration
@@ -142,8 +140,6 @@ func serveFlags(o *serveOptions) *flagSet {
 	f.String(&o.RedisSentinelAddrs, "redis-sentinel-addrs", "", "comma-separated Sentinel host:port list")
 	f.String(&o.RedisClusterAddrs, "redis-cluster-addrs", "", "comma-separated host:port seed nodes of a Redis Cluster (7+; sharded pub/sub); password in REALTIME_REDIS_PASSWORD")
 	f.Int(&o.RedisPartitions, "redis-cluster-partitions", 128, "Redis Cluster: hash-tag partitions chats are spread over (at most one pub/sub connection each per node); same on every node, changing it leaves history behind; about 16 per master spreads load evenly")
-	f.Bool(&o.RedisBatch, "redis-batch", true, "one Redis or Sentinel: send a node's concurrent chat writes (sends, edits, reactions, typing) to Redis as one pipelined round trip from a single writer; false sends each on its own")
-	f.Duration(&o.RedisBatchLinger, "redis-batch-linger", 0, "with --redis-batch: how long the writer waits for more chat writes before it sends them; 0 coalesces only what queues while the previous round trip is in flight (no added latency)")
 	f.Bool(&o.RedisTLS, "redis-tls", false, "TLS to Redis Cluster nodes or the Sentinel-managed master, as rediss:// does for --redis-url (system CA roots)")
 
 	f.String(&o.RTMURL, "rtm-url", "", "WebSocket URL of the RTM provider; empty disables the RTM bridge")
