@@ -14,8 +14,7 @@ import (
 )
 
 func TestRedis(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	leasetest.Run(t, func(t *testing.T, _ func() time.Time) lease.Lease {
 		return newRedis(t, c, redistest.Prefix(t))
 	}, leasetest.Options{ServerClock: true})
@@ -27,8 +26,7 @@ func newRedis(t testing.TB, c redis.UniversalClient, prefix string) *lease.Redis
 }
 
 func TestRedisKeyLayout(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := t.Context()
 	l := newRedis(t, c, "")
 	term, ok, err := l.TryAcquire(ctx, "rtm", "node-a", time.Minute)
@@ -50,8 +48,7 @@ func TestRedisKeyLayout(t *testing.T) {
 }
 
 func TestRedisOneRoundTripPerCall(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := t.Context()
 	l := newRedis(t, c, redistest.Prefix(t))
 	// Warm up: the first run of each script loads it (EVALSHA, then EVAL).

@@ -17,8 +17,7 @@ import (
 )
 
 func TestRedis(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	presencetest.Run(t, func(t *testing.T) presence.Presence {
 		return newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "node-1"})
 	})
@@ -226,8 +225,7 @@ func TestRedisKeyLayout(t *testing.T) {
 }
 
 func TestRedisRoundTrips(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
 	t.Cleanup(func() { _ = p.Close() })
@@ -252,8 +250,7 @@ func TestRedisRoundTrips(t *testing.T) {
 
 // After SCRIPT FLUSH the scripts are sent again; nothing runs twice.
 func TestRedisScriptFlush(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
 	must.Get[bool](t)(p.Acquire(ctx, "alice", "c1", 2))
@@ -330,8 +327,7 @@ func TestRedisBadConfig(t *testing.T) {
 }
 
 func BenchmarkRedisAcquireRelease(b *testing.B) {
-	s := redistest.Start(b, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(b)
 	ctx := context.Background()
 	p := newRedis(b, c, presence.RedisConfig{Prefix: redistest.Prefix(b), NodeID: "n1"})
 	b.Cleanup(func() { _ = p.Close() })

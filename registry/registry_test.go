@@ -17,8 +17,7 @@ func TestMemory(t *testing.T) {
 }
 
 func TestRedis(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	contract(t, func(t *testing.T) registry.Registry {
 		r, err := registry.NewRedis(c, redistest.Prefix(t))
 		if err != nil {

@@ -75,6 +75,14 @@ func Start(tb testing.TB, opts Options) *Server {
 	return s
 }
 
+// Client starts a redis-server with the default options, as [Start], and
+// returns a client to it; both end with the test. It is for tests that need
+// only a fresh Redis, not the server itself (to kill, pause or restart it).
+func Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	return Start(tb, Options{}).Client()
+}
+
 // Addr is host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 
