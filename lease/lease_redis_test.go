@@ -14,10 +14,11 @@ import (
 )
 
 func TestRedis(t *testing.T) {
-	c := redistest.Client(t)
-	leasetest.Run(t, func(t *testing.T, _ func() time.Time) lease.Lease {
-		return newRedis(t, c, redistest.Prefix(t))
-	}, leasetest.Options{ServerClock: true})
+	redistest.OnEachDeployment(t, func(t *testing.T, c redis.UniversalClient) {
+		leasetest.Run(t, func(t *testing.T, _ func() time.Time) lease.Lease {
+			return newRedis(t, c, redistest.Prefix(t))
+		}, leasetest.Options{ServerClock: true})
+	})
 }
 
 func newRedis(t testing.TB, c redis.UniversalClient, prefix string) *lease.Redis {

@@ -203,6 +203,16 @@ func WaitReady(ctx context.Context, c redis.UniversalClient) error {
 	}
 }
 
+// OnEachDeployment runs f twice, as subtests: "Single" with a client of a
+// fresh redis-server ([Client]) and "Cluster" with a client of a one-node
+// Redis Cluster ([StartCluster]), so a contract suite holds on both and the
+// cluster's slot rules (CROSSSLOT, one slot a script) are checked.
+func OnEachDeployment(t *testing.T, f func(t *testing.T, c redis.UniversalClient)) {
+	t.Helper()
+	t.Run("Single", func(t *testing.T) { f(t, Client(t)) })
+	t.Run("Cluster", func(t *testing.T) { f(t, StartCluster(t)) })
+}
+
 // StartCluster runs a one-node Redis Cluster owning every slot. Slot rules
 // (CROSSSLOT, keys of one script in one slot) hold as on a real cluster.
 func StartCluster(t testing.TB) *redis.ClusterClient {
