@@ -14,11 +14,11 @@ import (
 )
 
 func TestRedis(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
-	leasetest.Run(t, func(t *testing.T, _ func() time.Time) lease.Lease {
-		return newRedis(t, c, redistest.Prefix(t))
-	}, leasetest.Options{ServerClock: true})
+	redistest.OnEachDeployment(t, func(t *testing.T, c redis.UniversalClient) {
+		leasetest.Run(t, func(t *testing.T, _ func() time.Time) lease.Lease {
+			return newRedis(t, c, redistest.Prefix(t))
+		}, leasetest.Options{ServerClock: true})
+	})
 }
 
 func newRedis(t testing.TB, c redis.UniversalClient, prefix string) *lease.Redis {
@@ -27,8 +27,7 @@ func newRedis(t testing.TB, c redis.UniversalClient, prefix string) *lease.Redis
 }
 
 func TestRedisKeyLayout(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := t.Context()
 	l := newRedis(t, c, "")
 	term, ok, err := l.TryAcquire(ctx, "rtm", "node-a", time.Minute)
@@ -50,8 +49,7 @@ func TestRedisKeyLayout(t *testing.T) {
 }
 
 func TestRedisOneRoundTripPerCall(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := t.Context()
 	l := newRedis(t, c, redistest.Prefix(t))
 	// Warm up: the first run of each script loads it (EVALSHA, then EVAL).

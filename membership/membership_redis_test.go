@@ -15,8 +15,7 @@ import (
 )
 
 func TestRedis(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	membershiptest.Run(t, func(t *testing.T) membership.Store {
 		return newRedis(t, c, redistest.Prefix(t))
 	})
@@ -28,8 +27,7 @@ func newRedis(t *testing.T, c redis.UniversalClient, prefix string) *membership.
 }
 
 func TestRedisKeyLayout(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := t.Context()
 	r, err := membership.NewRedis(c, membership.RedisConfig{})
 	if err != nil {
@@ -78,8 +76,7 @@ func TestRedisUnavailable(t *testing.T) {
 }
 
 func TestRedisWrongTypeIsNotUnavailable(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	r := newRedis(t, c, "p")
 	if err := c.Set(t.Context(), "p:{chat:x}:members", "oops", 0).Err(); err != nil {
 		t.Fatal(err)

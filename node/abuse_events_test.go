@@ -455,10 +455,14 @@ func apiCall(t *testing.T, n *Node, method, path string, body io.Reader) (*http.
 // requests.
 func TestServerAPIBounds(t *testing.T) {
 	n := startNode(t, nil)
-	jsonBody := func(v any) io.Reader {
-		b, _ := json.Marshal(v)
-		return strings.NewReader(string(b))
+	// jsonBody is a body of v as JSON; noBody is none.
+	jsonBody := func(v any) func() io.Reader {
+		return func() io.Reader {
+			b, _ := json.Marshal(v)
+			return strings.NewReader(string(b))
+		}
 	}
+	noBody := func() io.Reader { return nil }
 	huge := strings.Repeat("x", 200<<10)
 	cases := []struct {
 		name, method, path string
@@ -467,38 +471,28 @@ func TestServerAPIBounds(t *testing.T) {
 		allow              string
 	}{
 		{"event name with a newline", "POST", "/api/users/u1/events",
-			func() io.Reader { return jsonBody(map[string]any{"event": "a\nb", "data": 1}) }, http.StatusBadRequest, ""},
+			jsonBody(map[string]any{"event": "a\nb", "data": 1}), http.StatusBadRequest, ""},
 		{"event name with a control character", "POST", "/api/users/u1/events",
-			func() io.Reader { return jsonBody(map[string]any{"event": "a\x01", "data": 1}) }, http.StatusBadRequest, ""},
+			jsonBody(map[string]any{"event": "a\x01", "data": 1}), http.StatusBadRequest, ""},
 		{"user event larger than maxPayload", "POST", "/api/users/u1/events",
-			func() io.Reader { return jsonBody(map[string]any{"event": "big", "data": strings.Repeat("x", 70<<10)}) }, http.StatusRequestEntityTooLarge, ""},
+			jsonBody(map[string]any{"event": "big", "data": strings.Repeat("x", 70<<10)}), http.StatusRequestEntityTooLarge, ""},
 		{"user event that fits", "POST", "/api/users/u1/events",
-			func() io.Reader {
-				return jsonBody(map[string]any{"event": "fits", "data": strings.Repeat("x", 60<<10)})
-			}, http.StatusAccepted, ""},
-		{"wrong method", "GET", "/api/chats/c1/messages", func() io.Reader { return nil }, http.StatusMethodNotAllowed, "POST"},
-		{"wrong method on members", "POST", "/api/chats/c1/members/u1", func() io.Reader { return nil }, http.StatusMethodNotAllowed, "PUT, DELETE"},
-		{"unknown path", "GET", "/api/nothing", func() io.Reader { return nil }, http.StatusNotFound, ""},
+			jsonBody(map[string]any{"event": "fits", "data": strings.Repeat("x", 60<<10)}), http.StatusAccepted, ""},
+		{"wrong method", "GET", "/api/chats/c1/messages", noBody, http.StatusMethodNotAllowed, "POST"},
+		{"wrong method on members", "POST", "/api/chats/c1/members/u1", noBody, http.StatusMethodNotAllowed, "PUT, DELETE"},
+		{"unknown path", "GET", "/api/nothing", noBody, http.StatusNotFound, ""},
 		{"10 MB body", "POST", "/api/chats/c1/messages",
 			func() io.Reader {
 				return strings.NewReader(`{"senderId":"s","content":"` + strings.Repeat("x", 10<<20) + `"}`)
 			}, http.StatusRequestEntityTooLarge, ""},
 		{"200 KB senderName", "POST", "/api/chats/c1/messages",
-			func() io.Reader {
-				return jsonBody(map[string]any{"senderId": "s", "content": "hi", "senderName": huge[:200<<10-100]})
-			}, http.StatusRequestEntityTooLarge, ""},
+			jsonBody(map[string]any{"senderId": "s", "content": "hi", "senderName": huge[:200<<10-100]}), http.StatusRequestEntityTooLarge, ""},
 		{"senderName with a control character", "POST", "/api/chats/c1/messages",
-			func() io.Reader {
-				return jsonBody(map[string]any{"senderId": "s", "content": "hi", "senderName": "a\nb"})
-			}, http.StatusBadRequest, ""},
+			jsonBody(map[string]any{"senderId": "s", "content": "hi", "senderName": "a\nb"}), http.StatusBadRequest, ""},
 		{"200 KB replyTo", "POST", "/api/chats/c1/messages",
-			func() io.Reader {
-				return jsonBody(map[string]any{"senderId": "s", "content": "hi", "replyTo": huge[:200<<10-100]})
-			}, http.StatusBadRequest, ""},
+			jsonBody(map[string]any{"senderId": "s", "content": "hi", "replyTo": huge[:200<<10-100]}), http.StatusBadRequest, ""},
 		{"message within bounds", "POST", "/api/chats/c1/messages",
-			func() io.Reader {
-				return jsonBody(map[string]any{"senderId": "s", "content": "hi", "senderName": strings.Repeat("名", 128), "replyTo": "m-1"})
-			}, http.StatusCreated, ""},
+			jsonBody(map[string]any{"senderId": "s", "content": "hi", "senderName": strings.Repeat("名", 128), "replyTo": "m-1"}), http.StatusCreated, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

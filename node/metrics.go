@@ -70,29 +70,44 @@ func (s labelSet) boundBytes(b []byte) string {
 	return s.other
 }
 
-// boundedHistograms is boundedCounters for histograms: one series per value
-// of a labelSet, created up front; observing is a map lookup.
-type boundedHistograms struct {
+// bounded is a one-label metric family whose series are created up front,
+// one per value of a labelSet: a scrape shows every series from the start,
+// and recording is a map lookup without the family's label hashing.
+type bounded[M any] struct {
 	set    labelSet
-	byName map[string]prometheus.Observer
+	byName map[string]M
 }
+
+// newBounded creates the series of every value of set with the family's
+// WithLabelValues.
+func newBounded[M any](set labelSet, withLabelValues func(...string) M) bounded[M] {
+	b := bounded[M]{set: set, byName: make(map[string]M, len(set.values))}
+	for _, v := range set.values {
+		b.byName[v] = withLabelValues(v)
+	}
+	return b
+}
+
+// of returns the series of value, or of the set's other value when value is
+// not in the set; it never creates a series.
+func (b *bounded[M]) of(value string) M {
+	if m, ok := b.byName[value]; ok {
+		return m
+	}
+	return b.byName[b.set.other]
+}
+
+// boundedHistograms is boundedCounters for histograms.
+type boundedHistograms struct{ bounded[prometheus.Observer] }
 
 func newBoundedHistograms(opts prometheus.HistogramOpts, label string, set labelSet) (*boundedHistograms, *prometheus.HistogramVec) {
 	vec := prometheus.NewHistogramVec(opts, []string{label})
-	b := &boundedHistograms{set: set, byName: make(map[string]prometheus.Observer, len(set.values))}
-	for _, v := range set.values {
-		b.byName[v] = vec.WithLabelValues(v)
-	}
-	return b, vec
+	return &boundedHistograms{newBounded(set, vec.WithLabelValues)}, vec
 }
 
 // observe records d under value, or under the set's other value.
 func (b *boundedHistograms) observe(value string, d time.Duration) {
-	o, ok := b.byName[value]
-	if !ok {
-		o = b.byName[b.set.other]
-	}
-	o.Observe(d.Seconds())
+	b.of(value).Observe(d.Seconds())
 }
 
 // Label sets. Server events include the RTM bridge's (package rtm) and the
@@ -124,32 +139,19 @@ func (m *metrics) countEventError(event, code string) {
 	m.eventErrors.WithLabelValues(clientEventLabels.bound(event), codeLabels.bound(code)).Inc()
 }
 
-// boundedCounters is a one-label counter family whose series are created
-// up front, one per value of a labelSet: a scrape shows every series from
-// the start, and counting is a map lookup without the family's label hashing.
-type boundedCounters struct {
-	set    labelSet
-	byName map[string]prometheus.Counter
-}
+// boundedCounters is a counter family of bounded series, one per value of a
+// labelSet.
+type boundedCounters struct{ bounded[prometheus.Counter] }
 
 func newBoundedCounters(opts prometheus.CounterOpts, label string, set labelSet) (*boundedCounters, *prometheus.CounterVec) {
 	vec := prometheus.NewCounterVec(opts, []string{label})
-	b := &boundedCounters{set: set, byName: make(map[string]prometheus.Counter, len(set.values))}
-	for _, v := range set.values {
-		b.byName[v] = vec.WithLabelValues(v)
-	}
-	return b, vec
+	return &boundedCounters{newBounded(set, vec.WithLabelValues)}, vec
 }
 
 // WithLabelValues returns the counter of value, or of the set's other value
 // when value is not in the set. It mirrors CounterVec's method, so call sites
 // read the same, but takes exactly one value and never creates a series.
-func (b *boundedCounters) WithLabelValues(value string) prometheus.Counter {
-	if c, ok := b.byName[value]; ok {
-		return c
-	}
-	return b.byName[b.set.other]
-}
+func (b *boundedCounters) WithLabelValues(value string) prometheus.Counter { return b.of(value) }
 
 func newMetrics(srv *server) *metrics {
 	reg := prometheus.NewRegistry()

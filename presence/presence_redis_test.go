@@ -16,11 +16,39 @@ import (
 	"github.com/anchat/realtime/presence/presencetest"
 )
 
+// TestRedis runs the contract on a single Redis and on a Redis Cluster, and
+// checks that two nodes' stats add up on both.
 func TestRedis(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
-	presencetest.Run(t, func(t *testing.T) presence.Presence {
-		return newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "node-1"})
+	redistest.OnEachDeployment(t, func(t *testing.T, c redis.UniversalClient) {
+		presencetest.Run(t, func(t *testing.T) presence.Presence {
+			return newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "node-1"})
+		})
+		t.Run("TwoNodesStats", func(t *testing.T) {
+			ctx := ctxFor(t)
+			prefix := redistest.Prefix(t)
+			a := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "a"})
+			b := newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: "b"})
+			must.Get[bool](t)(a.Acquire(ctx, "alice", "a1", 2))
+			must.Get[bool](t)(b.Acquire(ctx, "alice", "b1", 2))
+			must.Get[bool](t)(b.Acquire(ctx, "bob", "b2", 2))
+			if must.Get[bool](t)(a.Acquire(ctx, "alice", "a2", 2)) {
+				t.Fatal("alice over the cap")
+			}
+			if err := a.SetChats(ctx, []string{"x", "y"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetChats(ctx, []string{"y", "z"}); err != nil {
+				t.Fatal(err)
+			}
+			if st := must.Get[presence.Stats](t)(a.Stats(ctx)); st != (presence.Stats{Nodes: 2, Connections: 3, Users: 2, Chats: 3}) {
+				t.Fatalf("Stats = %+v", st)
+			}
+			for _, p := range []*presence.Redis{a, b} {
+				if err := p.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	})
 }
 
@@ -226,8 +254,7 @@ func TestRedisKeyLayout(t *testing.T) {
 }
 
 func TestRedisRoundTrips(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
 	t.Cleanup(func() { _ = p.Close() })
@@ -252,8 +279,7 @@ func TestRedisRoundTrips(t *testing.T) {
 
 // After SCRIPT FLUSH the scripts are sent again; nothing runs twice.
 func TestRedisScriptFlush(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx := ctxFor(t)
 	p := newRedis(t, c, presence.RedisConfig{Prefix: redistest.Prefix(t), NodeID: "n1"})
 	must.Get[bool](t)(p.Acquire(ctx, "alice", "c1", 2))
@@ -330,8 +356,7 @@ func TestRedisBadConfig(t *testing.T) {
 }
 
 func BenchmarkRedisAcquireRelease(b *testing.B) {
-	s := redistest.Start(b, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(b)
 	ctx := context.Background()
 	p := newRedis(b, c, presence.RedisConfig{Prefix: redistest.Prefix(b), NodeID: "n1"})
 	b.Cleanup(func() { _ = p.Close() })

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/anchat/realtime/internal/redistest"
 	"github.com/anchat/realtime/registry"
 )
@@ -16,15 +18,17 @@ func TestMemory(t *testing.T) {
 	contract(t, func(t *testing.T) registry.Registry { return registry.NewMemory() })
 }
 
+// TestRedis runs the contract on a single Redis and on a Redis Cluster:
+// both keys share the {nodes} hash tag, so every script runs on a cluster.
 func TestRedis(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
-	contract(t, func(t *testing.T) registry.Registry {
-		r, err := registry.NewRedis(c, redistest.Prefix(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
+	redistest.OnEachDeployment(t, func(t *testing.T, c redis.UniversalClient) {
+		contract(t, func(t *testing.T) registry.Registry {
+			r, err := registry.NewRedis(c, redistest.Prefix(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		})
 	})
 }
 
@@ -134,18 +138,5 @@ func contract(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 		if got := list(t, r, 10); len(got) != 0 {
 			t.Fatalf("List after refused announcements = %v", got)
 		}
-	})
-}
-
-// TestRedisCluster: both keys share the {nodes} hash tag, so every script
-// runs on a Redis Cluster.
-func TestRedisCluster(t *testing.T) {
-	c := redistest.StartCluster(t)
-	contract(t, func(t *testing.T) registry.Registry {
-		r, err := registry.NewRedis(c, redistest.Prefix(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
 	})
 }

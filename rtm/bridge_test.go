@@ -10,6 +10,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/testclock"
 	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
@@ -106,10 +107,7 @@ func gather(t *testing.T, b *rtm.Bridge) map[string]float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(b.Collectors()...)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := must.Get[[]*dto.MetricFamily](t)(reg.Gather())
 	out := map[string]float64{}
 	for _, mf := range mfs {
 		for _, m := range mf.GetMetric() {

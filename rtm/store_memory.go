@@ -66,8 +66,7 @@ func (s *MemoryStore) DeleteSession(_ context.Context, profileID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, profileID)
-	delete(s.states, profileID)
-	delete(s.figures, profileID)
+	s.deleteState(profileID)
 	s.signal()
 	return nil
 }
@@ -91,9 +90,15 @@ func (s *MemoryStore) SetState(_ context.Context, profileID string, state State)
 func (s *MemoryStore) DeleteState(_ context.Context, profileID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.deleteState(profileID)
+	return nil
+}
+
+// deleteState forgets the profile's state and figures (a deleted session
+// takes them along). s.mu must be held.
+func (s *MemoryStore) deleteState(profileID string) {
 	delete(s.states, profileID)
 	delete(s.figures, profileID)
-	return nil
 }
 
 // SetFigures implements [Store].

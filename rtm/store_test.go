@@ -192,20 +192,13 @@ func TestMemoryStore(t *testing.T) {
 	})
 }
 
+// TestRedisStore runs the store contract on a single Redis and on a Redis
+// Cluster client (a one-node cluster: slot rules hold as on a real one).
 func TestRedisStore(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
-	client := srv.Client()
-	storeContract(t, func(t *testing.T) (rtm.Store, func(time.Duration)) {
-		return newRedisStore(t, client, redistest.Prefix(t)), time.Sleep
-	})
-}
-
-// TestRedisStoreOnCluster: the same contract on a Redis Cluster client
-// (a one-node cluster: slot rules hold as on a real one).
-func TestRedisStoreOnCluster(t *testing.T) {
-	client := redistest.StartCluster(t)
-	storeContract(t, func(t *testing.T) (rtm.Store, func(time.Duration)) {
-		return newRedisStore(t, client, redistest.Prefix(t)), time.Sleep
+	redistest.OnEachDeployment(t, func(t *testing.T, client redis.UniversalClient) {
+		storeContract(t, func(t *testing.T) (rtm.Store, func(time.Duration)) {
+			return newRedisStore(t, client, redistest.Prefix(t)), time.Sleep
+		})
 	})
 }
 

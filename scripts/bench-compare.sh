@@ -76,6 +76,22 @@ stop_system() {
 	redis-cli -p "$REDIS_PORT" flushall >/dev/null
 }
 
+# await_server PID NAME LOG READY_URL PORT: records the server just started
+# in the background as part of the system under test, waits for READY_URL
+# to answer and adds its WebSocket port to SYS_TARGETS; when it does not
+# answer, prints the tail of its LOG and fails.
+await_server() {
+	local pid=$1 name=$2 log=$3 url=$4 port=$5
+	SYS_PIDS+=("$pid")
+	PIDS+=("$pid")
+	if ! wait_http "$url" 15; then
+		echo "bench-compare: $name did not become ready; log:" >&2
+		tail -5 "$log" >&2
+		return 1
+	fi
+	SYS_TARGETS+="${SYS_TARGETS:+,}127.0.0.1:$port"
+}
+
 # start_ours N: N realtime nodes on the shared Redis (or one embedded node).
 start_ours() {
 	local n=$1 i port admin
@@ -88,14 +104,7 @@ start_ours() {
 		REALTIME_JWT_SECRET=$SECRET "$WORK/realtime" serve "${NODE_FLAGS[@]}" "${redis[@]}" \
 			--addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin" --node-id "bench-$i" \
 			>>"$WORK/logs/realtime-$i.log" 2>&1 &
-		SYS_PIDS+=($!)
-		PIDS+=($!)
-		if ! wait_http "http://127.0.0.1:$admin/readyz" 15; then
-			echo "bench-compare: realtime node $i did not become ready; log:" >&2
-			tail -5 "$WORK/logs/realtime-$i.log" >&2
-			return 1
-		fi
-		SYS_TARGETS+="${SYS_TARGETS:+,}127.0.0.1:$port"
+		await_server $! "realtime node $i" "$WORK/logs/realtime-$i.log" "http://127.0.0.1:$admin/readyz" "$port" || return 1
 		SYS_METRICS+="${SYS_METRICS:+,}http://127.0.0.1:$admin/metrics"
 	done
 }
@@ -108,14 +117,7 @@ start_peer() {
 		port=$(free_port)
 		(cd "$WORK/peer" && PORT=$port JWT_SECRET=$SECRET REDIS_URL=$REDIS_URL exec node server.js) \
 			>>"$WORK/logs/peer-$i.log" 2>&1 &
-		SYS_PIDS+=($!)
-		PIDS+=($!)
-		if ! wait_http "http://127.0.0.1:$port/health" 15; then
-			echo "bench-compare: peer node $i did not start; log:" >&2
-			tail -5 "$WORK/logs/peer-$i.log" >&2
-			return 1
-		fi
-		SYS_TARGETS+="${SYS_TARGETS:+,}127.0.0.1:$port"
+		await_server $! "peer node $i" "$WORK/logs/peer-$i.log" "http://127.0.0.1:$port/health" "$port" || return 1
 	done
 }
 

@@ -11,9 +11,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -102,14 +100,7 @@ func scrapeRealNode(t *testing.T) map[string]family {
 	if m == nil {
 		t.Fatalf("no admin address in the dev banner:\n%s", errb)
 	}
-	defer func() {
-		sigs <- syscall.SIGTERM
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("serve did not return within 10 s of SIGTERM\n%s", out)
-		}
-	}()
+	defer stopServe(t, sigs, done, out)
 
 	res, err := http.Get(m[1] + "/metrics")
 	if err != nil {

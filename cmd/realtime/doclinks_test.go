@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,38 +17,13 @@ var mdLink = regexp.MustCompile(`\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)|(?m)^
 // exists, inside the repository, so a clone has every document it links.
 // Web links (a scheme) and in-page anchors are not checked.
 func TestMarkdownLinksStayInRepository(t *testing.T) {
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checked := 0
-	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if name := d.Name(); path != root && (strings.HasPrefix(name, ".") || name == "node_modules" || name == "bin" || name == "tmp") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".md") {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		for _, bad := range brokenLinks(root, path, string(b)) {
+	isMarkdown := func(path string) bool { return strings.HasSuffix(path, ".md") }
+	root := repositoryRoot(t)
+	checked := walkRepositoryFiles(t, root, isMarkdown, func(rel, path, doc string) {
+		for _, bad := range brokenLinks(root, path, doc) {
 			t.Errorf("%s: %s", rel, bad)
 		}
-		checked++
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if checked < 5 {
 		t.Fatalf("checked only %d Markdown files under %s", checked, root)
 	}

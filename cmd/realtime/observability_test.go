@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,12 +146,7 @@ func TestRedisOutageLinesAndMetrics(t *testing.T) {
 	if redisLines == 0 {
 		t.Error("no go-redis line in the log during the outage: where did its messages go?")
 	}
-	sigs <- syscall.SIGTERM
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return within 10 s of SIGTERM")
-	}
+	stopServe(t, sigs, done, out)
 }
 
 // TestServeAPIAddr: --api-addr puts the server API on its own listener;
@@ -182,12 +176,7 @@ func TestServeAPIAddr(t *testing.T) {
 			t.Errorf("GET %s/api/stats: %d, want %d", addr, resp.StatusCode, want)
 		}
 	}
-	sigs <- syscall.SIGTERM
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return within 10 s of SIGTERM")
-	}
+	stopServe(t, sigs, done, out)
 }
 
 // TestOperationsDocumentsEveryMetric scrapes a real node: every realtime_*
@@ -214,10 +203,5 @@ func TestOperationsDocumentsEveryMetric(t *testing.T) {
 			t.Errorf("docs/OPERATIONS.md does not describe %s", f[1])
 		}
 	}
-	sigs <- syscall.SIGTERM
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("serve did not return within 10 s of SIGTERM")
-	}
+	stopServe(t, sigs, done, out)
 }

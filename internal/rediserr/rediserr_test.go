@@ -15,8 +15,7 @@ var errDown = errors.New("x: unavailable")
 
 // TestClassifiesRealErrors uses a real server's replies and a dead address.
 func TestClassifiesRealErrors(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {

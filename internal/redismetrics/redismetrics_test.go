@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redismetrics"
 	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/anchat/realtime/internal/redistest"
@@ -27,10 +28,7 @@ func scrape(t *testing.T, m *redismetrics.Metrics) (counts map[string]uint64, er
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m.Collectors()...)
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
+	mfs := must.Get[[]*dto.MetricFamily](t)(reg.Gather())
 	counts, errs = map[string]uint64{}, map[[2]string]float64{}
 	label := func(mt *dto.Metric, name string) string {
 		for _, l := range mt.GetLabel() {

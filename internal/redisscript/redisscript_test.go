@@ -56,8 +56,7 @@ func work(t *testing.T, c redis.UniversalClient) {
 // TestFirstCallsFailWithoutLoadAll shows the cause: on a fresh Redis the
 // first EVALSHA of each script fails (NOSCRIPT).
 func TestFirstCallsFailWithoutLoadAll(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	work(t, c)
 	if n := failedEvalSHA(t, c); n != 2 {
 		t.Fatalf("failed EVALSHA = %d, want 2 (one per script on first use)", n)
@@ -65,8 +64,7 @@ func TestFirstCallsFailWithoutLoadAll(t *testing.T) {
 }
 
 func TestLoadAllAvoidsNOSCRIPT(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := s.Client()
+	c := redistest.Client(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if err := redisscript.LoadAll(ctx, c); err != nil {

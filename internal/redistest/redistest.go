@@ -75,6 +75,14 @@ func Start(tb testing.TB, opts Options) *Server {
 	return s
 }
 
+// Client starts a redis-server with the default options, as [Start], and
+// returns a client to it; both end with the test. It is for tests that need
+// only a fresh Redis, not the server itself (to kill, pause or restart it).
+func Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	return Start(tb, Options{}).Client()
+}
+
 // Addr is host:port.
 func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
 
@@ -193,6 +201,16 @@ func WaitReady(ctx context.Context, c redis.UniversalClient) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// OnEachDeployment runs f twice, as subtests: "Single" with a client of a
+// fresh redis-server ([Client]) and "Cluster" with a client of a one-node
+// Redis Cluster ([StartCluster]), so a contract suite holds on both and the
+// cluster's slot rules (CROSSSLOT, one slot a script) are checked.
+func OnEachDeployment(t *testing.T, f func(t *testing.T, c redis.UniversalClient)) {
+	t.Helper()
+	t.Run("Single", func(t *testing.T) { f(t, Client(t)) })
+	t.Run("Cluster", func(t *testing.T) { f(t, StartCluster(t)) })
 }
 
 // StartCluster runs a one-node Redis Cluster owning every slot. Slot rules

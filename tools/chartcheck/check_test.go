@@ -128,22 +128,52 @@ spec:
 `
 
 func TestGoodManifest(t *testing.T) {
+	expectOK(t, good, options{},
+		"chartcheck: 6 objects OK (1 ConfigMap, 1 Deployment, 1 PodDisruptionBudget, 1 Secret, 1 Service, 1 ServiceMonitor)\n")
+}
+
+// expectOK checks that chartcheck passes manifest with opts and prints want.
+func expectOK(t *testing.T, manifest string, opts options, want string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	if code := run(strings.NewReader(good), &out, &errOut, nil); code != 0 {
+	if code := runWith(strings.NewReader(manifest), &out, &errOut, opts); code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errOut.String())
 	}
-	want := "chartcheck: 6 objects OK (1 ConfigMap, 1 Deployment, 1 PodDisruptionBudget, 1 Secret, 1 Service, 1 ServiceMonitor)\n"
 	if out.String() != want {
 		t.Errorf("stdout = %q, want %q", out.String(), want)
 	}
 }
 
+// mutation is one edit of a good manifest and the error it must cause.
+type mutation struct {
+	name     string
+	old, new string // replace the first old in the good manifest with new
+	want     string // in one of the errors
+}
+
+// expectRefused checks, for each mutation of manifest, that chartcheck with
+// opts fails with an error naming the mutation's want.
+func expectRefused(t *testing.T, manifest string, opts options, tests []mutation) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.Contains(manifest, tt.old) {
+				t.Fatalf("test bug: %q not in the good manifest", tt.old)
+			}
+			in := strings.Replace(manifest, tt.old, tt.new, 1)
+			var out, errOut bytes.Buffer
+			if code := runWith(strings.NewReader(in), &out, &errOut, opts); code != 1 {
+				t.Fatalf("exit %d, want 1; stdout: %s", code, out.String())
+			}
+			if !strings.Contains(errOut.String(), tt.want) {
+				t.Errorf("stderr does not mention %q:\n%s", tt.want, errOut.String())
+			}
+		})
+	}
+}
+
 func TestBadManifests(t *testing.T) {
-	tests := []struct {
-		name     string
-		old, new string // replace the first old in good with new
-		want     string // in one of the errors
-	}{
+	expectRefused(t, good, options{}, []mutation{
 		{"unknown field", "      terminationGracePeriodSeconds: 35",
 			"      terminationGracePeriodSeconds: 35\n      terminationGraceSeconds: 35",
 			`Deployment: json: unknown field "terminationGraceSeconds"`},
@@ -188,22 +218,7 @@ func TestBadManifests(t *testing.T) {
 			"selector matches no Service"},
 		{"servicemonitor port missing", "    - port: admin\n      path: /metrics", "    - port: metrics\n      path: /metrics",
 			`endpoint port "metrics" is not a port of Service "rt"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if !strings.Contains(good, tt.old) {
-				t.Fatalf("test bug: %q not in the good manifest", tt.old)
-			}
-			in := strings.Replace(good, tt.old, tt.new, 1)
-			var out, errOut bytes.Buffer
-			if code := run(strings.NewReader(in), &out, &errOut, nil); code != 1 {
-				t.Fatalf("exit %d, want 1; stdout: %s", code, out.String())
-			}
-			if !strings.Contains(errOut.String(), tt.want) {
-				t.Errorf("stderr does not mention %q:\n%s", tt.want, errOut.String())
-			}
-		})
-	}
+	})
 }
 
 func TestEmptyInputFails(t *testing.T) {
