@@ -33,7 +33,8 @@ func sampleCount(h prometheus.Observer) uint64 {
 }
 
 // TestLatencySeriesExistAtStart: before any traffic, /metrics has the
-// fan-out histogram, a handler histogram per event, the accepted counter,
+// fan-out histogram, a handler histogram per event, every event-error
+// series (event × code), the accepted counter,
 // build info, and the collectors the caller passed.
 func TestLatencySeriesExistAtStart(t *testing.T) {
 	extra := prometheus.NewCounter(prometheus.CounterOpts{Name: "realtime_test_extra_total", Help: "x"})
@@ -50,6 +51,11 @@ func TestLatencySeriesExistAtStart(t *testing.T) {
 	}
 	for _, ev := range handledEventLabels.values {
 		want = append(want, `realtime_handler_seconds_count{event="`+ev+`"} 0`)
+	}
+	for _, ev := range clientEventLabels.values {
+		for _, code := range codeLabels.values {
+			want = append(want, `realtime_event_errors_total{code="`+code+`",event="`+ev+`"} 0`)
+		}
 	}
 	for _, w := range want {
 		if !strings.Contains(body, w) {

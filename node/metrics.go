@@ -193,6 +193,13 @@ func newMetrics(srv *server) *metrics {
 			Help:    "On the node that received a send_message: from its dispatch to the new_message frames queued to this node's recipients.",
 			Buckets: latencyBuckets}),
 	}
+	// Every (event, code) series from the start (12 × 16), so a rate over
+	// a refusal that has not happened yet is 0, not absent.
+	for _, event := range clientEventLabels.values {
+		for _, code := range codeLabels.values {
+			m.eventErrors.WithLabelValues(event, code)
+		}
+	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "realtime_build_info",
 		Help: "Always 1; the labels name the build (version, Go version)."}, []string{"version", "go"})
 	buildInfo.WithLabelValues(srv.cfg.Version, runtime.Version()).Set(1)
