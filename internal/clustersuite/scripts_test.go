@@ -15,6 +15,7 @@ import (
 	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/limits"
 )
 
 // TestLoadAllOnCluster: redisscript.LoadAll loads the scripts on every node,
@@ -32,7 +33,8 @@ func TestLoadAllOnCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha1.Sum(src)
+	// As bus loads it: the limiter's window rule, then the append script.
+	sum := sha1.Sum(append([]byte(limits.WindowRuleLua), src...))
 	hash := hex.EncodeToString(sum[:])
 	for _, s := range cl.Nodes {
 		ok := must.Get[[]bool](t)(s.Client().ScriptExists(ctx, hash).Result())
