@@ -17,21 +17,28 @@ import (
 	"github.com/anchat/realtime/limits"
 )
 
-// TestRedisAppendLimited: the rate limit folded into the append script admits
-// N sends in the window, in one round trip each, refuses the next without
-// appending or publishing it, with the limiter's retry-after, and shares
-// its budget with the limiter's own checks on the same key.
-func TestRedisAppendLimited(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	defer c.Close()
+// limitedBroker starts a Redis and returns a client to it, the client's
+// round-trip counter, a fresh key prefix and a broker under that prefix;
+// all end with the test.
+func limitedBroker(t *testing.T) (*redis.Client, *redistest.RoundTrips, string, *bus.Redis) {
+	t.Helper()
+	c := redistest.Client(t)
 	rt := redistest.CountRoundTrips(c)
 	prefix := redistest.Prefix(t)
 	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(func() { _ = b.Close() })
+	return c, rt, prefix, b
+}
+
+// TestRedisAppendLimited: the rate limit folded into the append script admits
+// N sends in the window, in one round trip each, refuses the next without
+// appending or publishing it, with the limiter's retry-after, and shares
+// its budget with the limiter's own checks on the same key.
+func TestRedisAppendLimited(t *testing.T) {
+	c, rt, prefix, b := limitedBroker(t)
 	var rec bustest.Recorder
 	if err := b.Start(rec.Handle); err != nil {
 		t.Fatal(err)
@@ -119,16 +126,7 @@ func TestRedisAppendLimitedNotOnCluster(t *testing.T) {
 // without publishing it, with the limiter's retry-after, and shares its
 // budget with the limiter's own checks on the same key.
 func TestRedisPublishLimited(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	defer c.Close()
-	hook := redistest.CountRoundTrips(c)
-	prefix := redistest.Prefix(t)
-	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	c, hook, prefix, b := limitedBroker(t)
 	var rec bustest.Recorder
 	if err := b.Start(rec.Handle); err != nil {
 		t.Fatal(err)
@@ -210,16 +208,7 @@ func TestRedisPublishLimitedNotOnCluster(t *testing.T) {
 // not only sends: a reaction within the budget is added in one round trip,
 // and one over it changes nothing (no reaction, no event).
 func TestRedisAppendLimitedReactions(t *testing.T) {
-	s := redistest.Start(t, redistest.Options{})
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	defer c.Close()
-	hook := redistest.CountRoundTrips(c)
-	prefix := redistest.Prefix(t)
-	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	c, hook, prefix, b := limitedBroker(t)
 	ctx := context.Background()
 	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix})
 	if err != nil {

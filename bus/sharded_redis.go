@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/anchat/realtime/internal/redisslot"
 )
 
 // Sharded pub/sub, used when the broker's client is a *redis.ClusterClient.
@@ -50,7 +52,7 @@ import (
 // stream, as after any reconnect.
 
 // slots is the number of Redis Cluster hash slots.
-const slots = 16384
+const slots = redisslot.Count
 
 // DefaultPartitions is [RedisConfig.Partitions]'s default.
 const DefaultPartitions = 128
@@ -62,29 +64,13 @@ func slotTags(n int) []string {
 	tags := make([]string, n)
 	for k, left := 0, n; left > 0; k++ {
 		t := strconv.Itoa(k)
-		i := int(crc16(t)%slots) * n / slots
+		i := int(redisslot.Of(t)) * n / slots
 		if tags[i] == "" {
 			tags[i] = t
 			left--
 		}
 	}
 	return tags
-}
-
-// crc16 is Redis Cluster's key hash (CRC-16/XMODEM); the slot is crc16 % 16384.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
 }
 
 // partition maps a channel's id to its partition (FNV-1a of kind and id).

@@ -1,13 +1,10 @@
 package bus
 
-import "testing"
+import (
+	"testing"
 
-func TestCRC16(t *testing.T) {
-	// The Redis Cluster specification's check value.
-	if got := crc16("123456789"); got != 0x31C3 {
-		t.Fatalf("crc16 = %#x, want 0x31c3", got)
-	}
-}
+	"github.com/anchat/realtime/internal/redisslot"
+)
 
 // TestSlotTagsSpread: partition i's tag hashes into the i-th of n equal slot
 // ranges, so partitions spread evenly over masters that own equal ranges.
@@ -18,7 +15,7 @@ func TestSlotTagsSpread(t *testing.T) {
 			t.Fatalf("n=%d: %d tags", n, len(tags))
 		}
 		for i, tag := range tags {
-			slot := int(crc16(tag) % slots)
+			slot := int(redisslot.Of(tag))
 			if got := slot * n / slots; got != i {
 				t.Fatalf("n=%d: tag %d (%q) is in slot %d, range %d", n, i, tag, slot, got)
 			}
