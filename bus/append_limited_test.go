@@ -108,19 +108,6 @@ func TestRedisAppendLimited(t *testing.T) {
 	}
 }
 
-func TestRedisAppendLimitedNotOnCluster(t *testing.T) {
-	c := redistest.StartCluster(t)
-	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: redistest.Prefix(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	_, _, err = b.AppendLimited(context.Background(), "c", bus.Op{Kind: bus.OpSend, UserID: "u", Event: "new_message"}, bus.WindowLimit{Key: "k", N: 1, Window: 1})
-	if err == nil {
-		t.Fatal("AppendLimited on a cluster client: no error")
-	}
-}
-
 // TestRedisPublishLimited: the rate limit folded into the typing publish
 // admits N events in the window, one round trip each, refuses the next
 // without publishing it, with the limiter's retry-after, and shares its
@@ -192,15 +179,22 @@ func TestRedisPublishLimited(t *testing.T) {
 	}
 }
 
-func TestRedisPublishLimitedNotOnCluster(t *testing.T) {
+// TestRedisLimitedWritesNotOnCluster: a folded limit and the write it
+// guards live in different slots on a Redis Cluster, so both calls refuse a
+// cluster client (cmd/realtime wires them on one Redis only).
+func TestRedisLimitedWritesNotOnCluster(t *testing.T) {
 	c := redistest.StartCluster(t)
 	b, err := bus.NewRedis(c, bus.RedisConfig{Prefix: redistest.Prefix(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	if _, err := b.PublishLimited(context.Background(), bus.Chat("c"), "user_typing", nil, bus.WindowLimit{Key: "k", N: 1, Window: 1}); err == nil {
-		t.Fatal("PublishLimited on a cluster client: no error")
+	ctx, lim := context.Background(), bus.WindowLimit{Key: "k", N: 1, Window: 1}
+	if _, _, err := b.AppendLimited(ctx, "c", bus.Op{Kind: bus.OpSend, UserID: "u", Event: "new_message"}, lim); err == nil {
+		t.Error("AppendLimited on a cluster client: no error")
+	}
+	if _, err := b.PublishLimited(ctx, bus.Chat("c"), "user_typing", nil, lim); err == nil {
+		t.Error("PublishLimited on a cluster client: no error")
 	}
 }
 
