@@ -33,25 +33,39 @@ func limitedBroker(t *testing.T) (*redis.Client, *redistest.RoundTrips, string, 
 	return c, rt, prefix, b
 }
 
+// startedOn starts b with a recorder and subscribes it to ch.
+func startedOn(t *testing.T, b *bus.Redis, ch bus.Channel) *bustest.Recorder {
+	t.Helper()
+	rec := &bustest.Recorder{}
+	if err := b.Start(rec.Handle); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Subscribe(context.Background(), ch); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// clockedLimiter is a Redis limiter under prefix on a hand-moved clock.
+func clockedLimiter(t *testing.T, c *redis.Client, prefix string) (*limits.Redis, *testclock.Clock) {
+	t.Helper()
+	clk := testclock.New(time.Unix(1_900_000_000, 0))
+	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, clk
+}
+
 // TestRedisAppendLimited: the rate limit folded into the append script admits
 // N sends in the window, in one round trip each, refuses the next without
 // appending or publishing it, with the limiter's retry-after, and shares
 // its budget with the limiter's own checks on the same key.
 func TestRedisAppendLimited(t *testing.T) {
 	c, rt, prefix, b := limitedBroker(t)
-	var rec bustest.Recorder
-	if err := b.Start(rec.Handle); err != nil {
-		t.Fatal(err)
-	}
+	rec := startedOn(t, b, bus.Chat("c"))
 	ctx := context.Background()
-	if err := b.Subscribe(ctx, bus.Chat("c")); err != nil {
-		t.Fatal(err)
-	}
-	clk := testclock.New(time.Unix(1_900_000_000, 0))
-	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, clk := clockedLimiter(t, c, prefix)
 	lim := limits.PerMinute(3)
 	send := func() (bus.Result, time.Duration, error) {
 		t.Helper()
@@ -114,20 +128,10 @@ func TestRedisAppendLimited(t *testing.T) {
 // budget with the limiter's own checks on the same key.
 func TestRedisPublishLimited(t *testing.T) {
 	c, hook, prefix, b := limitedBroker(t)
-	var rec bustest.Recorder
-	if err := b.Start(rec.Handle); err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	ch := bus.Chat("c")
-	if err := b.Subscribe(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
-	clk := testclock.New(time.Unix(1_900_000_000, 0))
-	l, err := limits.NewRedis(c, limits.RedisConfig{Prefix: prefix, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := startedOn(t, b, ch)
+	l, clk := clockedLimiter(t, c, prefix)
 	lim := limits.PerMinute(3)
 	publish := func(n int) (time.Duration, error) {
 		t.Helper()
