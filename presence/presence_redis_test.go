@@ -69,6 +69,25 @@ func twoNodes(t *testing.T, ttlA, ttlB time.Duration) (s *redistest.Server, c *r
 	return s, c, prefix, a, b
 }
 
+// holdSlots takes n of user's connection slots on p (connections
+// <conn>0...), under the cap, and fails the test if one is refused.
+func holdSlots(t *testing.T, p *presence.Redis, user, conn string, n, cap int) {
+	t.Helper()
+	for i := range n {
+		if !must.Get[bool](t)(p.Acquire(ctxFor(t), user, fmt.Sprint(conn, i), cap)) {
+			t.Fatalf("%s: connection %s%d refused", user, conn, i)
+		}
+	}
+}
+
+// setChats sets the chats p's node has members in.
+func setChats(t *testing.T, p *presence.Redis, chats ...string) {
+	t.Helper()
+	if err := p.SetChats(ctxFor(t), chats); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func ctxFor(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -96,18 +115,10 @@ func TestRedisCrashedNodeExpires(t *testing.T) {
 	ctx := ctxFor(t)
 	t.Cleanup(func() { _ = b.Close() })
 	acquired := time.Now()
-	for i := range 3 {
-		if !must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3)) {
-			t.Fatalf("node a: connection %d refused", i)
-		}
-	}
+	holdSlots(t, a, "alice", "a", 3, 3)
 	must.Get[bool](t)(a.Acquire(ctx, "bob", "a9", 3))
-	if err := a.SetChats(ctx, []string{"general"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.SetChats(ctx, []string{"general", "random"}); err != nil {
-		t.Fatal(err)
-	}
+	setChats(t, a, "general")
+	setChats(t, b, "general", "random")
 	if must.Get[bool](t)(b.Acquire(ctx, "alice", "b0", 3)) {
 		t.Fatal("node b: alice's fourth connection accepted")
 	}
@@ -146,12 +157,8 @@ func TestRedisCrashedNodeExpires(t *testing.T) {
 func TestRedisCloseFreesAtOnce(t *testing.T) {
 	_, c, prefix, a, b := twoNodes(t, 0, 0)
 	ctx := ctxFor(t)
-	for i := range 3 {
-		must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
-	}
-	if err := a.SetChats(ctx, []string{"general"}); err != nil {
-		t.Fatal(err)
-	}
+	holdSlots(t, a, "alice", "a", 3, 3)
+	setChats(t, a, "general")
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -177,9 +184,7 @@ func TestRedisStalledNodeRestores(t *testing.T) {
 	_, _, _, a, b := twoNodes(t, ttl, 10*time.Second)
 	ctx := ctxFor(t)
 	must.Get[bool](t)(a.Acquire(ctx, "alice", "a0", 2))
-	if err := a.SetChats(ctx, []string{"general"}); err != nil {
-		t.Fatal(err)
-	}
+	setChats(t, a, "general")
 	eventually(t, 2*time.Second, "node a expires", func() bool {
 		return must.Get[presence.Stats](t)(b.Stats(ctx)).Nodes == 1
 	})
@@ -199,13 +204,9 @@ func TestRedisStalledNodeRestores(t *testing.T) {
 func TestRedisRestartRestores(t *testing.T) {
 	s, c, _, a, b := twoNodes(t, 0, 0)
 	ctx := ctxFor(t)
-	for i := range 2 {
-		must.Get[bool](t)(a.Acquire(ctx, "alice", fmt.Sprint("a", i), 3))
-	}
+	holdSlots(t, a, "alice", "a", 2, 3)
 	must.Get[bool](t)(b.Acquire(ctx, "bob", "b0", 3))
-	if err := a.SetChats(ctx, []string{"general"}); err != nil {
-		t.Fatal(err)
-	}
+	setChats(t, a, "general")
 	s.Restart()
 	if err := redistest.WaitReady(ctx, c); err != nil {
 		t.Fatal(err)
