@@ -11,6 +11,13 @@
 #   SCENARIO=typing bash scripts/redis-cost.sh standalone   # typing events instead of messages
 #   RATE=2500 bash scripts/redis-cost.sh standalone   # messages (or typing events) per second, default 1000
 #   NODE_FLAGS='--history-size 500' bash scripts/redis-cost.sh standalone   # extra flags for the nodes
+#   SLOWLOG=1 bash scripts/redis-cost.sh standalone   # plus every command of the window from the slow log,
+#                                                     # EVALSHA split by script (sha, key count, first argument)
+#   PERF=1 PERF_OUT=/tmp/redis.perf bash scripts/redis-cost.sh standalone   # perf profile of Redis, kept
+#
+# Printed per send: Redis CPU (user, sys), client reads and writes, bytes in
+# and out, and every command's calls and usec (INFO commandstats; a command
+# called from a script is counted on its own line and inside EVALSHA's).
 #
 # The window is 5 s, starting about 1 s after the sends do (connects and
 # joins done) in a 15 s run.
@@ -97,7 +104,8 @@ snapshot() { # snapshot <suffix>: every master's INFO cpu and commandstats
 	for m in "${masters[@]}"; do
 		redis-cli -p "$m" info cpu | awk -F: '/used_cpu_(sys|user):/ {s += $2} /used_cpu_user:/ {u = $2} END {print s, u}' >"$work/cpu$1.$m"
 		redis-cli -p "$m" info commandstats >"$work/cs$1.$m"
-		redis-cli -p "$m" info stats | grep -E '^total_(reads|writes)_processed:' >>"$work/cs$1.$m"
+		redis-cli -p "$m" info stats | grep -E '^(total_(reads|writes)_processed|total_net_(input|output)_bytes|pubsub_(channels|patterns)):' >>"$work/cs$1.$m"
+		redis-cli -p "$m" info clients | grep -E '^connected_clients:' >>"$work/cs$1.$m"
 	done
 }
 scenario=${SCENARIO:-chat}
@@ -121,6 +129,13 @@ for ((i = 0; i < 60; i++)); do
 done
 [ -n "$started" ] || { echo "redis-cost: the load did not start" >&2; tail "$work/bench.out" >&2; exit 1; }
 sleep 1
+if [ -n "${SLOWLOG:-}" ]; then # SLOWLOG=1: every command of the window in the slow log, for a per-script breakdown
+	for m in "${masters[@]}"; do
+		redis-cli -p "$m" config set slowlog-max-len 100000 >/dev/null
+		redis-cli -p "$m" slowlog reset >/dev/null
+		redis-cli -p "$m" config set slowlog-log-slower-than 0 >/dev/null
+	done
+fi
 snapshot 0
 t0=$(date +%s.%N)
 if [ -n "${PERF:-}" ]; then # PERF=1: a CPU profile of the (first) Redis over the window
@@ -130,6 +145,12 @@ else
 fi
 snapshot 1
 t1=$(date +%s.%N)
+if [ -n "${SLOWLOG:-}" ]; then
+	for m in "${masters[@]}"; do
+		redis-cli -p "$m" config set slowlog-log-slower-than 10000 >/dev/null
+		redis-cli -p "$m" --json slowlog get 100000 >"$work/slowlog.$m.json"
+	done
+fi
 wait "$bench" || true
 
 python3 - "$mode" "$scenario" "$work" "$t0" "$t1" "${masters[@]}" <<'PY'
@@ -147,19 +168,45 @@ for m in masters:
             g = re.match(r"total_(reads|writes)_processed:(\d+)", line)
             if g:
                 io[g.group(1)] = io.get(g.group(1), 0) + sign * int(g.group(2))
+            g = re.match(r"total_net_(input|output)_bytes:(\d+)", line)
+            if g:
+                io[g.group(1)] = io.get(g.group(1), 0) + sign * int(g.group(2))
+            g = re.match(r"(connected_clients|pubsub_channels|pubsub_patterns):(\d+)", line)
+            if g and sign == 1:
+                io[g.group(1)] = io.get(g.group(1), 0) + int(g.group(2))
             g = re.match(r"cmdstat_(\w+):calls=(\d+),usec=(\d+),.*failed_calls=(\d+)", line)
             if g:
                 d = stats.setdefault(g.group(1), [0, 0, 0])
                 d[0] += sign * int(g.group(2)); d[1] += sign * int(g.group(3)); d[2] += sign * int(g.group(4))
 pubs = stats.get("publish", [0])[0] + stats.get("spublish", [0])[0] - stats.get("fcall", [0])[0]
 sends = pubs if mode == "peer" or scenario != "chat" else stats.get("xadd", [0])[0] - stats.get("fcall", [0])[0]
+if sends <= 0:  # a build that appends nothing
+    sends = pubs
 print(f"  sends in the window {sends}; Redis CPU per send {cpu / max(sends, 1) * 1e6:.1f} µs (user {user / max(sends, 1) * 1e6:.1f}, sys {(cpu - user) / max(sends, 1) * 1e6:.1f}; all masters)")
 print(f"  Redis reads per send {io.get('reads', 0) / max(sends, 1):.2f}, writes per send {io.get('writes', 0) / max(sends, 1):.2f} (client reads and writes, all connections)")
 for k, (calls, usec, failed) in sorted(stats.items(), key=lambda kv: -kv[1][1]):
     if calls > 0:
-        print(f"  {k:18s} calls {calls:7d}  usec/call {usec / calls:6.1f}  per send {usec / max(sends, 1):6.1f}  failed {failed}")
+        print(f"  {k:18s} calls {calls:7d}  per send {calls / max(sends, 1):5.2f}  usec/call {usec / calls:6.1f}  usec per send {usec / max(sends, 1):6.1f}  failed {failed}")
+import glob, json
+for f in glob.glob(f"{work}/slowlog.*.json"):
+    by = {}
+    for e in json.load(open(f, errors="replace")):
+        args = e[3]
+        name = args[0].lower()
+        if name in ("evalsha", "fcall") and len(args) > 3:
+            # the script's sha (or function), its key count and its first argument name it
+            name = f"{name} {args[1][:8]} keys={args[2]} argv1={args[3 + int(args[2])] if len(args) > 3 + int(args[2]) else ''}"
+        d = by.setdefault(name, [0, 0])
+        d[0] += 1; d[1] += e[2]
+    print(f"  slow log ({f.rsplit('/', 1)[1]}, every command of the window, usec wall):")
+    for k, (calls, usec) in sorted(by.items(), key=lambda kv: -kv[1][1])[:20]:
+        print(f"    {k[:70]:70s} calls {calls:7d}  per send {calls / max(sends, 1):5.2f}  usec/call {usec / calls:6.1f}  usec per send {usec / max(sends, 1):6.1f}")
+print(f"  bytes per send: in {io.get('input', 0) / max(sends, 1):.0f}, out {io.get('output', 0) / max(sends, 1):.0f}")
+print(f"  at the end: clients {io.get('connected_clients', 0)}, pub/sub channels {io.get('pubsub_channels', 0)}, patterns {io.get('pubsub_patterns', 0)}")
 PY
 grep -E '^  (sent|deliveries|lost|duplicates|ms) ' "$work/bench.out"
 if [ -n "${PERF:-}" ]; then
+	[ -n "${PERF_OUT:-}" ] && cp "$work/perf.data" "$PERF_OUT"
+	perf report -i "$work/perf.data" --stdio --no-children --sort dso 2>/dev/null | grep -E '^ +[0-9]' | head -8
 	perf report -i "$work/perf.data" --stdio --no-children --sort dso,sym 2>/dev/null | grep -E '^ +[0-9]' | head -${PERF_LINES:-40}
 fi

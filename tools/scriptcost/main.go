@@ -3,20 +3,24 @@
 // subscribers: a PUBLISH alone (what the Socket.IO peer sends per message),
 // the bare XADD+PUBLISH script, a send with and without its
 // folded rate limit, a typing event as two round trips (the limit's script,
-// then PUBLISH) and as one script, and a reaction as two scripts and as one.
+// then PUBLISH) and as one script, and a reaction as two scripts and as one;
+// and the parts of a script's cost (see the variants' comment in run).
 // docs/BENCHMARKS.md ("Redis's cost per send") records its figures. Run it
 // from the repository's root, against a Redis of its own (it writes keys):
 //
 //	redis-server --port 6400 --save '' &
 //	go run ./tools/scriptcost --addr 127.0.0.1:6400 --calls 20000 --rounds 3
+//	go run ./tools/scriptcost --addr 127.0.0.1:6400 --only 'PUBLISH|limit folded' --rate 1000 --calls 5000
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,8 +38,10 @@ func main() {
 	root := flag.String("root", ".", "the repository's root (the scripts are read from bus/lua and limits/lua)")
 	calls := flag.Int("calls", 20000, "calls per variant and round, from two goroutines")
 	rounds := flag.Int("rounds", 3, "rounds; the variants alternate within each")
+	rate := flag.Int("rate", 0, "calls per second, paced (as a node's sends arrive, Redis sleeping between them); 0: as fast as Redis answers")
+	only := flag.String("only", "", "a regular expression: run only the variants whose name matches")
 	flag.Parse()
-	if err := run(*addr, *root, *calls, *rounds); err != nil {
+	if err := run(*addr, *root, *calls, *rounds, *rate, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "scriptcost:", err)
 		os.Exit(1)
 	}
@@ -46,7 +52,11 @@ type variant struct {
 	call func(i int) error
 }
 
-func run(addr, root string, calls, rounds int) error {
+func run(addr, root string, calls, rounds, rate int, only string) error {
+	match, err := regexp.Compile(only)
+	if err != nil {
+		return fmt.Errorf("--only: %w", err)
+	}
 	read := func(name string) (string, error) {
 		b, err := os.ReadFile(filepath.Join(root, name))
 		return string(b), err
@@ -61,6 +71,23 @@ func run(addr, root string, calls, rounds int) error {
 	}
 	window := redis.NewScript(src[0] + src[1])
 	appendScript := redis.NewScript(src[0] + src[2])
+	// Where a script's CPU goes: the send script with the previous id read
+	// from a string key of the chat's (GET, then SET with the stream's TTL)
+	// instead of the stream's last entry (XREVRANGE; tried, not adopted; the
+	// key is not declared in KEYS, so one Redis only); a script that does
+	// nothing, called with no arguments and with a send's; a script that
+	// calls TIME ten times (the cost of redis.call itself); PING (a round
+	// trip that does nothing).
+	prevOld := "local top = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)\nif top[1] then\n  prev = top[1][1]\n"
+	prevKey := "local top = redis.call('GET', stream .. 'l')\nif top then\n  prev = top\n"
+	if !strings.Contains(src[2], prevOld) {
+		return errors.New("bus/lua/append.lua: the previous id's read not found")
+	}
+	keyed := strings.Replace(src[2], prevOld, prevKey, 1)
+	keyed = strings.Replace(keyed, "redis.call('PEXPIRE', stream, ttl)", "redis.call('PEXPIRE', stream, ttl)\nredis.call('SET', stream .. 'l', id, 'PX', ttl)", 1)
+	appendKeyed := redis.NewScript(src[0] + keyed)
+	noop := redis.NewScript("return 1")
+	tenTime := redis.NewScript("for i = 1, 10 do redis.call('TIME') end return 1")
 	publish := redis.NewScript(src[0] + src[3])
 	bare := redis.NewScript(`redis.call('XADD', KEYS[1], 'MAXLEN', 1000, '*', 'e', 'new_message', 'd', ARGV[1])
 redis.call('PUBLISH', KEYS[2], ARGV[1])
@@ -74,7 +101,7 @@ return 1`)
 		now := time.Now().UnixMicro()
 		return []any{now, now - 60_000_000, 60_000_000, 1 << 40, "m:" + strconv.Itoa(i)}
 	}
-	send := func(prefix string, i int, limited bool) error {
+	sendWith := func(script *redis.Script, prefix string, i int, limited bool) error {
 		tag := fmt.Sprintf("%s:{c%d}", prefix, i%1000)
 		keys := []string{tag + ":h", tag + ":m:"}
 		args := []any{"s", 1000, 86400000, "PUBLISH", "new_message", payload, ",", "u1", "", ""}
@@ -82,8 +109,9 @@ return 1`)
 			keys = append(keys, fmt.Sprintf("%s:lim:{u%d}", prefix, i%2000))
 			args = append(args, limit(i)...)
 		}
-		return appendScript.Run(ctx, c, append(keys, tag), args...).Err()
+		return script.Run(ctx, c, append(keys, tag), args...).Err()
 	}
+	send := func(prefix string, i int, limited bool) error { return sendWith(appendScript, prefix, i, limited) }
 	// Reactions go to one message per chat, sent first; add and remove alternate.
 	msgs := make([]string, 1000)
 	for j := range msgs {
@@ -125,6 +153,11 @@ return 1`)
 		}},
 		{"send, no limit", func(i int) error { return send("s", i, false) }},
 		{"send, limit folded", func(i int) error { return send("l", i, true) }},
+		{"send, prev id from a key", func(i int) error { return sendWith(appendKeyed, "k", i, true) }},
+		{"noop, send's arguments", func(i int) error { return sendWith(noop, "n", i, true) }},
+		{"noop, no arguments", func(i int) error { return noop.Run(ctx, c, nil).Err() }},
+		{"PING", func(i int) error { return c.Ping(ctx).Err() }},
+		{"10 TIME in a script", func(i int) error { return tenTime.Run(ctx, c, []string{"x"}).Err() }},
 		{"typing, 2 round trips", func(i int) error {
 			if err := window.Run(ctx, c, []string{fmt.Sprintf("tl:{u%d}", i%2000)}, limit(i)...).Err(); err != nil {
 				return err
@@ -141,15 +174,22 @@ return 1`)
 	for round := range rounds {
 		fmt.Printf("round %d\n", round+1)
 		for _, v := range variants {
+			if !match.MatchString(v.name) {
+				continue
+			}
 			before, err := cpu(ctx, c)
 			if err != nil {
 				return err
 			}
 			var wg sync.WaitGroup
 			errs := make(chan error, 2)
+			start := time.Now()
 			for g := range 2 {
 				wg.Go(func() {
 					for i := g; i < calls; i += 2 {
+						if rate > 0 {
+							time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / time.Duration(rate))))
+						}
 						if err := v.call(i); err != nil {
 							errs <- fmt.Errorf("%s: %w", v.name, err)
 							return
