@@ -11,6 +11,13 @@ import (
 // still in a pub/sub gap): it is not observed.
 const fanoutExpiry = time.Minute
 
+// fanoutEarlyMax caps the fan-outs remembered for one chat while it has
+// appends in flight: a busy chat may never be without one, and fan-outs of
+// other nodes' messages are never claimed here. Past the cap the chat's
+// memory starts over; a send whose entry was dropped then waits and expires
+// unobserved (a lost sample, never a wrong one).
+const fanoutEarlyMax = 1024
+
 // fanoutClock measures realtime_send_fanout_seconds: on the node that
 // received a send_message, from the event's dispatch to the moment this
 // node queued the resulting new_message frames to its local recipients.
@@ -61,6 +68,7 @@ func (f *fanoutClock) appended(chat, id string, received time.Time) {
 	var fanned time.Time
 	if id != "" {
 		fanned = f.early[chat][id]
+		delete(f.early[chat], id)
 	}
 	if f.appending[chat]--; f.appending[chat] <= 0 {
 		delete(f.appending, chat)
@@ -94,6 +102,9 @@ func (f *fanoutClock) fannedOut(chat, id string, at time.Time) {
 	}
 	if f.appending[chat] > 0 {
 		m := f.early[chat]
+		if len(m) >= fanoutEarlyMax {
+			m = nil
+		}
 		if m == nil {
 			m = make(map[string]time.Time)
 			f.early[chat] = m

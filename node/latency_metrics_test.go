@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"runtime"
@@ -154,6 +155,32 @@ func TestFanoutClockEitherOrder(t *testing.T) {
 	f.expire(t0.Add(2 * fanoutExpiry))
 	if f.active.Load() != 0 || len(f.waiting) != 0 {
 		t.Errorf("not expired: active %d, waiting %v", f.active.Load(), f.waiting)
+	}
+}
+
+// TestFanoutClockEarlyIsBounded: a busy chat may never be without a send
+// in its append, so the fan-outs remembered for it are capped (other
+// nodes' messages, never claimed by a send here, would pile up), and a send
+// takes its own entry when it finds it.
+func TestFanoutClockEarlyIsBounded(t *testing.T) {
+	var got []time.Duration
+	f := newFanoutClock(func(d time.Duration) { got = append(got, d) })
+	t0 := time.Now()
+	f.begin("busy") // never ends: the chat always has an append in flight
+	for i := range 10 * fanoutEarlyMax {
+		f.fannedOut("busy", fmt.Sprint(i, "-0"), t0)
+	}
+	if n := len(f.early["busy"]); n > fanoutEarlyMax {
+		t.Fatalf("%d fan-outs remembered for one chat, want at most %d", n, fanoutEarlyMax)
+	}
+	f.begin("busy")
+	f.fannedOut("busy", "mine-0", t0.Add(time.Millisecond))
+	f.appended("busy", "mine-0", t0)
+	if len(got) != 1 || got[0] != time.Millisecond {
+		t.Fatalf("observed %v, want [1ms]", got)
+	}
+	if _, ok := f.early["busy"]["mine-0"]; ok {
+		t.Error("the send's own fan-out is still remembered after it was claimed")
 	}
 }
 
