@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/anchat/realtime/registry"
@@ -53,13 +54,14 @@ type nodeInfo struct {
 // writes the fields below info; info is read by the API handlers.
 type announcer struct {
 	srv     *server
-	metrics metricsGatherer // the node's Prometheus registry
+	metrics metricsGatherer // holds the fan-out histogram
 	started time.Time
 	info    atomic.Pointer[nodeInfo]
 
 	lastAt          time.Time
 	lastIn, lastOut uint64
 	fanout          []histSnapshot // oldest first, spanning about fanoutWindow
+	url             string         // apiURL's
 }
 
 // histSnapshot is a histogram's cumulative counts at one moment.
@@ -71,7 +73,12 @@ type histSnapshot struct {
 }
 
 func newAnnouncer(srv *server) *announcer {
-	a := &announcer{srv: srv, metrics: srv.metrics.reg, started: srv.cfg.Now()}
+	// A registry of the fan-out histogram alone: the p99 is read every
+	// second, and gathering the node's whole registry (Go runtime, process,
+	// the Redis metrics) for it would be wasted work.
+	fanoutOnly := prometheus.NewRegistry()
+	fanoutOnly.MustRegister(srv.metrics.sendFanout)
+	a := &announcer{srv: srv, metrics: fanoutOnly, started: srv.cfg.Now()}
 	a.info.Store(&nodeInfo{ID: srv.cfg.NodeID, Version: srv.cfg.Version, Namespace: srv.cfg.Namespace, StartedAt: timestamp(a.started)})
 	return a
 }
@@ -107,6 +114,15 @@ func (a *announcer) announce() {
 	}
 }
 
+// apiURL is srv.apiURL, worked out once (it may list the machine's
+// interfaces): the listeners are bound before the announcer starts.
+func (a *announcer) apiURL() string {
+	if a.url == "" {
+		a.url = a.srv.apiURL()
+	}
+	return a.url
+}
+
 // measure refreshes and returns the node's figures.
 func (a *announcer) measure() *nodeInfo {
 	srv := a.srv
@@ -114,7 +130,7 @@ func (a *announcer) measure() *nodeInfo {
 	in, out := srv.stats.messagesIn.Load(), srv.stats.messagesOut.Load()
 	chats, users := srv.hub.counts()
 	info := &nodeInfo{
-		ID: srv.cfg.NodeID, APIURL: srv.apiURL(), Version: srv.cfg.Version, Namespace: srv.cfg.Namespace,
+		ID: srv.cfg.NodeID, APIURL: a.apiURL(), Version: srv.cfg.Version, Namespace: srv.cfg.Namespace,
 		StartedAt: timestamp(a.started), UpdatedAt: timestamp(now),
 		Connections: srv.connCount(), Users: users, Chats: chats,
 		Ready: srv.isReady(), Draining: srv.draining.Load(), Goroutines: srv.goroutines.count(),

@@ -180,6 +180,10 @@ func (cl *cleaner) work(parent context.Context, due time.Time) (next time.Durati
 	defer cl.mu.Unlock()
 	if len(retry) > 0 {
 		cl.releases = append(retry, cl.releases...)
+		if over := len(cl.releases) - maxPendingReleases; over > 0 { // the oldest go, as in release
+			cl.releases = cl.releases[over:]
+			cl.given += over
+		}
 	}
 	switch {
 	case len(cl.releases) > 0 && cl.srv.engineDown.Load(), len(retry) > 0:

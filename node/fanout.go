@@ -87,7 +87,15 @@ func (f *fanoutClock) appended(chat, id string, received time.Time) {
 
 // fannedOut is called once the frames of chat's new_message id are queued
 // to this node's recipients.
-func (f *fanoutClock) fannedOut(chat, id string, at time.Time) {
+func (f *fanoutClock) fannedOut(chat, id string) {
+	if f.active.Load() == 0 {
+		return
+	}
+	f.fannedOutAt(chat, id, time.Now())
+}
+
+// fannedOutAt is fannedOut at a given time (tests).
+func (f *fanoutClock) fannedOutAt(chat, id string, at time.Time) {
 	if f.active.Load() == 0 {
 		return
 	}

@@ -420,7 +420,7 @@ func (h *hub) toChat(chatID, eventID, event string, data []byte, exceptUser stri
 	h.mu.RUnlock()
 	h.srv.metrics.eventsOut.WithLabelValues(event).Add(float64(n))
 	if event == evNewMessage {
-		h.srv.fanout.fannedOut(chatID, eventID, time.Now())
+		h.srv.fanout.fannedOut(chatID, eventID)
 		h.srv.stats.messagesOut.Add(uint64(n))
 	}
 }

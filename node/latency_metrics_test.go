@@ -125,18 +125,18 @@ func TestFanoutClockEitherOrder(t *testing.T) {
 	t0 := time.Now()
 
 	f.begin("c")
-	f.fannedOut("c", "1-0", t0.Add(3*time.Millisecond)) // the bus was faster than the reply
-	f.fannedOut("c", "2-0", t0.Add(4*time.Millisecond)) // someone else's message
+	f.fannedOutAt("c", "1-0", t0.Add(3*time.Millisecond)) // the bus was faster than the reply
+	f.fannedOutAt("c", "2-0", t0.Add(4*time.Millisecond)) // someone else's message
 	f.appended("c", "1-0", t0)
 
 	f.begin("c")
 	f.appended("c", "3-0", t0)
-	f.fannedOut("c", "3-0", t0.Add(5*time.Millisecond))
+	f.fannedOutAt("c", "3-0", t0.Add(5*time.Millisecond))
 
 	f.begin("c")
 	f.appended("c", "", t0) // refused: nothing appended
 
-	f.fannedOut("c", "4-0", t0) // no send in flight: ignored
+	f.fannedOutAt("c", "4-0", t0) // no send in flight: ignored
 
 	if len(got) != 2 || got[0] != 3*time.Millisecond || got[1] != 5*time.Millisecond {
 		t.Errorf("observed %v, want [3ms 5ms]", got)
@@ -168,13 +168,13 @@ func TestFanoutClockEarlyIsBounded(t *testing.T) {
 	t0 := time.Now()
 	f.begin("busy") // never ends: the chat always has an append in flight
 	for i := range 10 * fanoutEarlyMax {
-		f.fannedOut("busy", fmt.Sprint(i, "-0"), t0)
+		f.fannedOutAt("busy", fmt.Sprint(i, "-0"), t0)
 	}
 	if n := len(f.early["busy"]); n > fanoutEarlyMax {
 		t.Fatalf("%d fan-outs remembered for one chat, want at most %d", n, fanoutEarlyMax)
 	}
 	f.begin("busy")
-	f.fannedOut("busy", "mine-0", t0.Add(time.Millisecond))
+	f.fannedOutAt("busy", "mine-0", t0.Add(time.Millisecond))
 	f.appended("busy", "mine-0", t0)
 	if len(got) != 1 || got[0] != time.Millisecond {
 		t.Fatalf("observed %v, want [1ms]", got)
@@ -203,7 +203,7 @@ func latencyObservers() (*boundedHistograms, *fanoutClock) {
 
 func observeLatency(h *boundedHistograms, f *fanoutClock) {
 	start := time.Now()
-	f.fannedOut("chat-42", "1700000000000-0", time.Now())
+	f.fannedOut("chat-42", "1700000000000-0")
 	h.observe(evSendMessage, time.Since(start))
 }
 

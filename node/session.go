@@ -194,11 +194,9 @@ func (s *session) onPacket(c *conn, data []byte) (reason string) {
 // not a plain string) with INVALID_PAYLOAD, as an ack or an error event; the
 // connection stays (PROTOCOL.md: a bad event payload never closes it).
 func (s *session) badEvent(c *conn, ns nsMask, ackID int64, payload []byte) {
-	event := "unknown" // a label: only known names are used
+	event := handledEventLabels.other // a label: only known names are used
 	if name := socketio.PeekEventName(payload); name != nil {
-		if _, known := handlers[string(name)]; known {
-			event = string(name)
-		}
+		event = handledEventLabels.boundBytes(name)
 	}
 	r := request{c: c, ns: ns, ackID: ackID, event: event}
 	r.fail(errInvalid("malformed event payload: want [\"name\", ...] as well-formed JSON, nested at most %d deep", socketio.MaxJSONDepth))
