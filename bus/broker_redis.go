@@ -61,7 +61,7 @@ var (
 
 	// Both scripts can count a rate limit with the limiter's own rule.
 	appendScript  = redisscript.New(limits.WindowRuleLua + appendLua)
-	publishScript = redisscript.New(limits.WindowRuleLua + publishLua)
+	publishScript = redisscript.NewOwned("bus.publish", limits.WindowRuleLua+publishLua) // a publish, not an append, in the Redis metrics
 )
 
 // RedisConfig configures [NewRedis]. The zero value works.

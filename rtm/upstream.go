@@ -408,6 +408,7 @@ func (b *Bridge) setState(ctx context.Context, term lease.Term, profileID string
 	if b.states[profileID] != st || f.Since.IsZero() {
 		f.Since = b.cfg.Now()
 		b.figures[profileID] = f
+		b.dirty = true // flushFigures may have taken the figures just before
 	}
 	b.states[profileID] = st
 	b.mu.Unlock()

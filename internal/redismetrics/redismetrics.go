@@ -178,6 +178,8 @@ func scriptOp(owner string) string {
 	switch owner {
 	case "bus":
 		return OpAppend
+	case "bus.publish":
+		return OpPublish
 	case "presence":
 		return OpPresence
 	case "limits":

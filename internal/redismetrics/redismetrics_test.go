@@ -92,6 +92,17 @@ func TestEnginesCommandsHaveTheirOp(t *testing.T) {
 	_, _, err = b.Since(ctx, "c1", res.EventID, 10)
 	must(err)
 	must(b.Publish(ctx, bus.Chat("c1"), "user_typing", json.RawMessage(`{}`)))
+	// The typing publish with its limit folded in is a publish, not an
+	// append, though it is a script of the bus too.
+	before, _ := scrape(t, m)
+	_, err = b.PublishLimited(ctx, bus.Chat("c1"), "user_typing", json.RawMessage(`{}`),
+		bus.WindowLimit{Key: prefix + ":{lim:typing:u1}", Now: 1_000_000, Cutoff: 0, Window: 60_000_000, N: 10, Member: "m1"})
+	must(err)
+	after, _ := scrape(t, m)
+	if after[redismetrics.OpPublish] != before[redismetrics.OpPublish]+1 || after[redismetrics.OpAppend] != before[redismetrics.OpAppend] {
+		t.Errorf("PublishLimited: publish %d → %d, append %d → %d; want one more publish, no append",
+			before[redismetrics.OpPublish], after[redismetrics.OpPublish], before[redismetrics.OpAppend], after[redismetrics.OpAppend])
+	}
 
 	p, err := presence.NewRedis(c, presence.RedisConfig{Prefix: prefix, NodeID: "n1"})
 	must(err)

@@ -35,6 +35,10 @@ var (
 // [Owner], under the package of its caller.
 func New(src string) *redis.Script { return register(src, callerPackage()) }
 
+// NewOwned is New under an owner of the caller's choosing, for a package
+// whose scripts do different kinds of work ("bus.publish").
+func NewOwned(owner, src string) *redis.Script { return register(src, owner) }
+
 func register(src, owner string) *redis.Script {
 	s := redis.NewScript(src)
 	mu.Lock()
