@@ -35,8 +35,8 @@ build:
 # deps installs what the tests need: redis-server and redis-cli (engine and
 # cluster tests start their own on free ports; Redis 7 for sharded pub/sub), node and npm, the e2e package's
 # socket.io-client and puppeteer-core (pinned by e2e/package-lock.json), Debian's chromium for the admin
-# console's browser test (puppeteer-core drives it; no browser download), and promtool (Debian's
-# prometheus package; its server is not started).
+# console's browser test (puppeteer-core drives it; no browser download), promtool (Debian's
+# prometheus package; its server is stopped where systemd started it), and curl.
 deps:
 	@command -v redis-server >/dev/null || { $(APT) update && $(APT) install -y redis-server; }
 	@# redis-cli --cluster create joins the Redis Cluster of internal/clustersuite.
@@ -44,7 +44,11 @@ deps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { $(APT) update && $(APT) install -y nodejs npm; }
 	@command -v chromium >/dev/null || { $(APT) update && $(APT) install -y chromium; }
 	@# promtool checks and unit-tests the chart's alerting rules (scripts/helm-test.sh).
-	@command -v promtool >/dev/null || { $(APT) update && $(APT) install -y --no-install-recommends prometheus; }
+	@# On a systemd host the package starts Prometheus on :9090, the node's default admin port: stop it.
+	@command -v promtool >/dev/null || { $(APT) update && $(APT) install -y --no-install-recommends prometheus && \
+		{ $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true; }; }
+	@# curl: the README steps (e2e/readme_steps_test.go) wait for a node with it.
+	@command -v curl >/dev/null || { $(APT) update && $(APT) install -y curl; }
 	@[ -d e2e/node_modules/socket.io-client ] && [ -d e2e/node_modules/puppeteer-core ] || (cd e2e && npm ci --no-audit --no-fund)
 
 # -p 1: one test binary at a time, so the load-generating packages (bench,

@@ -80,7 +80,7 @@ func TestClientDocConnectAndErrors(t *testing.T) {
 	env := map[string]string{
 		"TOKEN_ALICE":         Token(t, "alice"),
 		"TOKEN_ALICE_EXPIRED": Token(t, "alice", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Minute).Unix() }),
-		"TOKEN_ALICE_SHORT":   Token(t, "alice", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(3 * time.Second).Unix() }),
+		"TOKEN_ALICE_SHORT":   Token(t, "alice", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(6 * time.Second).Unix() }), // outlives steps 1-3 under load; step 4 waits 10 s for its expiry
 		"TOKEN_BOB":           Token(t, "bob"),
 	}
 	runClientDoc(t, n, "connect.check.mjs", []string{"connect", "errors"}, env)

@@ -181,6 +181,8 @@ func TestFlagErrorsNameTheirSource(t *testing.T) {
 		{"cluster and sentinel", env{"REALTIME_JWT_SECRET": "s", "REALTIME_REDIS_CLUSTER_ADDRS": "a:1"}, []string{"--redis-sentinel-master", "m", "--redis-sentinel-addrs", "s:1"}, "--redis-cluster-addrs"},
 		{"tls with url", env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-tls", "--redis-url", "redis://b:1"}, "rediss://"},
 		{"tls alone", env{"REALTIME_JWT_SECRET": "s"}, []string{"--redis-tls"}, "--redis-cluster-addrs"},
+		{"advertise api url without scheme", env{"REALTIME_JWT_SECRET": "s"}, []string{"--advertise-api-url", "node1:9091"}, "--advertise-api-url"},
+		{"advertise api url not http", env{"REALTIME_JWT_SECRET": "s", "REALTIME_ADVERTISE_API_URL": "ftp://node1:9091"}, nil, "REALTIME_ADVERTISE_API_URL"},
 		{"zero partitions", env{"REALTIME_JWT_SECRET": "s", "REALTIME_REDIS_CLUSTER_PARTITIONS": "0"}, nil, "REALTIME_REDIS_CLUSTER_PARTITIONS"},
 		{"public key with HS256", env{"REALTIME_JWT_SECRET": "s"}, []string{"--jwt-public-key-file", "k.pem"}, "--jwt-public-key-file"},
 		{"RS256 without key", env{}, []string{"--jwt-alg", "RS256"}, "--jwt-public-key-file"},

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -238,6 +239,11 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	}
 	if o.RedisClusterAddrs != "" && (o.RedisURL != "" || o.RedisSentinelMaster != "" || o.RedisSentinelAddrs != "") {
 		return nil, fmt.Errorf("use either --redis-cluster-addrs, --redis-url or the --redis-sentinel-* flags, not two of them")
+	}
+	if o.AdvertiseAPIURL != "" {
+		if u, err := url.Parse(o.AdvertiseAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%s: %q is not an http:// or https:// URL with a host", f.source("advertise-api-url"), o.AdvertiseAPIURL)
+		}
 	}
 	if o.RedisPartitions < 1 || o.RedisPartitions > 16384 {
 		return nil, fmt.Errorf("%s: %d must be between 1 and 16384", f.source("redis-cluster-partitions"), o.RedisPartitions)

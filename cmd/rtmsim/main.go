@@ -15,12 +15,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/anchat/realtime/internal/flaglist"
 	"github.com/anchat/realtime/rtm/rtmsim"
 )
 
@@ -84,8 +84,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	srv, err := rtmsim.New(rtmsim.Config{
-		Profiles: list(*profiles), Rate: *rate, Mix: m, DropRate: *dropRate,
-		Expired: list(*expired), RequireCookie: *requireCookie, Seed: *seed,
+		Profiles: flaglist.Split(*profiles), Rate: *rate, Mix: m, DropRate: *dropRate,
+		Expired: flaglist.Split(*expired), RequireCookie: *requireCookie, Seed: *seed,
 		Logger: zerolog.New(os.Stdout).With().Timestamp().Logger(),
 	})
 	if err != nil {
@@ -99,14 +99,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func list(s string) []string {
-	var out []string
-	for p := range strings.SplitSeq(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -164,6 +164,10 @@ Checks across values that the schema cannot express; included by the Deployment.
 helm lint reports a fail() here only as [INFO]; install and template stop.
 */}}
 {{- define "realtime.validate" -}}
+{{- $p := .Values.ports }}
+{{- if or (eq (int $p.http) (int $p.admin)) (and $p.api (or (eq (int $p.api) (int $p.http)) (eq (int $p.api) (int $p.admin)))) }}
+{{- fail (printf "ports.http (%v), ports.admin (%v) and ports.api (%v) must differ: each is a listener of its own" $p.http $p.admin $p.api) }}
+{{- end }}
 {{- if eq (include "realtime.redisMode" .) "embedded" }}
 {{- if .Values.autoscaling.enabled }}
 {{- fail "autoscaling needs a Redis: on the embedded engine (no redis.* set) the release is one node" }}
