@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisprefix"
 	"github.com/anchat/realtime/internal/redisscript"
 	"github.com/anchat/realtime/limits"
 )
@@ -136,15 +137,14 @@ var _ Broker = (*Redis)(nil)
 // NewRedis returns a Redis broker using client, which the caller owns (Close
 // does not close it). It does no I/O.
 func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
-	if client == nil {
-		return nil, errors.New("bus: nil redis client")
+	prefix, err := redisprefix.Resolve("bus", client, cfg.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = "rt"
+	if strings.ContainsRune(prefix, '\n') { // the bus's envelope is line-based
+		return nil, fmt.Errorf("bus: prefix %q must not contain a newline", prefix)
 	}
-	if strings.ContainsAny(cfg.Prefix, "{}\n") {
-		return nil, fmt.Errorf("bus: prefix %q must not contain '{', '}' or a newline", cfg.Prefix)
-	}
+	cfg.Prefix = prefix
 	switch {
 	case cfg.HistorySize < 0:
 		return nil, errors.New("bus: history size must not be negative")
@@ -287,7 +287,6 @@ func (r *Redis) Start(h Handler) error {
 func (r *Redis) newShard(i int) *shard {
 	return &shard{
 		r:          r,
-		idx:        i,
 		h:          r.handler,
 		log:        r.log.With().Int("shard", i).Logger(),
 		chans:      make(map[string]*subState),

@@ -20,7 +20,6 @@ const maxRepairTake = 128
 // repair goroutine that reads gaps back from the streams.
 type shard struct {
 	r   *Redis
-	idx int
 	h   Handler
 	log zerolog.Logger
 

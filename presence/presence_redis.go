@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/anchat/realtime/internal/rediserr"
+	"github.com/anchat/realtime/internal/redisprefix"
 	"github.com/anchat/realtime/internal/redisscript"
 )
 
@@ -22,7 +23,7 @@ var _ Presence = (*Redis)(nil)
 
 const (
 	// DefaultPrefix is the key prefix used when RedisConfig.Prefix is empty.
-	DefaultPrefix = "rt"
+	DefaultPrefix = redisprefix.Default
 	// DefaultEntryTTL is the entry TTL used when RedisConfig.EntryTTL is 0.
 	DefaultEntryTTL = 30 * time.Second
 
@@ -122,15 +123,11 @@ type Redis struct {
 // NewRedis returns a presence for node cfg.NodeID on client. It does no I/O;
 // the first call registers the node.
 func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
-	if client == nil {
-		return nil, errors.New("presence: nil redis client")
+	prefix, err := redisprefix.Resolve("presence", client, cfg.Prefix)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
-	}
-	if strings.ContainsAny(cfg.Prefix, "{}") {
-		return nil, fmt.Errorf("presence: prefix %q must not contain '{' or '}'", cfg.Prefix)
-	}
+	cfg.Prefix = prefix
 	if cfg.NodeID == "" {
 		return nil, errors.New("presence: node ID required")
 	}
