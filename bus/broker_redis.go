@@ -568,14 +568,7 @@ func (r *Redis) Close() error {
 // and [Redis.PublishLimited] check and count in their script: the arguments of
 // limits/lua/window.lua (limits.Redis.Check builds them), on the limiter's
 // own key, so that it shares its budget with the limiter's other checks.
-type WindowLimit struct {
-	Key    string // the limiter's sorted set
-	Now    int64  // µs
-	Cutoff int64  // Now - window, µs
-	Window int64  // µs
-	N      int
-	Member string // unique per event
-}
+type WindowLimit = limits.WindowCheck
 
 // ErrLimited: [Redis.AppendLimited] or [Redis.PublishLimited] refused the
 // event, its limit's window is full.
