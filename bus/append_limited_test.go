@@ -74,7 +74,7 @@ func TestRedisAppendLimited(t *testing.T) {
 			t.Fatal(err)
 		}
 		return b.AppendLimited(ctx, "c", bus.Op{Kind: bus.OpSend, UserID: "alice", Event: "new_message", Data: json.RawMessage(`{"n":1}`)},
-			bus.WindowLimit(chk))
+			chk)
 	}
 	// One event counted by the limiter itself, 10 s earlier.
 	if res, err := l.Allow(ctx, "message:alice", lim); err != nil || !res.Allowed {
@@ -139,7 +139,7 @@ func TestRedisPublishLimited(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return b.PublishLimited(ctx, ch, "user_typing", json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)), bus.WindowLimit(chk))
+		return b.PublishLimited(ctx, ch, "user_typing", json.RawMessage(fmt.Sprintf(`{"n":%d}`, n)), chk)
 	}
 	// One event counted by the limiter itself, 10 s earlier.
 	if res, err := l.Allow(ctx, "typing:alice", lim); err != nil || !res.Allowed {
@@ -224,7 +224,7 @@ func TestRedisAppendLimitedReactions(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := hook.Count()
-		res, _, err := b.AppendLimited(ctx, "c", op, bus.WindowLimit(chk))
+		res, _, err := b.AppendLimited(ctx, "c", op, chk)
 		if n := hook.Count() - before; n != 1 {
 			t.Errorf("%d round trips, want 1", n)
 		}

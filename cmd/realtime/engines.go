@@ -204,7 +204,7 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 			if err != nil {
 				return bus.Result{}, false, 0, err
 			}
-			res, retry, err := b.AppendLimited(ctx, chatID, op, bus.WindowLimit(chk))
+			res, retry, err := b.AppendLimited(ctx, chatID, op, chk)
 			if errors.Is(err, bus.ErrLimited) {
 				return bus.Result{}, false, retry, nil
 			}
@@ -215,7 +215,7 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 			if err != nil {
 				return false, 0, err
 			}
-			retry, err := b.PublishLimited(ctx, ch, event, data, bus.WindowLimit(chk))
+			retry, err := b.PublishLimited(ctx, ch, event, data, chk)
 			if errors.Is(err, bus.ErrLimited) {
 				return false, retry, nil
 			}
