@@ -60,6 +60,9 @@ const (
 	DialogLimitChanged = "DialogLimitChanged"
 )
 
+// upgradeTimeout bounds writing the 101 response to a client.
+const upgradeTimeout = 5 * time.Second
+
 // Config configures [New]. The zero value serves connections and control
 // requests but generates nothing.
 type Config struct {
@@ -306,19 +309,15 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		httpError(w, status, "session refused")
 		return
 	}
-	s.mu.Unlock()
-
-	conn, _, _, err := ws.UpgradeHTTP(r, w)
+	// The lock is held across the upgrade so that the record and the open
+	// set are in place before the client can read 101: a client whose dial
+	// returned is always listed and always reached by emit. The response is
+	// a few hundred bytes on loopback, and upgradeTimeout bounds a client
+	// that does not read it.
+	conn, _, _, err := ws.HTTPUpgrader{Timeout: upgradeTimeout}.Upgrade(r, w)
 	if err != nil {
-		s.mu.Lock()
 		s.record(profile, cookie, http.StatusBadRequest)
 		s.mu.Unlock()
-		return
-	}
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = conn.Close()
 		return
 	}
 	rec := s.record(profile, cookie, http.StatusSwitchingProtocols)
