@@ -173,22 +173,6 @@ func Prefix(tb testing.TB) string {
 	return fmt.Sprintf("t%d_%d", os.Getpid(), prefixSeq.Add(1))
 }
 
-// FreePort asks the kernel for a free loopback port, never 6379.
-func FreePort(tb testing.TB) int {
-	tb.Helper()
-	for {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			tb.Fatalf("redistest: free port: %v", err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if port != 6379 {
-			return port
-		}
-	}
-}
-
 // WaitReady pings through go-redis until it answers or ctx ends.
 func WaitReady(ctx context.Context, c redis.UniversalClient) error {
 	for {
