@@ -37,6 +37,8 @@ func (srv *server) adminHandler() (admin, apiOnly http.Handler) {
 		switch {
 		case srv.draining.Load():
 			status, code = "draining", http.StatusServiceUnavailable
+		case !srv.engineSeen.Load():
+			status, code = "starting", http.StatusServiceUnavailable
 		case srv.engineDown.Load():
 			status, code = "engine unreachable", http.StatusServiceUnavailable
 		}
@@ -101,7 +103,9 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 	return allow
 }
 
-func (srv *server) isReady() bool { return !srv.draining.Load() && !srv.engineDown.Load() }
+func (srv *server) isReady() bool {
+	return !srv.draining.Load() && srv.engineSeen.Load() && !srv.engineDown.Load()
+}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")

@@ -78,6 +78,7 @@ type server struct {
 	peers     *http.Client
 
 	engineDown  atomic.Bool  // last engine check failed (readiness)
+	engineSeen  atomic.Bool  // the engine has been checked once (not ready before)
 	queuedBytes atomic.Int64 // bytes queued to clients and not yet written
 	stats       statCounters
 }
@@ -193,6 +194,10 @@ func (srv *server) run(ctx context.Context) error {
 	if apiLn != nil {
 		srv.api = &http.Server{Handler: apiH, ReadHeaderTimeout: 5 * time.Second}
 	}
+
+	// Engines without a ping (in-memory) are always reachable; otherwise
+	// the maintenance loop's first check decides readiness.
+	srv.engineSeen.Store(srv.cfg.Engines.Ping == nil)
 
 	// The loops are owned here: stopped (listener closed, loopCtx
 	// cancelled) and awaited before the connections are closed.
@@ -455,6 +460,9 @@ func (srv *server) maintenanceLoop(ctx context.Context) {
 	health := time.NewTicker(time.Second)
 	defer health.Stop()
 	var downSince time.Time // start of the engine outage in progress
+	// Not ready until the engine has answered (or failed) once: a node
+	// whose Redis is unreachable from the start must never look ready.
+	srv.checkEngine(&downSince)
 	for {
 		select {
 		case <-ctx.Done():
@@ -488,6 +496,7 @@ func (srv *server) checkEngine(downSince *time.Time) {
 	}
 	err := srv.cfg.Engines.Ping()
 	was := srv.engineDown.Swap(err != nil)
+	srv.engineSeen.Store(true)
 	switch {
 	case err != nil && !was:
 		*downSince = time.Now()
