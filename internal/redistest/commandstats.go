@@ -11,38 +11,64 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// CommandCalls reads the server's INFO commandstats: calls per command name
+// CommandStat is one command's line of INFO commandstats.
+type CommandStat struct {
+	Calls int64 // times the server ran it
+	Usec  int64 // microseconds of server CPU it took in all
+}
+
+// CommandStats reads the server's INFO commandstats by command name
 // ("hmget", "client|setname"), counted since the server started or the last
 // [ResetStats]. It sees what the server ran, whoever sent it.
-func CommandCalls(tb testing.TB, c redis.UniversalClient) map[string]int64 {
+func CommandStats(tb testing.TB, c redis.UniversalClient) map[string]CommandStat {
 	tb.Helper()
 	info, err := c.Info(context.Background(), "commandstats").Result()
 	if err != nil {
 		tb.Fatalf("redistest: INFO commandstats: %v", err)
 	}
-	calls := make(map[string]int64)
+	stats := make(map[string]CommandStat)
 	for line := range strings.Lines(info) {
 		// cmdstat_hmget:calls=1,usec=5,usec_per_call=5.00,...
-		name, stats, ok := strings.Cut(strings.TrimSpace(line), ":")
+		name, fields, ok := strings.Cut(strings.TrimSpace(line), ":")
 		name, isCmd := strings.CutPrefix(name, "cmdstat_")
 		if !ok || !isCmd {
 			continue
 		}
-		for field := range strings.SplitSeq(stats, ",") {
-			if v, ok := strings.CutPrefix(field, "calls="); ok {
-				n, err := strconv.ParseInt(v, 10, 64)
-				if err != nil {
-					tb.Fatalf("redistest: INFO commandstats line %q: %v", line, err)
-				}
-				calls[name] = n
+		var st CommandStat
+		for field := range strings.SplitSeq(fields, ",") {
+			key, v, _ := strings.Cut(field, "=")
+			var dst *int64
+			switch key {
+			case "calls":
+				dst = &st.Calls
+			case "usec":
+				dst = &st.Usec
+			default:
+				continue
 			}
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				tb.Fatalf("redistest: INFO commandstats line %q: %v", line, err)
+			}
+			*dst = n
 		}
+		stats[name] = st
+	}
+	return stats
+}
+
+// CommandCalls is [CommandStats] reduced to the calls per command.
+func CommandCalls(tb testing.TB, c redis.UniversalClient) map[string]int64 {
+	tb.Helper()
+	calls := make(map[string]int64)
+	for name, st := range CommandStats(tb, c) {
+		calls[name] = st.Calls
 	}
 	return calls
 }
 
 // ResetStats zeroes the server's statistics (CONFIG RESETSTAT), so that
-// [CommandCalls] counts from now on.
+// [CommandStats] counts from now on.
 func ResetStats(tb testing.TB, c redis.UniversalClient) {
 	tb.Helper()
 	if err := c.ConfigResetStat(context.Background()).Err(); err != nil {

@@ -32,4 +32,11 @@ func TestCommandCallsAndWireBytes(t *testing.T) {
 	if calls["hmget"] != 3 || calls["get"] != 1 || calls["set"] != 0 {
 		t.Errorf("calls %v; want hmget 3, get 1 and no set (before the reset)", calls)
 	}
+	// A script busy for a while shows its CPU time.
+	if err := c.Eval(ctx, "for i = 1, 200000 do end return 1", nil).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if st := CommandStats(t, c)["eval"]; st.Calls != 1 || st.Usec <= 0 {
+		t.Errorf("eval stats %+v; want 1 call that took some microseconds", st)
+	}
 }
