@@ -104,7 +104,7 @@ func (b *Bridge) noteReconnect(profileID string) {
 	f := b.figures[profileID]
 	f.Reconnects++
 	b.figures[profileID] = f
-	b.dirty = true
+	b.dirty[profileID] = struct{}{}
 }
 
 // noteEvent records the time of a profile's last upstream frame.
@@ -115,7 +115,7 @@ func (b *Bridge) noteEvent(profileID string) {
 	f := b.figures[profileID]
 	f.LastEventAt = now
 	b.figures[profileID] = f
-	b.dirty = true
+	b.dirty[profileID] = struct{}{}
 }
 
 // seedFigures starts a term from the figures earlier leaders recorded, so
@@ -143,19 +143,28 @@ func (b *Bridge) seedFigures(ctx context.Context) {
 	}
 }
 
-// flushFigures records the figures in the store if they changed.
+// flushFigures records the figures of the profiles whose figures changed
+// since they were last recorded: one write whose size follows the changes,
+// not the number of profiles.
 func (b *Bridge) flushFigures(ctx context.Context) {
 	b.mu.Lock()
-	if !b.dirty {
+	if len(b.dirty) == 0 {
 		b.mu.Unlock()
 		return
 	}
-	figures := maps.Clone(b.figures)
-	b.dirty = false
+	figures := make(map[string]Figures, len(b.dirty))
+	for id := range b.dirty {
+		if f, ok := b.figures[id]; ok {
+			figures[id] = f
+		}
+	}
+	clear(b.dirty)
 	b.mu.Unlock()
 	if err := b.cfg.Store.SetFigures(ctx, figures); err != nil {
 		b.mu.Lock()
-		b.dirty = true
+		for id := range figures {
+			b.dirty[id] = struct{}{}
+		}
 		b.mu.Unlock()
 		if ctx.Err() == nil {
 			b.sampled.Warn().Err(err).Msg("rtm: cannot record the profile figures; retrying")
