@@ -107,10 +107,10 @@ type Bridge struct {
 	campaignWake chan struct{} // cap 1: try the lease now (it was released)
 	bridgeWake   chan struct{} // cap 1: reread the sessions now
 
-	mu      sync.Mutex         // guards the following fields
-	states  map[string]State   // the leader's profile states; empty when not leading
-	figures map[string]Figures // the leader's profile figures; empty when not leading
-	dirty   bool               // figures changed since they were last recorded in the store
+	mu      sync.Mutex          // guards the following fields
+	states  map[string]State    // the leader's profile states; empty when not leading
+	figures map[string]Figures  // the leader's profile figures; empty when not leading
+	dirty   map[string]struct{} // profiles whose figures changed since they were last recorded in the store
 
 	reconnects, eventsIn, eventsOut, duplicates, stale atomic.Uint64
 	unknown, malformed, own, failed                    atomic.Uint64
@@ -177,6 +177,7 @@ func New(cfg Config) (*Bridge, error) {
 		bridgeWake:   make(chan struct{}, 1),
 		states:       make(map[string]State),
 		figures:      make(map[string]Figures),
+		dirty:        make(map[string]struct{}),
 	}, nil
 }
 
@@ -435,7 +436,7 @@ func (b *Bridge) lead(ctx context.Context, term lease.Term, acquiredAt time.Time
 		b.mu.Lock()
 		clear(b.states)
 		clear(b.figures)
-		b.dirty = false
+		clear(b.dirty)
 		b.mu.Unlock()
 	}
 

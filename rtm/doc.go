@@ -76,7 +76,9 @@
 // with state connected, reconnecting (with the delay before the next
 // attempt, published for each scheduled retry) or session_expired; the first
 // connection attempt publishes only its outcome. The leader also writes each
-// state to the Store so that Stats on any node shows them.
+// state to the Store so that Stats on any node shows them, and so that
+// [Bridge.Statuses] (every client CONNECT) reads the states of the client's
+// profiles only: one HMGET on a follower, a lookup on the leader.
 //
 // # Terms on the bus
 //

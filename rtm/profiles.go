@@ -12,20 +12,32 @@ import (
 
 // Statuses returns the current state of each of profileIDs that has one
 // (a profile without a stored session has none): the leader's own view on
-// the leader, the states the leader stored elsewhere (one round trip).
-// The node sends them as rtm_status right after a client's CONNECT.
+// the leader, the states the leader stored elsewhere (one round trip that
+// reads only these profiles' entries). Its cost follows len(profileIDs), not
+// the number of profiles in the cluster: the node calls it on every
+// client's CONNECT and sends the states as rtm_status.
 func (b *Bridge) Statuses(ctx context.Context, profileIDs []string) (map[string]State, error) {
-	states, _, err := b.view(ctx, false)
-	if err != nil {
-		return nil, err
+	if b.leading.Load() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return pick(b.states, profileIDs), nil
 	}
-	out := make(map[string]State, len(profileIDs))
-	for _, id := range profileIDs {
+	states, err := b.cfg.Store.StatesOf(ctx, profileIDs)
+	if err != nil {
+		return nil, fmt.Errorf("rtm: profile states: %w", err)
+	}
+	return states, nil
+}
+
+// pick returns the entries of states for ids (those it has).
+func pick(states map[string]State, ids []string) map[string]State {
+	out := make(map[string]State, len(ids))
+	for _, id := range ids {
 		if st, ok := states[id]; ok {
 			out[id] = st
 		}
 	}
-	return out, nil
+	return out
 }
 
 // Profiles lists the profiles with a state, ordered by id, starting after
@@ -35,7 +47,7 @@ func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []
 	if limit <= 0 {
 		return nil, "", fmt.Errorf("rtm: profiles: limit %d must be positive", limit)
 	}
-	states, figures, err := b.view(ctx, true)
+	states, figures, err := b.view(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -63,9 +75,9 @@ func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []
 	return page, next, nil
 }
 
-// view returns the profiles' states (and figures, if asked) as this node
-// knows them: its own on the leader, else the store's.
-func (b *Bridge) view(ctx context.Context, withFigures bool) (map[string]State, map[string]Figures, error) {
+// view returns every profile's state and figures as this node knows them:
+// its own on the leader, else the store's.
+func (b *Bridge) view(ctx context.Context) (map[string]State, map[string]Figures, error) {
 	if b.leading.Load() {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -74,9 +86,6 @@ func (b *Bridge) view(ctx context.Context, withFigures bool) (map[string]State, 
 	states, err := b.cfg.Store.States(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rtm: profile states: %w", err)
-	}
-	if !withFigures {
-		return states, nil, nil
 	}
 	figures, err := b.cfg.Store.Figures(ctx)
 	if err != nil {
@@ -95,7 +104,7 @@ func (b *Bridge) noteReconnect(profileID string) {
 	f := b.figures[profileID]
 	f.Reconnects++
 	b.figures[profileID] = f
-	b.dirty = true
+	b.dirty[profileID] = struct{}{}
 }
 
 // noteEvent records the time of a profile's last upstream frame.
@@ -106,7 +115,7 @@ func (b *Bridge) noteEvent(profileID string) {
 	f := b.figures[profileID]
 	f.LastEventAt = now
 	b.figures[profileID] = f
-	b.dirty = true
+	b.dirty[profileID] = struct{}{}
 }
 
 // seedFigures starts a term from the figures earlier leaders recorded, so
@@ -134,19 +143,28 @@ func (b *Bridge) seedFigures(ctx context.Context) {
 	}
 }
 
-// flushFigures records the figures in the store if they changed.
+// flushFigures records the figures of the profiles whose figures changed
+// since they were last recorded: one write whose size follows the changes,
+// not the number of profiles.
 func (b *Bridge) flushFigures(ctx context.Context) {
 	b.mu.Lock()
-	if !b.dirty {
+	if len(b.dirty) == 0 {
 		b.mu.Unlock()
 		return
 	}
-	figures := maps.Clone(b.figures)
-	b.dirty = false
+	figures := make(map[string]Figures, len(b.dirty))
+	for id := range b.dirty {
+		if f, ok := b.figures[id]; ok {
+			figures[id] = f
+		}
+	}
+	clear(b.dirty)
 	b.mu.Unlock()
 	if err := b.cfg.Store.SetFigures(ctx, figures); err != nil {
 		b.mu.Lock()
-		b.dirty = true
+		for id := range figures {
+			b.dirty[id] = struct{}{}
+		}
 		b.mu.Unlock()
 		if ctx.Err() == nil {
 			b.sampled.Warn().Err(err).Msg("rtm: cannot record the profile figures; retrying")

@@ -1,9 +1,13 @@
 package rtm_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/anchat/realtime/bus"
+	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/lease"
 	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
 	"github.com/anchat/realtime/rtm/rtmstatus"
@@ -79,4 +83,58 @@ func TestStatusesAndProfiles(t *testing.T) {
 		return err == nil && len(page) == 2 && page[0].Reconnects >= p1.Reconnects && page[0].LastEventAt >= p1.LastEventAt &&
 			page[0].State == "connected"
 	})
+}
+
+// TestStatusesReadOnlyTheAskedProfiles: on a node that does not lead, the
+// states a client's CONNECT asks for cost one HMGET of those profiles'
+// fields, whatever the number of other profiles in the cluster: the
+// rtm_status after every CONNECT must not read the whole state hash (an
+// attacker reconnecting in a loop, or a reconnect storm, would make each
+// connect cost O(cluster) in Redis, on the wire and in the node's memory).
+func TestStatusesReadOnlyTheAskedProfiles(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	client, wire := srv.CountingClient()
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	store := newRedisStore(t, client, prefix)
+	const others = 10_000
+	fields := make([]any, 0, 2*others)
+	for i := range others {
+		fields = append(fields, fmt.Sprintf("other-%05d", i), string(rtm.StateConnected))
+	}
+	// The state hash's key, as TestRedisStoreLayout pins it.
+	if err := client.HSet(ctx, prefix+":{rtm}:state", fields...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_ = store.SetState(ctx, "p1", rtm.StateConnected)
+	_ = store.SetState(ctx, "p2", rtm.StateSessionExpired)
+	if all, err := store.States(ctx); err != nil || len(all) != others+2 {
+		t.Fatalf("seeded %d states (%v), want %d", len(all), err, others+2)
+	}
+
+	// A bridge that has not won the lease (not Run) answers as any follower.
+	b, err := rtm.New(rtm.Config{NodeID: "n1", URL: "ws://127.0.0.1:1/ws", Lease: lease.NewMemory(nil),
+		Bus: bus.NewMemory(bus.MemoryConfig{}), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	redistest.ResetStats(t, client)
+	before := wire.Read()
+	st, err := b.Statuses(ctx, []string{"p1", "p2", "p3"})
+	read := wire.Read() - before
+	if err != nil || len(st) != 2 || st["p1"] != rtm.StateConnected || st["p2"] != rtm.StateSessionExpired {
+		t.Fatalf("Statuses = %v, %v; want p1 connected, p2 session_expired", st, err)
+	}
+	calls := redistest.CommandCalls(t, client)
+	delete(calls, "config|resetstat")
+	if len(calls) != 1 || calls["hmget"] != 1 {
+		t.Errorf("Redis ran %v; want one hmget", calls)
+	}
+	// Three fields' reply is tens of bytes; the hash's HGETALL is ~250 KB.
+	if read > 256 {
+		t.Errorf("Statuses read %d bytes from Redis; want the 3 asked fields only (< 256 bytes)", read)
+	}
+	if st, err := b.Statuses(ctx, nil); err != nil || len(st) != 0 {
+		t.Fatalf("Statuses of no profile = %v, %v", st, err)
+	}
 }

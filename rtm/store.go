@@ -79,6 +79,11 @@ type Store interface {
 	DeleteState(ctx context.Context, profileID string) error
 	// States returns the reported states by profile id.
 	States(ctx context.Context) (map[string]State, error)
+	// StatesOf returns the reported states of profileIDs (those that have
+	// one), reading only their entries, so its cost follows len(profileIDs),
+	// not the number of profiles in the cluster. It does no I/O for an
+	// empty list.
+	StatesOf(ctx context.Context, profileIDs []string) (map[string]State, error)
 
 	// SetFigures records the leader's figures of the given profiles,
 	// replacing what was recorded for each. DeleteSession and DeleteState

@@ -123,6 +123,13 @@ func (s *MemoryStore) States(context.Context) (map[string]State, error) {
 	return maps.Clone(s.states), nil
 }
 
+// StatesOf implements [Store].
+func (s *MemoryStore) StatesOf(_ context.Context, profileIDs []string) (map[string]State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return pick(s.states, profileIDs), nil
+}
+
 // MarkSeen implements [Store].
 func (s *MemoryStore) MarkSeen(_ context.Context, key string, ttl time.Duration) (bool, error) {
 	s.mu.Lock()

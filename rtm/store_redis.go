@@ -149,6 +149,25 @@ func (s *RedisStore) States(ctx context.Context) (map[string]State, error) {
 	return hashOf(ctx, s.client, s.state, "states", func(v string) (State, bool) { return State(v), true })
 }
 
+// StatesOf implements [Store]: one HMGET of the profiles' fields of the
+// state hash (one key, so one Redis Cluster slot, however many profiles).
+func (s *RedisStore) StatesOf(ctx context.Context, profileIDs []string) (map[string]State, error) {
+	out := make(map[string]State, len(profileIDs))
+	if len(profileIDs) == 0 {
+		return out, nil // HMGET needs a field
+	}
+	values, err := s.client.HMGet(ctx, s.state, profileIDs...).Result()
+	if err != nil {
+		return nil, wrapRedis("states of", err)
+	}
+	for i, v := range values {
+		if st, ok := v.(string); ok { // nil: no state
+			out[profileIDs[i]] = State(st)
+		}
+	}
+	return out, nil
+}
+
 // hashOf reads the hash key (one HGETALL) into a map, each value decoded by
 // decode; the entries it refuses are left out. what names the call in errors.
 func hashOf[V any](ctx context.Context, c redis.UniversalClient, key, what string, decode func(string) (V, bool)) (map[string]V, error) {

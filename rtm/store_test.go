@@ -87,6 +87,15 @@ func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(ti
 		if err != nil || len(st) != 2 || st["p1"] != rtm.StateConnected || st["p2"] != rtm.StateConnected {
 			t.Fatalf("States = %v, %v", st, err)
 		}
+		// StatesOf: only the asked profiles that have a state, duplicates
+		// folded; none asked, none read.
+		st, err = s.StatesOf(ctx, []string{"p2", "p3", "p9", "p2"})
+		if err != nil || len(st) != 1 || st["p2"] != rtm.StateConnected {
+			t.Fatalf("StatesOf(p2, p3, p9, p2) = %v, %v; want p2 connected", st, err)
+		}
+		if st, err = s.StatesOf(ctx, nil); err != nil || st == nil || len(st) != 0 {
+			t.Fatalf("StatesOf(nil) = %#v, %v; want an empty map", st, err)
+		}
 	})
 	t.Run("figures", func(t *testing.T) {
 		s, _ := newStore(t)
@@ -241,5 +250,8 @@ func TestRedisStoreUnavailable(t *testing.T) {
 	err := s.PutSession(t.Context(), "p1", json.RawMessage(`{"cookies":"a=1"}`))
 	if !errors.Is(err, rtm.ErrUnavailable) || !errors.Is(err, bus.ErrUnavailable) {
 		t.Fatalf("PutSession with Redis down: %v; want ErrUnavailable (and bus.ErrUnavailable)", err)
+	}
+	if _, err := s.StatesOf(t.Context(), []string{"p1"}); !errors.Is(err, rtm.ErrUnavailable) {
+		t.Fatalf("StatesOf with Redis down: %v; want ErrUnavailable", err)
 	}
 }

@@ -104,6 +104,7 @@ func (b *Bridge) reconcile(ctx context.Context, term lease.Term, conns map[strin
 		b.mu.Lock()
 		delete(b.states, id)
 		delete(b.figures, id)
+		delete(b.dirty, id)
 		b.mu.Unlock()
 		if err := b.cfg.Store.DeleteState(ctx, id); err != nil && ctx.Err() == nil {
 			b.sampled.Warn().Err(err).Str("profile", id).Msg("rtm: cannot clear a deleted profile's state")
@@ -408,7 +409,7 @@ func (b *Bridge) setState(ctx context.Context, term lease.Term, profileID string
 	if b.states[profileID] != st || f.Since.IsZero() {
 		f.Since = b.cfg.Now()
 		b.figures[profileID] = f
-		b.dirty = true // flushFigures may have taken the figures just before
+		b.dirty[profileID] = struct{}{} // flushFigures may have taken the figures just before
 	}
 	b.states[profileID] = st
 	b.mu.Unlock()
