@@ -629,3 +629,50 @@ func TestRepeatedTokenStillExpires(t *testing.T) {
 		t.Fatalf("golang-jwt at exp: %v, want AUTH_EXPIRED", err)
 	}
 }
+
+// TestNamespaceConnectCyclesCloseTheConnection cycles DISCONNECT/CONNECT
+// of /messenger on one connection: each CONNECT of a namespace not
+// connected reads the user's RTM states, so the cycles are capped at
+// maxNamespaceConnects, then the connection is closed with 1008 (not a
+// CONNECT_ERROR: the client reconnects on a new connection).
+func TestNamespaceConnectCyclesCloseTheConnection(t *testing.T) {
+	n := startNode(t, nil)
+	tok := token(t, "cycler", time.Hour, nil)
+	c := connect(t, n.Addr().String(), tok)
+	connects := 1
+	for range 2 * maxNamespaceConnects {
+		c.write(string(socketio.AppendDisconnect(nil, "/messenger")))
+		c.write(string(socketio.AppendClientConnect(nil, "/messenger", []byte(`{"token":"`+tok+`"}`))))
+	}
+	for {
+		select {
+		case p := <-c.in:
+			switch p.typ {
+			case socketio.Connect:
+				connects++
+			case socketio.ConnectError:
+				t.Fatalf("CONNECT_ERROR %q: a time-cured refusal must be a transport close", p.raw)
+			}
+			continue
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connection still open after %d connects", connects)
+		}
+		break
+	}
+	for len(c.in) > 0 {
+		if p := <-c.in; p.typ == socketio.Connect {
+			connects++
+		}
+	}
+	if connects != maxNamespaceConnects || c.closeCode != 1008 {
+		t.Fatalf("%d connects, close code %d; want %d, then 1008", connects, c.closeCode, maxNamespaceConnects)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for counterValue(n.srv.metrics.disconnects.WithLabelValues(reasonNamespaceConnects)) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("realtime_disconnects_total{reason=namespace_connects} not counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

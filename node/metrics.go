@@ -130,7 +130,7 @@ var (
 	reasonLabels = newLabelSet("other", reasonClientClose, reasonClientGone, reasonReadError, reasonWriteError,
 		reasonProtocol, reasonFrameTooLarge, reasonPingTimeout, reasonSlowConsumer, reasonAuthExpired,
 		reasonConnectTimeout, reasonUnavailable, reasonDraining, reasonNamespace, reasonShutdown, reasonRefusedConnects,
-		reasonAdmin)
+		reasonNamespaceConnects, reasonAdmin)
 )
 
 // countEventError counts a refused client event; both labels are bounded

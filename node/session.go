@@ -31,6 +31,7 @@ type session struct {
 
 	// Read side only: CONNECTs are handled by the connection's reader.
 	refusals  int               // refused CONNECTs; maxRefusedConnects closes the connection
+	nsJoins   int               // CONNECTs to a namespace not connected; maxNamespaceConnects closes the connection
 	lastSum   [sha256.Size]byte // of the token last verified on this connection
 	lastToken *identity         // its identity; nil before the first
 
@@ -206,6 +207,14 @@ func (s *session) badEvent(c *conn, ns nsMask, ackID int64, payload []byte) {
 // the client's three forms: `40`, `40/nsp,` and `40/nsp,{"token":"..."}`.
 func (s *session) connect(c *conn, ns nsMask, authData []byte) (reason string) {
 	srv := c.srv
+	if !s.connected(ns) {
+		if s.nsJoins++; s.nsJoins > maxNamespaceConnects {
+			// Not a CONNECT_ERROR: a transport close, so socket.io-client
+			// reconnects by itself on a fresh connection.
+			c.closeAfter(closeFrame(ws.StatusPolicyViolation, "too many namespace connects"), reasonNamespaceConnects)
+			return reasonNamespaceConnects
+		}
+	}
 	nsp := srv.nsName(ns)
 	token := s.upgradeToken
 	if len(authData) > 0 {
@@ -330,6 +339,18 @@ const maxRefusedConnects = 5
 
 // reasonRefusedConnects closes a connection at maxRefusedConnects.
 const reasonRefusedConnects = "refused_connects"
+
+// maxNamespaceConnects is how many times a connection may connect a
+// namespace it is not connected to (the first CONNECT of each namespace
+// included): each such CONNECT reads the user's RTM states from Redis, and a
+// client cycling DISCONNECT/CONNECT would otherwise make one read per packet.
+// An application needs two (root and /messenger) plus a few toggles; the one
+// beyond the cap closes the connection (1008) and socket.io-client
+// reconnects on a new one, which the per-address connection rate bounds.
+const maxNamespaceConnects = 20
+
+// reasonNamespaceConnects closes a connection beyond maxNamespaceConnects.
+const reasonNamespaceConnects = "namespace_connects"
 
 // maxRefusalLogBytes bounds the reason logged for a refusal (token parser
 // errors may quote a little of the token).
