@@ -44,7 +44,7 @@ type worker struct {
 	conns   []*Conn    // by idx-lo, the latest attempt
 
 	loops  []*epollLoop
-	recs   []*recorder // every recorder (loops or goroutine shards, connectors)
+	recs   []*recorder // every recorder (loops or goroutine shards, connectors); appended under mu once the run has started
 	shards []*recorder // goroutine reader recorders
 	rr     atomic.Uint32
 
@@ -297,14 +297,11 @@ func (w *worker) connectAll() {
 	var wg sync.WaitGroup
 	n := min(w.cfg.ConnectConcurrency, w.hi-w.lo)
 	for range n {
-		rec := &recorder{}
-		w.mu.Lock()
-		w.recs = append(w.recs, rec)
-		w.mu.Unlock()
+		rec := w.connectorRecorder()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 16<<10)
+			buf := make([]byte, connectBufSize)
 			for idx := range jobs {
 				w.connectOne(idx, buf, rec, false)
 			}
@@ -422,16 +419,27 @@ func (w *worker) closed(c *Conn, err error) {
 	w.countError("disconnect:" + classify(err))
 }
 
-// reconnector brings dropped connections back, retrying with backoff until
-// ReconnectTimeout after the drop.
-func (w *worker) reconnector() {
-	sem := make(chan struct{}, w.cfg.ConnectConcurrency)
+// connectBufSize is the scratch buffer of one connecting goroutine
+// (connectOne's buf).
+const connectBufSize = 16 << 10
+
+// connectorRecorder returns a new recorder for connecting goroutines, listed
+// in w.recs under mu: snapshot reads recs while connectors start.
+func (w *worker) connectorRecorder() *recorder {
 	rec := &recorder{}
 	w.mu.Lock()
 	w.recs = append(w.recs, rec)
 	w.mu.Unlock()
+	return rec
+}
+
+// reconnector brings dropped connections back, retrying with backoff until
+// ReconnectTimeout after the drop.
+func (w *worker) reconnector() {
+	sem := make(chan struct{}, w.cfg.ConnectConcurrency)
+	rec := w.connectorRecorder()
 	var bufs sync.Pool
-	bufs.New = func() any { return make([]byte, 16<<10) }
+	bufs.New = func() any { return make([]byte, connectBufSize) }
 	for {
 		var idx int
 		select {
