@@ -311,12 +311,7 @@ func (w *worker) connectAll() {
 	start := time.Now()
 	for i, idx := 0, w.lo; idx < w.hi; i, idx = i+1, idx+1 {
 		if rate > 0 {
-			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-w.ctx.Done():
-				}
-			}
+			sleep(w.ctx, time.Until(start.Add(time.Duration(float64(i)/rate*float64(time.Second)))))
 		}
 		if w.ctx.Err() != nil {
 			break
@@ -419,6 +414,22 @@ func (w *worker) closed(c *Conn, err error) {
 	w.countError("disconnect:" + classify(err))
 }
 
+// sleep waits d (nothing when d <= 0) or until ctx ends; false when ctx has
+// ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 // connectBufSize is the scratch buffer of one connecting goroutine
 // (connectOne's buf).
 const connectBufSize = 16 << 10
@@ -480,9 +491,7 @@ func (w *worker) reconnector() {
 					w.countError("reconnect:gave_up")
 					return
 				}
-				select {
-				case <-time.After(d):
-				case <-w.ctx.Done():
+				if !sleep(w.ctx, d) {
 					return
 				}
 				backoff = min(2*backoff, 2*time.Second)
@@ -496,9 +505,7 @@ func (w *worker) reconnector() {
 func (w *worker) load(startAt int64) {
 	defer close(w.loadDone)
 	start := time.Unix(0, startAt)
-	select {
-	case <-time.After(time.Until(start)):
-	case <-w.ctx.Done():
+	if !sleep(w.ctx, time.Until(start)) {
 		return
 	}
 	end := start.Add(w.cfg.Duration.D())
@@ -562,12 +569,7 @@ func (w *worker) pace(start, end time.Time, rate float64, send func() bool) {
 		}
 		next := start.Add(time.Duration(float64(done) / rate * float64(time.Second)))
 		d := time.Until(next)
-		if d < 100*time.Microsecond {
-			d = 100 * time.Microsecond
-		}
-		select {
-		case <-time.After(d):
-		case <-w.ctx.Done():
+		if !sleep(w.ctx, max(d, 100*time.Microsecond)) {
 			return
 		}
 	}
