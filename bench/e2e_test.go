@@ -3,23 +3,21 @@ package bench
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/anchat/realtime/internal/nodetest"
-	"github.com/anchat/realtime/internal/syncbuf"
+	"github.com/anchat/realtime/rtm/rtmsim"
+	"github.com/anchat/realtime/rtm/rtmsim/rtmsimtest"
 )
 
 // End-to-end runs of every scenario against real node processes built from
-// ./cmd/realtime (and ./cmd/rtmsim), with small sizes.
-
-// rtmsimBin is cmd/rtmsim, built by TestMain ("" if it does not build).
-var rtmsimBin string
+// ./cmd/realtime, with small sizes; the rtm scenario's provider is the
+// simulator of rtm/rtmsim served in-process (compiled into this test binary,
+// so it cannot be missing).
 
 // workerEnv makes the test binary act as a bench worker (for --procs > 1).
 const workerEnv = "BENCH_TEST_WORKER"
@@ -28,15 +26,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
 		os.Exit(Main(context.Background(), []string{"--worker"}, os.Stdin, os.Stdout, os.Stderr))
 	}
-	nodetest.Main(m, func(dir string) error {
-		bin, err := nodetest.Build(dir, "cmd/rtmsim")
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "bench tests: the rtm scenario test will skip: %v\n", err)
-			return nil
-		}
-		rtmsimBin = bin
-		return nil
-	})
+	nodetest.Main(m, nil)
 }
 
 // loadFlags are the limits a load run needs (the defaults allow 30 messages
@@ -200,26 +190,13 @@ func TestE2ELossIsReported(t *testing.T) {
 	}
 }
 
-// The rtm scenario against rtmsim and a node bridging it.
+// The rtm scenario against rtmsim (no generated events: the scenario emits
+// its own through the control API) and a node bridging it.
 func TestE2ERTM(t *testing.T) {
 	nodetest.Require(t)
-	if rtmsimBin == "" {
-		t.Skip("cmd/rtmsim is not built")
-	}
-	simAddr := "127.0.0.1:" + strconv.Itoa(nodetest.FreePort(t))
-	sim := exec.Command(rtmsimBin, "--addr", simAddr, "--rate", "0")
-	simLogs := &syncbuf.Buffer{}
-	sim.Stdout, sim.Stderr = simLogs, simLogs
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Process.Kill(); _ = sim.Wait() })
-	n := startNode(t, "--rtm-url", "ws://"+simAddr+"/ws")
-	res, err := run(t, Config{Scenario: ScenarioRTM, Targets: []string{n.Addr}, Conns: 30, Profiles: 3, Rate: 30,
-		Duration: Duration(time.Second), RTMControlURL: "http://" + simAddr, APIURL: n.AdminURL, APIKey: "dev-api-key"}, Options{})
-	if res == nil && err != nil && strings.Contains(err.Error(), "RTM_DISABLED") {
-		t.Skip("this node build has no RTM bridge yet: " + err.Error())
-	}
-	res = mustPass(t)(res, err)
+	sim := rtmsimtest.Start(t, rtmsim.Config{})
+	n := startNode(t, "--rtm-url", sim.WSURL())
+	res := mustPass(t)(run(t, Config{Scenario: ScenarioRTM, Targets: []string{n.Addr}, Conns: 30, Profiles: 3, Rate: 30,
+		Duration: Duration(time.Second), RTMControlURL: sim.URL, APIURL: n.AdminURL, APIKey: "dev-api-key"}, Options{}))
 	checkDeliveries(t, res, 10)
 }

@@ -95,9 +95,7 @@ func waitUpstream(ctx context.Context, cfg *Config, timeout time.Duration) error
 		if time.Now().After(deadline) {
 			return fmt.Errorf("bench: waiting for the node's RTM upstream connections: %w", err)
 		}
-		select {
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
+		if !sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}

@@ -44,7 +44,7 @@ type worker struct {
 	conns   []*Conn    // by idx-lo, the latest attempt
 
 	loops  []*epollLoop
-	recs   []*recorder // every recorder (loops or goroutine shards, connectors)
+	recs   []*recorder // every recorder (loops or goroutine shards, connectors); appended under mu once the run has started
 	shards []*recorder // goroutine reader recorders
 	rr     atomic.Uint32
 
@@ -297,14 +297,11 @@ func (w *worker) connectAll() {
 	var wg sync.WaitGroup
 	n := min(w.cfg.ConnectConcurrency, w.hi-w.lo)
 	for range n {
-		rec := &recorder{}
-		w.mu.Lock()
-		w.recs = append(w.recs, rec)
-		w.mu.Unlock()
+		rec := w.connectorRecorder()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, 16<<10)
+			buf := make([]byte, connectBufSize)
 			for idx := range jobs {
 				w.connectOne(idx, buf, rec, false)
 			}
@@ -314,12 +311,7 @@ func (w *worker) connectAll() {
 	start := time.Now()
 	for i, idx := 0, w.lo; idx < w.hi; i, idx = i+1, idx+1 {
 		if rate > 0 {
-			if d := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-w.ctx.Done():
-				}
-			}
+			sleep(w.ctx, time.Until(start.Add(time.Duration(float64(i)/rate*float64(time.Second)))))
 		}
 		if w.ctx.Err() != nil {
 			break
@@ -422,16 +414,43 @@ func (w *worker) closed(c *Conn, err error) {
 	w.countError("disconnect:" + classify(err))
 }
 
-// reconnector brings dropped connections back, retrying with backoff until
-// ReconnectTimeout after the drop.
-func (w *worker) reconnector() {
-	sem := make(chan struct{}, w.cfg.ConnectConcurrency)
+// sleep waits d (nothing when d <= 0) or until ctx ends; false when ctx has
+// ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// connectBufSize is the scratch buffer of one connecting goroutine
+// (connectOne's buf).
+const connectBufSize = 16 << 10
+
+// connectorRecorder returns a new recorder for connecting goroutines, listed
+// in w.recs under mu: snapshot reads recs while connectors start.
+func (w *worker) connectorRecorder() *recorder {
 	rec := &recorder{}
 	w.mu.Lock()
 	w.recs = append(w.recs, rec)
 	w.mu.Unlock()
+	return rec
+}
+
+// reconnector brings dropped connections back, retrying with backoff until
+// ReconnectTimeout after the drop.
+func (w *worker) reconnector() {
+	sem := make(chan struct{}, w.cfg.ConnectConcurrency)
+	rec := w.connectorRecorder()
 	var bufs sync.Pool
-	bufs.New = func() any { return make([]byte, 16<<10) }
+	bufs.New = func() any { return make([]byte, connectBufSize) }
 	for {
 		var idx int
 		select {
@@ -472,9 +491,7 @@ func (w *worker) reconnector() {
 					w.countError("reconnect:gave_up")
 					return
 				}
-				select {
-				case <-time.After(d):
-				case <-w.ctx.Done():
+				if !sleep(w.ctx, d) {
 					return
 				}
 				backoff = min(2*backoff, 2*time.Second)
@@ -488,9 +505,7 @@ func (w *worker) reconnector() {
 func (w *worker) load(startAt int64) {
 	defer close(w.loadDone)
 	start := time.Unix(0, startAt)
-	select {
-	case <-time.After(time.Until(start)):
-	case <-w.ctx.Done():
+	if !sleep(w.ctx, time.Until(start)) {
 		return
 	}
 	end := start.Add(w.cfg.Duration.D())
@@ -554,12 +569,7 @@ func (w *worker) pace(start, end time.Time, rate float64, send func() bool) {
 		}
 		next := start.Add(time.Duration(float64(done) / rate * float64(time.Second)))
 		d := time.Until(next)
-		if d < 100*time.Microsecond {
-			d = 100 * time.Microsecond
-		}
-		select {
-		case <-time.After(d):
-		case <-w.ctx.Done():
+		if !sleep(w.ctx, max(d, 100*time.Microsecond)) {
 			return
 		}
 	}

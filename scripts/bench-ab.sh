@@ -26,13 +26,9 @@ if [ -z "${BENCH:-}" ]; then
 	go build -o "$BENCH" ./cmd/bench
 fi
 
-. "$(dirname "$0")/lib.sh" # PIDS, free_port, wait_http, NODE_FLAGS
+. "$(dirname "$0")/lib.sh" # PIDS, free_port, await_ready, start_redis, stop_pid, NODE_FLAGS
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --maxclients 20000 \
-	>"$WORK/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$WORK/redis.log" --maxclients 20000
 
 # redis_cpu prints the CPU seconds redis-server has used so far.
 redis_cpu() {
@@ -49,19 +45,13 @@ run() {
 		--addr "127.0.0.1:$port" --admin-addr "127.0.0.1:$admin" >"$WORK/$name-$i.log" 2>&1 &
 	pid=$!
 	PIDS+=($pid)
-	if ! wait_http "http://127.0.0.1:$admin/readyz" 15; then
-		echo "bench-ab: $name did not become ready" >&2
-		tail -5 "$WORK/$name-$i.log" >&2
-		exit 1
-	fi
+	await_ready "$name" "http://127.0.0.1:$admin/readyz" "$WORK/$name-$i.log" || exit 1
 	local cpu0
 	cpu0=$(redis_cpu)
 	"$BENCH" --quiet --targets "127.0.0.1:$port" --jwt-secret $SECRET --local-ips 127.0.0.2-127.0.0.40 \
 		--server-pids "$pid" --json "$WORK/$name-$i.json" "$@" || echo "bench-ab: $name run $i failed" >&2
 	echo "$(redis_cpu) - $cpu0" | bc >"$WORK/$name-$i.redis-cpu"
-	kill "$pid"
-	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-	kill -9 "$pid" 2>/dev/null || true
+	stop_pid "$pid"
 	redis-cli -p "$REDIS_PORT" flushall >/dev/null
 }
 

@@ -39,23 +39,15 @@ LOCAL_IPS=127.0.0.2-127.0.0.40
 mkdir -p "$WORK/results" "$WORK/logs"
 echo "bench-compare: work directory $WORK" >&2
 
-. "$(dirname "$0")/lib.sh" # PIDS, free_port, wait_http, NODE_FLAGS
+. "$(dirname "$0")/lib.sh" # PIDS, free_port, await_ready, start_redis, stop_pid, install_peer, NODE_FLAGS
 # --- build and install -------------------------------------------------------
 go build -o "$WORK/bench" ./cmd/bench
 if [ "${RENDER_ONLY:-0}" != 1 ]; then
 go build -o "$WORK/realtime" ./cmd/realtime
 echo "$(date -u +%Y-%m-%d) $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" >"$WORK/measured"
-if [ ! -d "$WORK/peer/node_modules" ]; then
-	mkdir -p "$WORK/peer"
-	cp "$PEER_SRC/server.js" "$PEER_SRC/package.json" "$PEER_SRC/package-lock.json" "$WORK/peer/"
-	(cd "$WORK/peer" && npm ci --no-audit --no-fund --loglevel=error) >&2
-fi
+install_peer "$WORK/peer"
 
-REDIS_PORT=$(free_port)
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --maxclients 20000 \
-	>"$WORK/logs/redis.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_redis "$WORK/logs/redis.log" --maxclients 20000
 REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 
 
@@ -68,9 +60,7 @@ stop_system() {
 	local p
 	for p in "${SYS_PIDS[@]:-}"; do
 		[ -n "$p" ] || continue
-		kill "$p" 2>/dev/null || true
-		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null || true
+		stop_pid "$p"
 	done
 	SYS_PIDS=()
 	redis-cli -p "$REDIS_PORT" flushall >/dev/null
@@ -84,11 +74,7 @@ await_server() {
 	local pid=$1 name=$2 log=$3 url=$4 port=$5
 	SYS_PIDS+=("$pid")
 	PIDS+=("$pid")
-	if ! wait_http "$url" 15; then
-		echo "bench-compare: $name did not become ready; log:" >&2
-		tail -5 "$log" >&2
-		return 1
-	fi
+	await_ready "$name" "$url" "$log" || return 1
 	SYS_TARGETS+="${SYS_TARGETS:+,}127.0.0.1:$port"
 }
 

@@ -11,8 +11,7 @@
 #    `helm template` piped into tools/chartcheck, which decodes each object
 #    strictly into its k8s.io/api type and applies the chart's sanity rules;
 #    every REALTIME_* variable the chart sets must be one that `realtime help
-#    serve` lists (the node ignores unknown ones). That needs ./cmd/realtime to
-#    build: when it does not, the name check is skipped, or fails under CI=true.
+#    serve` lists (the node ignores unknown ones); ./cmd/realtime must build.
 #    A PrometheusRule is decoded into prometheus-operator's monitoring/v1 type,
 #    each alert must have a "### <alert>" runbook section in docs/OPERATIONS.md,
 #    and its groups pass `promtool check rules`; the render of
@@ -20,9 +19,9 @@
 #    (`promtool test rules`), if there is one. A dashboard
 #    ConfigMap's JSON is checked too. (That the dashboard's and the rules'
 #    queries name metrics a real node exports is a Go test:
-#    cmd/realtime TestChartQueriesNameExportedMetrics.) Without promtool (Debian's
-#    prometheus package; `make deps` installs it) the promtool steps are skipped,
-#    or fail under CI=true.
+#    cmd/realtime TestChartQueriesNameExportedMetrics.) promtool is required
+#    (Debian's prometheus package; `make deps` installs it): without it the
+#    promtool steps fail, they are never skipped.
 # 3. For every values file in helm/realtime/ci/bad/*.yaml: `helm template` must
 #    fail with an error containing the text after "# expect:" on the file's first
 #    line (so it fails for the intended reason), and `helm lint --strict` must
@@ -43,7 +42,6 @@ helm_version=v3.22.0
 start=$SECONDS
 passed=0
 failed=0
-skipped=0
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -57,14 +55,9 @@ fail() {
 	printf 'FAIL  %s\n' "$1"
 	if [ -n "${2:-}" ]; then printf '%s\n' "$2" | sed 's/^/      /'; fi
 }
-skip() {
-	skipped=$((skipped + 1))
-	printf 'skip  %s\n' "$1"
-	if [ -n "${2:-}" ]; then printf '%s\n' "$2" | grep -v '^go: downloading' | head -5 | sed 's/^/      /'; fi
-}
 summary() {
 	echo "helm-test: $((SECONDS - start))s"
-	echo "helm-test: $passed passed, $failed failed, $skipped skipped"
+	echo "helm-test: $passed passed, $failed failed"
 }
 
 # --- tools ---------------------------------------------------------------
@@ -82,15 +75,12 @@ fi
 echo "helm-test: $("$helm" version --short 2>/dev/null || echo "$helm") ($helm), kube-version $kube_version"
 
 promtool=${PROMTOOL_BIN:-$(command -v promtool || true)}
+# promtool_ok fails step $1 when there is no promtool: make deps installs it.
 promtool_ok() {
 	if [ -n "$promtool" ]; then
 		return 0
 	fi
-	if [ "${CI:-}" = true ]; then
-		fail "$1" "promtool not found (apt-get install prometheus, or make deps)"
-	else
-		skip "$1: promtool not found (apt-get install prometheus, or make deps)"
-	fi
+	fail "$1" "promtool not found: run make deps (it installs Debian's prometheus package)"
 	return 1
 }
 
@@ -113,10 +103,8 @@ if out=$(cd "$root" && GOFLAGS=-buildvcs=false go build -o "$tmp/realtime" ./cmd
 	printf '%s\n' "$out" >"$tmp/serve-help.txt"
 	env_args=(-env-names "$tmp/serve-help.txt")
 	pass "cmd/realtime: help serve lists the REALTIME_* variables"
-elif [ "${CI:-}" = true ]; then
-	fail "cmd/realtime: build and help serve (needed to check variable names)" "$out"
 else
-	skip "REALTIME_* name check: cmd/realtime does not build or list its variables" "$out"
+	fail "cmd/realtime: build and help serve (needed to check variable names)" "$out"
 fi
 
 # --- values that must render -------------------------------------------------

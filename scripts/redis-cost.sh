@@ -30,42 +30,30 @@ set -euo pipefail
 mode=${1:?usage: redis-cost.sh standalone|cluster|cluster0|peer}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PEER_SRC=${PEER_SRC:-$root/../shared/peers/socketio}
+extra_flags=${NODE_FLAGS:-} # lib.sh sets NODE_FLAGS to the load-run flags
+. "$root/scripts/lib.sh"    # PIDS, free_port, await_ready, start_redis, install_peer, NODE_FLAGS
 work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+trap 'cleanup; rm -rf "$work"' EXIT
 
 (cd "$root" && go build -o "$work/realtime" ./cmd/realtime && go build -o "$work/bench" ./cmd/bench && go build -o "$work/barescript" ./tools/barescript)
 
 masters=()
 case $mode in
 standalone | peer)
-	p=$(port)
-	redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --protected-mode no --logfile "$work/redis.log" &
-	pids+=($!)
-	masters=("$p")
-	sleep 0.5
-	eng=(--redis-url "redis://127.0.0.1:$p/0")
+	start_redis "$work/redis.log"
+	masters=("$REDIS_PORT")
+	eng=(--redis-url "redis://127.0.0.1:$REDIS_PORT/0")
 	;;
 cluster | cluster0)
 	n=6 replicas=1
 	[ "$mode" = cluster0 ] && n=3 replicas=0
 	addrs=()
 	for ((i = 0; i < n; i++)); do
-		p=$(port) cp=$(port)
 		mkdir -p "$work/n$i"
-		(cd "$work/n$i" && exec redis-server --port "$p" --cluster-port "$cp" --bind 127.0.0.1 --save '' \
-			--appendonly no --protected-mode no --cluster-enabled yes --cluster-config-file nodes.conf \
-			--cluster-node-timeout 1000 --repl-diskless-sync-delay 0 --logfile redis.log) &
-		pids+=($!)
-		addrs+=("127.0.0.1:$p")
+		start_redis "$work/n$i/redis.log" --dir "$work/n$i" --cluster-port "$(free_port)" --cluster-enabled yes \
+			--cluster-config-file "$work/n$i/nodes.conf" --cluster-node-timeout 1000 --repl-diskless-sync-delay 0
+		addrs+=("127.0.0.1:$REDIS_PORT")
 	done
-	sleep 0.7
 	redis-cli --cluster create "${addrs[@]}" --cluster-replicas "$replicas" --cluster-yes >/dev/null
 	sleep 3
 	for a in "${addrs[@]}"; do
@@ -79,25 +67,22 @@ cluster | cluster0)
 	;;
 esac
 
-n1=$(port) n2=$(port)
+n1=$(free_port) n2=$(free_port)
 if [ "$mode" = peer ]; then
-	mkdir -p "$work/peer"
-	cp "$PEER_SRC/server.js" "$PEER_SRC/package.json" "$PEER_SRC/package-lock.json" "$work/peer/"
-	(cd "$work/peer" && npm ci --no-audit --no-fund --loglevel=error) >&2
+	install_peer "$work/peer"
 	for p in "$n1" "$n2"; do
 		(cd "$work/peer" && PORT=$p JWT_SECRET=dev-secret REDIS_URL=redis://127.0.0.1:${masters[0]} exec node server.js) >>"$work/nodes.log" 2>&1 &
-		pids+=($!)
+		PIDS+=($!)
+		await_ready "peer node :$p" "http://127.0.0.1:$p/health" "$work/nodes.log"
 	done
-	sleep 3
 else
-	lim=(--limit-messages 100000000 --limit-typing 100000000 --limit-connects 100000000 --limit-reactions 100000000
-		--limit-joins 100000000 --max-user-connections 100000 --max-connections 20000 --max-pending-handshakes 20000 --max-pending-handshakes-per-ip 20000)
 	for p in "$n1" "$n2"; do
-		# shellcheck disable=SC2086 # NODE_FLAGS: extra serve flags, split on spaces
-		"$work/realtime" serve --dev --log-level warn --addr "127.0.0.1:$p" --admin-addr "127.0.0.1:$(port)" "${eng[@]}" "${lim[@]}" ${NODE_FLAGS:-} >>"$work/nodes.log" 2>&1 &
-		pids+=($!)
+		admin=$(free_port)
+		# shellcheck disable=SC2086 # extra_flags: extra serve flags, split on spaces
+		"$work/realtime" serve "${NODE_FLAGS[@]}" --addr "127.0.0.1:$p" --admin-addr "127.0.0.1:$admin" "${eng[@]}" $extra_flags >>"$work/nodes.log" 2>&1 &
+		PIDS+=($!)
+		await_ready "realtime node :$p" "http://127.0.0.1:$admin/readyz" "$work/nodes.log"
 	done
-	sleep 1.5
 fi
 
 snapshot() { # snapshot <suffix>: every master's INFO cpu and commandstats
@@ -114,7 +99,7 @@ scenario=${SCENARIO:-chat}
 bench=$!
 if [ -n "${BARE:-}" ]; then
 	"$work/barescript" --addr "127.0.0.1:${masters[0]}" --rate 1000 --duration 14s >"$work/bare.out" 2>&1 &
-	pids+=($!)
+	PIDS+=($!)
 fi
 # The window starts 1 s after the load does (connects and joins take longer
 # on a loaded machine): when Redis sees at least 500 publishes a second.

@@ -220,42 +220,26 @@ func TestSecrets(t *testing.T) {
 	keyFile := writeFile(t, "api", "file-key\r\n")
 	empty := writeFile(t, "empty", "\n")
 
-	t.Run("files, trailing newline trimmed", func(t *testing.T) {
-		_, r, err := resolveArgs(t, env{}, "--jwt-secret-file", secretFile, "--api-key-file", keyFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(r.cfg.JWT.Secret) != "file-secret" || r.cfg.APIKey != "file-key" {
-			t.Errorf("secret %q key %q", r.cfg.JWT.Secret, r.cfg.APIKey)
-		}
-	})
-	t.Run("file flags from env", func(t *testing.T) {
-		_, r, err := resolveArgs(t, env{"REALTIME_JWT_SECRET_FILE": secretFile, "REALTIME_API_KEY_FILE": keyFile})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(r.cfg.JWT.Secret) != "file-secret" || r.cfg.APIKey != "file-key" {
-			t.Errorf("secret %q key %q", r.cfg.JWT.Secret, r.cfg.APIKey)
-		}
-	})
-	t.Run("env", func(t *testing.T) {
-		_, r, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "env-secret", "REALTIME_API_KEY": "env-key"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(r.cfg.JWT.Secret) != "env-secret" || r.cfg.APIKey != "env-key" {
-			t.Errorf("secret %q key %q", r.cfg.JWT.Secret, r.cfg.APIKey)
-		}
-	})
-	t.Run("no API key outside dev disables the API", func(t *testing.T) {
-		_, r, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if r.cfg.APIKey != "" {
-			t.Errorf("api key %q, want none", r.cfg.APIKey)
-		}
-	})
+	for name, tc := range map[string]struct {
+		env                 env
+		args                []string
+		wantSecret, wantKey string
+	}{
+		"files, trailing newline trimmed": {env{}, []string{"--jwt-secret-file", secretFile, "--api-key-file", keyFile}, "file-secret", "file-key"},
+		"file flags from env":             {env{"REALTIME_JWT_SECRET_FILE": secretFile, "REALTIME_API_KEY_FILE": keyFile}, nil, "file-secret", "file-key"},
+		"env":                             {env{"REALTIME_JWT_SECRET": "env-secret", "REALTIME_API_KEY": "env-key"}, nil, "env-secret", "env-key"},
+		"no API key outside dev disables the API": {env{"REALTIME_JWT_SECRET": "s"}, nil, "s", ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, r, err := resolveArgs(t, tc.env, tc.args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(r.cfg.JWT.Secret) != tc.wantSecret || r.cfg.APIKey != tc.wantKey {
+				t.Errorf("secret %q key %q, want %q %q", r.cfg.JWT.Secret, r.cfg.APIKey, tc.wantSecret, tc.wantKey)
+			}
+		})
+	}
 	for name, tc := range map[string]struct {
 		env  env
 		args []string

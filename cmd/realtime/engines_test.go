@@ -21,15 +21,7 @@ import (
 func TestRedisEnginesFoldTheLimits(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	prefix := redistest.Prefix(t)
-	o, _, err := resolveArgs(t, env{}, "--dev", "--redis-url", srv.URL(), "--redis-prefix", prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := buildEngines(o, "n1", zerolog.Nop(), env{}.get, redismetrics.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.close()
+	e := devEngines(t, "n1", "--redis-url", srv.URL(), "--redis-prefix", prefix)
 	if e.AppendLimited == nil || e.PublishLimited == nil {
 		t.Fatal("one Redis: AppendLimited or PublishLimited is nil, the limits take a round trip of their own")
 	}
@@ -66,17 +58,24 @@ func TestRedisEnginesFoldTheLimits(t *testing.T) {
 	}
 
 	c := redistest.StartCluster(t)
-	addrs := c.Options().Addrs
-	o, _, err = resolveArgs(t, env{}, "--dev", "--redis-cluster-addrs", addrs[0], "--redis-prefix", prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ce, err := buildEngines(o, "n2", zerolog.Nop(), env{}.get, redismetrics.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ce.close()
+	ce := devEngines(t, "n2", "--redis-cluster-addrs", c.Options().Addrs[0], "--redis-prefix", prefix)
 	if ce.AppendLimited != nil || ce.PublishLimited != nil {
 		t.Error("Redis Cluster: AppendLimited or PublishLimited is set, but the limit's key and the chat are in different slots")
 	}
+}
+
+// devEngines builds the engines `realtime serve --dev args...` would run
+// with, as node nodeID; they are closed when the test ends.
+func devEngines(t *testing.T, nodeID string, args ...string) *engines {
+	t.Helper()
+	o, _, err := resolveArgs(t, env{}, append([]string{"--dev"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := buildEngines(o, nodeID, zerolog.Nop(), env{}.get, redismetrics.New())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.close)
+	return e
 }
