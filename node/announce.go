@@ -6,8 +6,10 @@ import (
 	"math"
 	"net"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -293,7 +295,7 @@ func (srv *server) nodeInfos(ctx context.Context) ([]nodeInfo, error) {
 	self := false
 	for _, d := range docs {
 		var n nodeInfo
-		if json.Unmarshal(d, &n) != nil || n.ID == "" {
+		if len(d) > registry.MaxDocBytes || json.Unmarshal(d, &n) != nil || !validNodeID(n.ID) {
 			continue
 		}
 		if n.ID == srv.cfg.NodeID {
@@ -306,4 +308,12 @@ func (srv *server) nodeInfos(ctx context.Context) ([]nodeInfo, error) {
 		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	}
 	return out, nil
+}
+
+// validNodeID reports whether id could be a node's (what the registry
+// accepts, printable): documents written to the registry by other means
+// may claim anything.
+func validNodeID(id string) bool {
+	return id != "" && len(id) <= 128 && !strings.ContainsAny(id, "{}") &&
+		!strings.ContainsFunc(id, func(r rune) bool { return r < ' ' || r == 0x7f || r == utf8.RuneError })
 }

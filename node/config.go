@@ -153,6 +153,13 @@ type Config struct {
 	// admin console's cross-node lookups); default http://<admin address>,
 	// an unspecified host replaced by this machine's first non-loopback IP.
 	APIURL string
+	// PeerAPIHosts are where the cross-node calls may send the API key:
+	// the hosts of the apiUrls peers announce in the registry that this
+	// node accepts (peers.go). Each entry is "*" (anywhere),
+	// PeerAPIHostsPrivate, a CIDR prefix, an IP address, a host name, or
+	// "*." and a domain; a host name not listed is accepted only when the
+	// address connected to is in a listed prefix. Empty: PeerAPIHostsPrivate.
+	PeerAPIHosts []string
 	// Dev opens chat membership to any authenticated user.
 	Dev bool
 	// Pprof serves net/http/pprof at /debug/pprof/ on the admin address.
@@ -281,6 +288,9 @@ func (c *Config) setDefaults() error {
 		}
 	default:
 		return fmt.Errorf("%w: jwt alg %q (want HS256, RS256 or ES256)", ErrBadConfig, c.JWT.Alg)
+	}
+	if _, err := newPeerPolicy(c.PeerAPIHosts, c.APIURL); err != nil {
+		return err
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -203,21 +204,26 @@ func (srv *server) apiUserConns(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"userId": userID, "connections": conns, "errors": errs})
 }
 
-// askPeer GETs path from node n's server API into v.
+// askPeer GETs path from node n's server API into v, if the peer policy
+// lets the API key go to the apiUrl n announced; a refusal is logged.
 func (srv *server) askPeer(ctx context.Context, n nodeInfo, path string, v any) error {
-	u, err := url.Parse(n.APIURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("node %s announced no usable apiUrl (%q)", n.ID, n.APIURL)
+	base, err := srv.peerPolicy.target(n.APIURL)
+	if err != nil {
+		srv.hotLog.Warn().Str("node", truncate(n.ID, 128)).Err(err).Msg("peer apiUrl refused")
+		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(n.APIURL, "/")+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+srv.cfg.APIKey)
 	resp, err := srv.peers.Do(req)
 	if err != nil {
+		if errors.Is(err, errPeerRefused) || errors.Is(err, errPeerRedirect) {
+			srv.hotLog.Warn().Str("node", truncate(n.ID, 128)).Err(err).Msg("peer apiUrl refused")
+		}
 		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	defer resp.Body.Close()

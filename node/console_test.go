@@ -33,6 +33,13 @@ func consoleCluster(t *testing.T) []*Node {
 // the key prefix the nodes use.
 func consoleClusterOn(t *testing.T) ([]*Node, *redistest.Server, string) {
 	t.Helper()
+	return consoleClusterWith(t, nil)
+}
+
+// consoleClusterWith is consoleClusterOn with mod applied to the first
+// node's configuration (n1) after the cluster's own settings.
+func consoleClusterWith(t *testing.T, mod func(*Config)) ([]*Node, *redistest.Server, string) {
+	t.Helper()
 	rs := redistest.Start(t, redistest.Options{})
 	prefix := redistest.Prefix(t)
 	var nodes []*Node
@@ -62,6 +69,9 @@ func consoleClusterOn(t *testing.T) ([]*Node, *redistest.Server, string) {
 			c.Dev = false // membership is checked: the API adds members
 			c.Version = "v-test"
 			c.Engines = Engines{Bus: b, Presence: p, Membership: m, Limiter: limits.NewMemory(nil), Registry: reg}
+			if id == "n1" && mod != nil {
+				mod(c)
+			}
 		}))
 	}
 	return nodes, rs, prefix
