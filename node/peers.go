@@ -64,6 +64,13 @@ type peerPolicy struct {
 	httpsOnly bool           // this node advertises https: so must its peers
 }
 
+// CheckPeerAPIHosts reports whether entries are valid Config.PeerAPIHosts
+// (an error wrapping ErrBadConfig names the first that is not).
+func CheckPeerAPIHosts(entries []string) error {
+	_, err := newPeerPolicy(entries, "")
+	return err
+}
+
 // newPeerPolicy parses entries (empty: PeerAPIHostsPrivate). Each is "*",
 // "private", a CIDR prefix, an IP address, a host name or "*." and a
 // domain (any name below it).

@@ -14,6 +14,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/anchat/realtime/internal/flaglist"
 	"github.com/anchat/realtime/node"
 )
 
@@ -245,6 +246,9 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 			return nil, fmt.Errorf("%s: %q is not an http:// or https:// URL with a host", f.source("advertise-api-url"), o.AdvertiseAPIURL)
 		}
 	}
+	if err := node.CheckPeerAPIHosts(flaglist.Split(o.PeerAPIHosts)); err != nil {
+		return nil, fmt.Errorf("%s: %v", f.source("peer-api-hosts"), err)
+	}
 	if o.RedisPartitions < 1 || o.RedisPartitions > 16384 {
 		return nil, fmt.Errorf("%s: %d must be between 1 and 16384", f.source("redis-cluster-partitions"), o.RedisPartitions)
 	}
@@ -286,6 +290,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		AdminAddr:          o.AdminAddr,
 		APIAddr:            o.APIAddr,
 		APIURL:             o.AdvertiseAPIURL,
+		PeerAPIHosts:       flaglist.Split(o.PeerAPIHosts),
 		Namespace:          o.Namespace,
 		NodeID:             o.NodeID,
 		IO:                 io,

@@ -1,0 +1,43 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestPeerAPIHostsFlag: --peer-api-hosts (or REALTIME_PEER_API_HOSTS)
+// reaches the node's configuration as a list, "private" by default, and a
+// bad entry is refused naming the flag.
+func TestPeerAPIHostsFlag(t *testing.T) {
+	_, r, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(r.cfg.PeerAPIHosts, []string{"private"}) {
+		t.Errorf("default peer API hosts %q, want [private]", r.cfg.PeerAPIHosts)
+	}
+	_, r, err = resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"}, "--peer-api-hosts", "10.0.0.0/16, *.rt.svc.cluster.local,fd00::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"10.0.0.0/16", "*.rt.svc.cluster.local", "fd00::1"}; !slices.Equal(r.cfg.PeerAPIHosts, want) {
+		t.Errorf("peer API hosts %q, want %q", r.cfg.PeerAPIHosts, want)
+	}
+	for _, tc := range []struct {
+		env  env
+		args []string
+		want string
+	}{
+		{env{"REALTIME_PEER_API_HOSTS": "10.0.0.0/33"}, nil, "REALTIME_PEER_API_HOSTS"},
+		{nil, []string{"--peer-api-hosts", "http://10.0.0.1:9090"}, "--peer-api-hosts"},
+	} {
+		e := env{"REALTIME_JWT_SECRET": "s"}
+		for k, v := range tc.env {
+			e[k] = v
+		}
+		if _, _, err := resolveArgs(t, e, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: error %v, want one naming %s", tc.env, tc.args, err, tc.want)
+		}
+	}
+}
