@@ -160,6 +160,11 @@ type Config struct {
 	// "*." and a domain; a host name not listed is accepted only when the
 	// address connected to is in a listed prefix. Empty: PeerAPIHostsPrivate.
 	PeerAPIHosts []string
+	// ConsoleSocketOrigins are more ws:// or wss:// origins the admin
+	// console's test console may connect to (a load balancer in front of
+	// the nodes), besides this node's public listener; the console's
+	// Content-Security-Policy allows no others. None by default.
+	ConsoleSocketOrigins []string
 	// Dev opens chat membership to any authenticated user.
 	Dev bool
 	// Pprof serves net/http/pprof at /debug/pprof/ on the admin address.
@@ -292,6 +297,15 @@ func (c *Config) setDefaults() error {
 	if _, err := newPeerPolicy(c.PeerAPIHosts, c.APIURL); err != nil {
 		return err
 	}
+	origins := make([]string, 0, len(c.ConsoleSocketOrigins)) // not the caller's array
+	for _, o := range c.ConsoleSocketOrigins {
+		origin, err := SocketOrigin(o)
+		if err != nil {
+			return err
+		}
+		origins = append(origins, origin)
+	}
+	c.ConsoleSocketOrigins = origins
 	if c.Now == nil {
 		c.Now = time.Now
 	}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -43,14 +45,15 @@ const reasonAdmin = "admin_disconnect"
 
 // consoleRoutes adds the admin console (/admin/) and its API routes.
 func (srv *server) consoleRoutes(mux *http.ServeMux, api func(string, http.HandlerFunc)) {
-	mux.Handle("GET /admin/", adminui.Handler("/admin/"))
+	mux.Handle("GET /admin/", adminui.Handler("/admin/", srv.consoleSockets))
 	mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))
 	// What the page needs before login, without the key (and without an
 	// error status, which browsers log as a console error).
-	mux.HandleFunc("GET /admin/config.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /admin/config.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		writeJSON(w, http.StatusOK, map[string]any{"apiEnabled": srv.cfg.APIKey != "", "dev": srv.cfg.Dev})
+		writeJSON(w, http.StatusOK, map[string]any{"apiEnabled": srv.cfg.APIKey != "", "dev": srv.cfg.Dev,
+			"sockets": srv.consoleSockets(r)})
 	})
 	api("GET /api/nodes", srv.apiNodes)
 	api("GET /api/node", srv.apiNode)
@@ -62,6 +65,70 @@ func (srv *server) consoleRoutes(mux *http.ServeMux, api func(string, http.Handl
 	api("DELETE /api/users/{userId}/connections/{connId}", srv.apiDisconnectUser)
 	api("GET /api/chats/{chatId}", srv.apiChatOverview)
 	api("POST /api/dev/tokens", srv.apiDevToken)
+}
+
+// consoleSockets are the WebSocket origins the console page loaded by r
+// may connect to (its policy's connect-src, and the test console's choice
+// of URLs): this node's public listener at the host the browser reached
+// the page by, then Config.ConsoleSocketOrigins.
+func (srv *server) consoleSockets(r *http.Request) []string {
+	out := []string{}
+	if host := browserHost(r.Host); host != "" {
+		if addr := srv.addr(); addr != nil {
+			if _, port, err := net.SplitHostPort(addr.String()); err == nil {
+				scheme := "ws://"
+				if srv.tlsConf != nil {
+					scheme = "wss://"
+				}
+				out = append(out, scheme+net.JoinHostPort(host, port))
+			}
+		}
+	}
+	return append(out, srv.cfg.ConsoleSocketOrigins...)
+}
+
+// browserHost is the host of a request's Host header (without its port)
+// when it is an IP address or a host name, else "".
+func browserHost(hostport string) string {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return ""
+		}
+		return a.String()
+	}
+	if !validHostName(host) {
+		return ""
+	}
+	return strings.ToLower(host)
+}
+
+// SocketOrigin returns the origin of a ws:// or wss:// URL
+// (scheme://host[:port], the host in lower case), as the admin console's
+// Content-Security-Policy names it; a URL with credentials, a path other
+// than "/", a query or a fragment is refused.
+func SocketOrigin(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("%w: console socket origin %q is not a ws:// or wss:// origin", ErrBadConfig, raw)
+	}
+	host := browserHost(u.Host)
+	if host == "" || strings.HasSuffix(u.Host, ":") {
+		return "", fmt.Errorf("%w: console socket origin %q: bad host", ErrBadConfig, raw)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%w: console socket origin %q: bad port", ErrBadConfig, raw)
+		}
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return u.Scheme + "://" + host, nil
 }
 
 func (srv *server) apiNodes(w http.ResponseWriter, r *http.Request) {
