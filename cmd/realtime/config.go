@@ -249,6 +249,11 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 	if err := node.CheckPeerAPIHosts(flaglist.Split(o.PeerAPIHosts)); err != nil {
 		return nil, fmt.Errorf("%s: %v", f.source("peer-api-hosts"), err)
 	}
+	for _, origin := range flaglist.Split(o.ConsoleSockets) {
+		if _, err := node.SocketOrigin(origin); err != nil {
+			return nil, fmt.Errorf("%s: %v", f.source("console-socket-origins"), err)
+		}
+	}
 	if o.RedisPartitions < 1 || o.RedisPartitions > 16384 {
 		return nil, fmt.Errorf("%s: %d must be between 1 and 16384", f.source("redis-cluster-partitions"), o.RedisPartitions)
 	}
@@ -329,6 +334,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 			Window:             o.LimitWindow,
 		},
 	}
+	r.cfg.ConsoleSocketOrigins = flaglist.Split(o.ConsoleSockets)
 	return r, nil
 }
 

@@ -41,3 +41,27 @@ func TestPeerAPIHostsFlag(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleSocketOriginsFlag: --console-socket-origins reaches the node's
+// configuration; a value that is no ws:// or wss:// origin is refused
+// naming the flag.
+func TestConsoleSocketOriginsFlag(t *testing.T) {
+	_, r, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.cfg.ConsoleSocketOrigins) != 0 {
+		t.Errorf("default console socket origins %q, want none", r.cfg.ConsoleSocketOrigins)
+	}
+	_, r, err = resolveArgs(t, env{"REALTIME_JWT_SECRET": "s", "REALTIME_CONSOLE_SOCKET_ORIGINS": "wss://chat.example.com, ws://10.0.0.1:8080"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"wss://chat.example.com", "ws://10.0.0.1:8080"}; !slices.Equal(r.cfg.ConsoleSocketOrigins, want) {
+		t.Errorf("console socket origins %q, want %q", r.cfg.ConsoleSocketOrigins, want)
+	}
+	if _, _, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"}, "--console-socket-origins", "https://chat.example.com"); err == nil ||
+		!strings.Contains(err.Error(), "--console-socket-origins") {
+		t.Errorf("an https origin: error %v, want one naming --console-socket-origins", err)
+	}
+}
