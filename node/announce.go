@@ -50,6 +50,9 @@ type nodeInfo struct {
 	Ready             bool     `json:"ready"`
 	Draining          bool     `json:"draining"`
 	Goroutines        int      `json:"goroutines"`
+	// APIURLRefused is why this node would not send its API key to the
+	// node's apiUrl (peers.go): set by GET /api/nodes, never announced.
+	APIURLRefused string `json:"apiUrlRefused,omitempty"`
 }
 
 // announcer computes this node's nodeInfo and announces it. Only its loop

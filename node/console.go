@@ -137,6 +137,15 @@ func (srv *server) apiNodes(w http.ResponseWriter, r *http.Request) {
 		apiEngineError(w, err)
 		return
 	}
+	for i := range nodes {
+		nodes[i].APIURLRefused = "" // whatever the document said
+		if nodes[i].ID == srv.cfg.NodeID {
+			continue
+		}
+		if _, err := srv.peerPolicy.target(nodes[i].APIURL); err != nil {
+			nodes[i].APIURLRefused = err.Error()
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"self": srv.cfg.NodeID, "nodes": nodes})
 }
 

@@ -135,6 +135,18 @@ func TestPeerAPIKeyGoesOnlyToAllowedHosts(t *testing.T) {
 			t.Errorf("node %s: error %q, want it to say %q", id, msgs[id], want)
 		}
 	}
+	// The Cluster page marks every refused node, and only those.
+	var list struct {
+		Nodes []nodeInfo `json:"nodes"`
+	}
+	apiJSON(t, n1, "GET", "/api/nodes", "", http.StatusOK, &list)
+	for _, n := range list.Nodes {
+		_, forged := announced[n.ID]
+		refused := forged && n.ID != "redirector"
+		if refused != strings.Contains(n.APIURLRefused, "refused") {
+			t.Errorf("GET /api/nodes: node %s apiUrlRefused %q, want refused %v", n.ID, n.APIURLRefused, refused)
+		}
+	}
 	// The events of a refused node, through n1: an error, not the key sent.
 	resp, text := apiCall(t, n1, "GET", "/api/nodes/outside/events", nil)
 	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(text, "refused") {

@@ -168,7 +168,8 @@
       ...[['Nodes', c.nodes], ['Connections', c.connections], ['Users', c.users], ['Chats', c.chats]]
         .map(([k, v]) => el('div', { class: 'card' }, el('b', {}, fmtNum(v)), el('span', {}, k))));
     fill($('nodes-table').tBodies[0], list.nodes.map((n) => el('tr', { 'data-node': n.id },
-      el('td', {}, n.id, n.id === list.self ? el('span', { class: 'muted small' }, ' (this node)') : null),
+      el('td', {}, n.id, n.id === list.self ? el('span', { class: 'muted small' }, ' (this node)') : null,
+        n.apiUrlRefused ? el('span', { class: 'pill bad', title: n.apiUrlRefused }, 'apiUrl refused') : null),
       el('td', {}, n.version),
       el('td', {}, el('span', { class: 'pill ' + (n.ready ? 'ok' : 'bad') }, n.draining ? 'draining' : n.ready ? 'ready' : 'not ready')),
       el('td', { class: 'num' }, n.connections), el('td', { class: 'num' }, n.users), el('td', { class: 'num' }, n.chats),
