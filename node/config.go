@@ -152,6 +152,8 @@ type Config struct {
 	// APIURL is where the other nodes reach this node's server API (the
 	// admin console's cross-node lookups); default http://<admin address>,
 	// an unspecified host replaced by this machine's first non-loopback IP.
+	// A scheme, a host and an optional port only (CheckAPIURL): peers send
+	// nothing to a URL with more.
 	APIURL string
 	// PeerAPIHosts are where the cross-node calls may send the API key:
 	// the hosts of the apiUrls peers announce in the registry that this
@@ -293,6 +295,11 @@ func (c *Config) setDefaults() error {
 		}
 	default:
 		return fmt.Errorf("%w: jwt alg %q (want HS256, RS256 or ES256)", ErrBadConfig, c.JWT.Alg)
+	}
+	if c.APIURL != "" {
+		if err := CheckAPIURL(c.APIURL); err != nil {
+			return err
+		}
 	}
 	if _, err := newPeerPolicy(c.PeerAPIHosts, c.APIURL); err != nil {
 		return err

@@ -71,6 +71,18 @@ func CheckPeerAPIHosts(entries []string) error {
 	return err
 }
 
+// CheckAPIURL reports whether raw has the form peers accept for an apiUrl
+// (Config.APIURL): http:// or https://, a host and an optional port, no
+// credentials, path, query or fragment, at most peerMaxURL bytes.
+func CheckAPIURL(raw string) error {
+	anyHost := &peerPolicy{any: true, spec: "*"}
+	if _, err := anyHost.target(raw); err != nil {
+		return fmt.Errorf("%w: API URL %q: want http:// or https://, a host and an optional port, nothing else (at most %d bytes)",
+			ErrBadConfig, truncate(raw, 100), peerMaxURL)
+	}
+	return nil
+}
+
 // newPeerPolicy parses entries (empty: PeerAPIHostsPrivate). Each is "*",
 // "private", a CIDR prefix, an IP address, a host name or "*." and a
 // domain (any name below it).

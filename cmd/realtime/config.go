@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -242,8 +241,8 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		return nil, fmt.Errorf("use either --redis-cluster-addrs, --redis-url or the --redis-sentinel-* flags, not two of them")
 	}
 	if o.AdvertiseAPIURL != "" {
-		if u, err := url.Parse(o.AdvertiseAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s: %q is not an http:// or https:// URL with a host", f.source("advertise-api-url"), o.AdvertiseAPIURL)
+		if err := node.CheckAPIURL(o.AdvertiseAPIURL); err != nil {
+			return nil, fmt.Errorf("%s: %q is not an http:// or https:// URL of a host and an optional port (other nodes refuse a path, query or credentials)", f.source("advertise-api-url"), o.AdvertiseAPIURL)
 		}
 	}
 	if err := node.CheckPeerAPIHosts(flaglist.Split(o.PeerAPIHosts)); err != nil {

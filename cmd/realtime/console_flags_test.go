@@ -65,3 +65,19 @@ func TestConsoleSocketOriginsFlag(t *testing.T) {
 		t.Errorf("an https origin: error %v, want one naming --console-socket-origins", err)
 	}
 }
+
+// TestAdvertiseAPIURLForm: --advertise-api-url is refused unless other
+// nodes would accept it as an apiUrl: a scheme, a host, a port.
+func TestAdvertiseAPIURLForm(t *testing.T) {
+	for _, ok := range []string{"http://10.0.0.1:9090", "https://realtime-0.realtime:9091/"} {
+		if _, _, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"}, "--advertise-api-url", ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"http://10.0.0.1:9090/prefix", "http://u:p@10.0.0.1:9090", "http://10.0.0.1:9090?x=1", "ftp://10.0.0.1"} {
+		if _, _, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"}, "--advertise-api-url", bad); err == nil ||
+			!strings.Contains(err.Error(), "--advertise-api-url") {
+			t.Errorf("%s: error %v, want one naming --advertise-api-url", bad, err)
+		}
+	}
+}
