@@ -257,7 +257,7 @@ func (srv *server) apiUserConns(w http.ResponseWriter, r *http.Request) {
 		info, live := byNode[n]
 		if !live {
 			mu.Lock()
-			errs = append(errs, nodeError{n, "the node holds connections but is not in the registry (stopped or unreachable)"})
+			errs = append(errs, nodeError{truncate(n, 128), "the node holds connections but is not in the registry (stopped or unreachable)"})
 			mu.Unlock()
 			continue
 		}
