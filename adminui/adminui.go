@@ -14,28 +14,50 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"regexp"
 )
 
 //go:embed static
 var static embed.FS
 
-// ContentSecurityPolicy is the console's policy: its own scripts, styles
-// and images only (no inline script or style, no eval), API calls to its
-// own origin, and WebSockets (the test console's socket.io connection to
-// the node's public listener, on another port).
-const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+// Policy is the console's Content-Security-Policy: its own scripts,
+// styles and images only (no inline script or style, no eval), API calls to
+// its own origin, and WebSocket connections to sockets only: the test
+// console's socket.io connection to the node's public listener, another
+// origin than the page's (another port). Each socket is a ws:// or wss://
+// origin (scheme, host, optional port); anything else is left out, so no
+// value can widen the policy or add a directive.
+func Policy(sockets ...string) string {
+	connect := "'self'"
+	for _, s := range sockets {
+		if socketOrigin.MatchString(s) {
+			connect += " " + s
+		}
+	}
+	return "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+		"connect-src " + connect + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+}
+
+// socketOrigin is what Policy accepts as a socket: a host name or IPv4
+// address, or a bracketed IPv6 address, and a port.
+var socketOrigin = regexp.MustCompile(`^wss?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
 
 // Handler serves the console's files under prefix (e.g. "/admin/").
-func Handler(prefix string) http.Handler {
+// sockets, when not nil, gives the WebSocket origins the page loaded by r
+// may connect to (Policy's).
+func Handler(prefix string, sockets func(r *http.Request) []string) http.Handler {
 	sub, err := fs.Sub(static, "static")
 	if err != nil {
 		panic(err) // the embedded tree is fixed at build time
 	}
 	files := http.StripPrefix(prefix, http.FileServerFS(sub))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		if sockets != nil {
+			allowed = sockets(r)
+		}
 		h := w.Header()
-		h.Set("Content-Security-Policy", ContentSecurityPolicy)
+		h.Set("Content-Security-Policy", Policy(allowed...))
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "no-referrer")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -59,7 +60,7 @@ func TestSocketIOBundleMatchesNPM(t *testing.T) {
 // TestHandlerHeaders: every file goes out with the strict policy, and the
 // page loads nothing from elsewhere and has no inline script or style.
 func TestHandlerHeaders(t *testing.T) {
-	srv := httptest.NewServer(Handler("/admin/"))
+	srv := httptest.NewServer(Handler("/admin/", func(*http.Request) []string { return []string{"ws://127.0.0.1:8080"} }))
 	defer srv.Close()
 	for _, path := range []string{"/admin/", "/admin/app.js", "/admin/style.css", "/admin/socket.io.min.js"} {
 		resp, err := http.Get(srv.URL + path)
@@ -67,7 +68,7 @@ func TestHandlerHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") != ContentSecurityPolicy ||
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") != Policy("ws://127.0.0.1:8080") ||
 			resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 			t.Errorf("%s: %d, CSP %q", path, resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
 		}
@@ -90,5 +91,42 @@ func TestHandlerHeaders(t *testing.T) {
 	js, _ := fs.ReadFile(static, "static/app.js")
 	if strings.Contains(string(js), "innerHTML") || strings.Contains(string(js), "insertAdjacentHTML") {
 		t.Error("app.js writes HTML: use textContent")
+	}
+}
+
+// connectSrc returns the sources of policy's connect-src directive.
+func connectSrc(t *testing.T, policy string) []string {
+	t.Helper()
+	for d := range strings.SplitSeq(policy, ";") {
+		if f := strings.Fields(d); len(f) > 0 && f[0] == "connect-src" {
+			return f[1:]
+		}
+	}
+	t.Fatalf("no connect-src in %q", policy)
+	return nil
+}
+
+// TestPolicyConnectSrc: the page may connect to its own origin and to the
+// sockets given, nothing else: no scheme-wide ws: or wss: source, no
+// wildcard, and no value that adds a source or a directive.
+func TestPolicyConnectSrc(t *testing.T) {
+	for _, tc := range []struct {
+		sockets []string
+		want    []string
+	}{
+		{nil, []string{"'self'"}},
+		{[]string{"ws://127.0.0.1:8080"}, []string{"'self'", "ws://127.0.0.1:8080"}},
+		{[]string{"wss://[::1]:8443", "wss://chat.example.com"}, []string{"'self'", "wss://[::1]:8443", "wss://chat.example.com"}},
+		{[]string{"ws:", "wss:", "*", "ws://*:8080", "ws://*.example.com", "http://127.0.0.1:8080", "ws://127.0.0.1:8080/x",
+			"ws://a:1 https://evil.example", "ws://a:1; script-src *", "ws://a\r\nX-Injected: 1", "ws://[::1", "'unsafe-inline'"},
+			[]string{"'self'"}},
+	} {
+		policy := Policy(tc.sockets...)
+		if got := connectSrc(t, policy); !slices.Equal(got, tc.want) {
+			t.Errorf("Policy(%q): connect-src %q, want %q", tc.sockets, got, tc.want)
+		}
+		if n := strings.Count(policy, ";"); n != strings.Count(Policy(), ";") {
+			t.Errorf("Policy(%q) has %d directives: %q", tc.sockets, n+1, policy)
+		}
 	}
 }

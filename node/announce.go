@@ -6,8 +6,10 @@ import (
 	"math"
 	"net"
 	"sort"
+	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -48,6 +50,9 @@ type nodeInfo struct {
 	Ready             bool     `json:"ready"`
 	Draining          bool     `json:"draining"`
 	Goroutines        int      `json:"goroutines"`
+	// APIURLRefused is why this node would not send its API key to the
+	// node's apiUrl (peers.go): set by GET /api/nodes, never announced.
+	APIURLRefused string `json:"apiUrlRefused,omitempty"`
 }
 
 // announcer computes this node's nodeInfo and announces it. Only its loop
@@ -293,7 +298,7 @@ func (srv *server) nodeInfos(ctx context.Context) ([]nodeInfo, error) {
 	self := false
 	for _, d := range docs {
 		var n nodeInfo
-		if json.Unmarshal(d, &n) != nil || n.ID == "" {
+		if len(d) > registry.MaxDocBytes || json.Unmarshal(d, &n) != nil || !validNodeID(n.ID) {
 			continue
 		}
 		if n.ID == srv.cfg.NodeID {
@@ -306,4 +311,12 @@ func (srv *server) nodeInfos(ctx context.Context) ([]nodeInfo, error) {
 		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	}
 	return out, nil
+}
+
+// validNodeID reports whether id could be a node's (what the registry
+// accepts, printable): documents written to the registry by other means
+// may claim anything.
+func validNodeID(id string) bool {
+	return id != "" && len(id) <= 128 && !strings.ContainsAny(id, "{}") &&
+		!strings.ContainsFunc(id, func(r rune) bool { return r < ' ' || r == 0x7f || r == utf8.RuneError })
 }

@@ -152,7 +152,21 @@ type Config struct {
 	// APIURL is where the other nodes reach this node's server API (the
 	// admin console's cross-node lookups); default http://<admin address>,
 	// an unspecified host replaced by this machine's first non-loopback IP.
+	// A scheme, a host and an optional port only (CheckAPIURL): peers send
+	// nothing to a URL with more.
 	APIURL string
+	// PeerAPIHosts are where the cross-node calls may send the API key:
+	// the hosts of the apiUrls peers announce in the registry that this
+	// node accepts (peers.go). Each entry is "*" (anywhere),
+	// PeerAPIHostsPrivate, a CIDR prefix, an IP address, a host name, or
+	// "*." and a domain; a host name not listed is accepted only when the
+	// address connected to is in a listed prefix. Empty: PeerAPIHostsPrivate.
+	PeerAPIHosts []string
+	// ConsoleSocketOrigins are more ws:// or wss:// origins the admin
+	// console's test console may connect to (a load balancer in front of
+	// the nodes), besides this node's public listener; the console's
+	// Content-Security-Policy allows no others. None by default.
+	ConsoleSocketOrigins []string
 	// Dev opens chat membership to any authenticated user.
 	Dev bool
 	// Pprof serves net/http/pprof at /debug/pprof/ on the admin address.
@@ -282,6 +296,23 @@ func (c *Config) setDefaults() error {
 	default:
 		return fmt.Errorf("%w: jwt alg %q (want HS256, RS256 or ES256)", ErrBadConfig, c.JWT.Alg)
 	}
+	if c.APIURL != "" {
+		if err := CheckAPIURL(c.APIURL); err != nil {
+			return err
+		}
+	}
+	if _, err := newPeerPolicy(c.PeerAPIHosts, c.APIURL); err != nil {
+		return err
+	}
+	origins := make([]string, 0, len(c.ConsoleSocketOrigins)) // not the caller's array
+	for _, o := range c.ConsoleSocketOrigins {
+		origin, err := SocketOrigin(o)
+		if err != nil {
+			return err
+		}
+		origins = append(origins, origin)
+	}
+	c.ConsoleSocketOrigins = origins
 	if c.Now == nil {
 		c.Now = time.Now
 	}

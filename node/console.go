@@ -3,9 +3,12 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -42,14 +45,15 @@ const reasonAdmin = "admin_disconnect"
 
 // consoleRoutes adds the admin console (/admin/) and its API routes.
 func (srv *server) consoleRoutes(mux *http.ServeMux, api func(string, http.HandlerFunc)) {
-	mux.Handle("GET /admin/", adminui.Handler("/admin/"))
+	mux.Handle("GET /admin/", adminui.Handler("/admin/", srv.consoleSockets))
 	mux.Handle("GET /admin", http.RedirectHandler("/admin/", http.StatusMovedPermanently))
 	// What the page needs before login, without the key (and without an
 	// error status, which browsers log as a console error).
-	mux.HandleFunc("GET /admin/config.json", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /admin/config.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
-		writeJSON(w, http.StatusOK, map[string]any{"apiEnabled": srv.cfg.APIKey != "", "dev": srv.cfg.Dev})
+		writeJSON(w, http.StatusOK, map[string]any{"apiEnabled": srv.cfg.APIKey != "", "dev": srv.cfg.Dev,
+			"sockets": srv.consoleSockets(r)})
 	})
 	api("GET /api/nodes", srv.apiNodes)
 	api("GET /api/node", srv.apiNode)
@@ -63,11 +67,84 @@ func (srv *server) consoleRoutes(mux *http.ServeMux, api func(string, http.Handl
 	api("POST /api/dev/tokens", srv.apiDevToken)
 }
 
+// consoleSockets are the WebSocket origins the console page loaded by r
+// may connect to (its policy's connect-src, and the test console's choice
+// of URLs): this node's public listener at the host the browser reached
+// the page by, then Config.ConsoleSocketOrigins.
+func (srv *server) consoleSockets(r *http.Request) []string {
+	out := []string{}
+	if host := browserHost(r.Host); host != "" {
+		if addr := srv.addr(); addr != nil {
+			if _, port, err := net.SplitHostPort(addr.String()); err == nil {
+				scheme := "ws://"
+				if srv.tlsConf != nil {
+					scheme = "wss://"
+				}
+				out = append(out, scheme+net.JoinHostPort(host, port))
+			}
+		}
+	}
+	return append(out, srv.cfg.ConsoleSocketOrigins...)
+}
+
+// browserHost is the host of a request's Host header (without its port)
+// when it is an IP address or a host name, else "".
+func browserHost(hostport string) string {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if a.Zone() != "" {
+			return ""
+		}
+		return a.String()
+	}
+	if !validHostName(host) {
+		return ""
+	}
+	return strings.ToLower(host)
+}
+
+// SocketOrigin returns the origin of a ws:// or wss:// URL
+// (scheme://host[:port], the host in lower case), as the admin console's
+// Content-Security-Policy names it; a URL with credentials, a path other
+// than "/", a query or a fragment is refused.
+func SocketOrigin(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", fmt.Errorf("%w: console socket origin %q is not a ws:// or wss:// origin", ErrBadConfig, raw)
+	}
+	host := browserHost(u.Host)
+	if host == "" || strings.HasSuffix(u.Host, ":") {
+		return "", fmt.Errorf("%w: console socket origin %q: bad host", ErrBadConfig, raw)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", fmt.Errorf("%w: console socket origin %q: bad port", ErrBadConfig, raw)
+		}
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return u.Scheme + "://" + host, nil
+}
+
 func (srv *server) apiNodes(w http.ResponseWriter, r *http.Request) {
 	nodes, err := srv.nodeInfos(r.Context())
 	if err != nil {
 		apiEngineError(w, err)
 		return
+	}
+	for i := range nodes {
+		nodes[i].APIURLRefused = "" // whatever the document said
+		if nodes[i].ID == srv.cfg.NodeID {
+			continue
+		}
+		if _, err := srv.peerPolicy.target(nodes[i].APIURL); err != nil {
+			nodes[i].APIURLRefused = err.Error()
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"self": srv.cfg.NodeID, "nodes": nodes})
 }
@@ -180,7 +257,7 @@ func (srv *server) apiUserConns(w http.ResponseWriter, r *http.Request) {
 		info, live := byNode[n]
 		if !live {
 			mu.Lock()
-			errs = append(errs, nodeError{n, "the node holds connections but is not in the registry (stopped or unreachable)"})
+			errs = append(errs, nodeError{truncate(n, 128), "the node holds connections but is not in the registry (stopped or unreachable)"})
 			mu.Unlock()
 			continue
 		}
@@ -203,21 +280,26 @@ func (srv *server) apiUserConns(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"userId": userID, "connections": conns, "errors": errs})
 }
 
-// askPeer GETs path from node n's server API into v.
+// askPeer GETs path from node n's server API into v, if the peer policy
+// lets the API key go to the apiUrl n announced; a refusal is logged.
 func (srv *server) askPeer(ctx context.Context, n nodeInfo, path string, v any) error {
-	u, err := url.Parse(n.APIURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("node %s announced no usable apiUrl (%q)", n.ID, n.APIURL)
+	base, err := srv.peerPolicy.target(n.APIURL)
+	if err != nil {
+		srv.hotLog.Warn().Str("node", truncate(n.ID, 128)).Err(err).Msg("peer apiUrl refused")
+		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, peerTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(n.APIURL, "/")+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 	if err != nil {
 		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+srv.cfg.APIKey)
 	resp, err := srv.peers.Do(req)
 	if err != nil {
+		if errors.Is(err, errPeerRefused) || errors.Is(err, errPeerRedirect) {
+			srv.hotLog.Warn().Str("node", truncate(n.ID, 128)).Err(err).Msg("peer apiUrl refused")
+		}
 		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
 	defer resp.Body.Close()

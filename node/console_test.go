@@ -2,7 +2,9 @@ package node
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -33,6 +35,13 @@ func consoleCluster(t *testing.T) []*Node {
 // the key prefix the nodes use.
 func consoleClusterOn(t *testing.T) ([]*Node, *redistest.Server, string) {
 	t.Helper()
+	return consoleClusterWith(t, nil)
+}
+
+// consoleClusterWith is consoleClusterOn with mod applied to the first
+// node's configuration (n1) after the cluster's own settings.
+func consoleClusterWith(t *testing.T, mod func(*Config)) ([]*Node, *redistest.Server, string) {
+	t.Helper()
 	rs := redistest.Start(t, redistest.Options{})
 	prefix := redistest.Prefix(t)
 	var nodes []*Node
@@ -62,6 +71,9 @@ func consoleClusterOn(t *testing.T) ([]*Node, *redistest.Server, string) {
 			c.Dev = false // membership is checked: the API adds members
 			c.Version = "v-test"
 			c.Engines = Engines{Bus: b, Presence: p, Membership: m, Limiter: limits.NewMemory(nil), Registry: reg}
+			if id == "n1" && mod != nil {
+				mod(c)
+			}
 		}))
 	}
 	return nodes, rs, prefix
@@ -440,5 +452,62 @@ func TestConsoleLookupReportsUnreachableNodes(t *testing.T) {
 	if len(got.Errors) != 2 || got.Errors[0].Node != "ghost" || !strings.Contains(got.Errors[0].Message, "not in the registry") ||
 		got.Errors[1].Node != "silent" || !strings.Contains(got.Errors[1].Message, "node silent") {
 		t.Fatalf("errors %+v, want ghost (not in the registry) and silent (unreachable)", got.Errors)
+	}
+}
+
+// TestConsolePolicyNarrowsConnectSrc: the console page may open WebSockets
+// only to this node's public listener, at the host the browser reached the
+// page by, and to the configured console socket origins; config.json tells
+// the test console the same list. A Host header that is no host name or
+// address adds nothing.
+func TestConsolePolicyNarrowsConnectSrc(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.ConsoleSocketOrigins = []string{"wss://Chat.Example.com/"} })
+	_, port, _ := net.SplitHostPort(n.Addr().String())
+	for host, want := range map[string][]string{
+		"":               {"'self'", "ws://127.0.0.1:" + port, "wss://chat.example.com"}, // the client's own: the admin address
+		"LocalHost:9090": {"'self'", "ws://localhost:" + port, "wss://chat.example.com"},
+		"[::1]:9090":     {"'self'", "ws://[::1]:" + port, "wss://chat.example.com"},
+		"a;b":            {"'self'", "wss://chat.example.com"},
+		"*":              {"'self'", "wss://chat.example.com"},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+n.AdminAddr().String()+"/admin/", nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var connect []string
+		for d := range strings.SplitSeq(resp.Header.Get("Content-Security-Policy"), ";") {
+			if f := strings.Fields(d); len(f) > 0 && f[0] == "connect-src" {
+				connect = f[1:]
+			}
+		}
+		if resp.StatusCode != http.StatusOK || !slices.Equal(connect, want) {
+			t.Errorf("Host %q: %d, connect-src %q, want %q", host, resp.StatusCode, connect, want)
+		}
+
+		req, _ = http.NewRequest(http.MethodGet, "http://"+n.AdminAddr().String()+"/admin/config.json", nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct{ Sockets []string }
+		_ = json.NewDecoder(resp.Body).Decode(&cfg)
+		resp.Body.Close()
+		if !slices.Equal(cfg.Sockets, want[1:]) {
+			t.Errorf("Host %q: config.json sockets %q, want %q", host, cfg.Sockets, want[1:])
+		}
+	}
+	for _, bad := range []string{"https://chat.example.com", "wss://chat.example.com/path", "wss://u:p@chat.example.com", "ws://", "wss://a b"} {
+		cfg := Config{NodeID: "x", JWT: JWTConfig{Secret: []byte("s")}, Engines: memoryEngines(), ConsoleSocketOrigins: []string{bad}}
+		if _, err := New(cfg); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("console socket origin %q: %v, want ErrBadConfig", bad, err)
+		}
 	}
 }

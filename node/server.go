@@ -76,6 +76,8 @@ type server struct {
 	announcer *announcer
 	live      *liveEvents
 	peers     *http.Client
+	// peerPolicy says where peers' apiUrls may point (peers.go).
+	peerPolicy *peerPolicy
 
 	engineDown  atomic.Bool  // last engine check failed (readiness)
 	engineSeen  atomic.Bool  // the engine has been checked once (not ready before)
@@ -100,7 +102,11 @@ func newServer(cfg *Config) (*server, error) {
 	srv.fanout = newFanoutClock(func(d time.Duration) { srv.metrics.sendFanout.Observe(d.Seconds()) })
 	srv.announcer = newAnnouncer(srv)
 	srv.live = newLiveEvents(cfg.Now)
-	srv.peers = &http.Client{Timeout: peerTimeout}
+	peerPolicy, err := newPeerPolicy(cfg.PeerAPIHosts, cfg.APIURL)
+	if err != nil {
+		return nil, err
+	}
+	srv.peerPolicy, srv.peers = peerPolicy, newPeerClient(peerPolicy)
 	srv.goroutines = newGoroutines()
 	srv.proxies = trustedProxies(cfg.TrustedProxies)
 	srv.handshakes = newHandshakeTable(cfg.MaxPendingHandshakesPerAddr, cfg.MaxPendingHandshakes, srv.proxies.contains,

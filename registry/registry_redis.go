@@ -80,9 +80,14 @@ func (r *Redis) List(ctx context.Context, limit int) ([]json.RawMessage, error) 
 	if err != nil {
 		return nil, wrapErr("list", err)
 	}
-	out := make([]json.RawMessage, len(docs))
-	for i, d := range docs {
-		out[i] = json.RawMessage(d)
+	// Announce bounds what a node writes; a document written to Redis by
+	// other means may be anything, and is dropped unless it is one Announce
+	// could have written.
+	out := make([]json.RawMessage, 0, len(docs))
+	for _, d := range docs {
+		if len(d) <= MaxDocBytes && json.Valid([]byte(d)) {
+			out = append(out, json.RawMessage(d))
+		}
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -128,7 +129,7 @@ func contract(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 			"empty id": {"", `{}`, time.Second},
 			"brace id": {"a{b}", `{}`, time.Second},
 			"bad JSON": {"a", `{`, time.Second},
-			"huge doc": {"a", `"` + string(make([]byte, registry.MaxDocBytes)) + `"`, time.Second},
+			"huge doc": {"a", `"` + strings.Repeat("a", registry.MaxDocBytes) + `"`, time.Second},
 			"no ttl":   {"a", `{}`, 0},
 		} {
 			if err := r.Announce(t.Context(), c.id, json.RawMessage(c.doc), c.ttl); err == nil {
@@ -139,4 +140,43 @@ func contract(t *testing.T, newRegistry func(t *testing.T) registry.Registry) {
 			t.Fatalf("List after refused announcements = %v", got)
 		}
 	})
+}
+
+// TestRedisListDropsForgedDocuments: documents written into the registry's
+// keys by other means than Announce (anyone who can write Redis) come back
+// from List only if Announce could have written them: valid JSON of at
+// most MaxDocBytes.
+func TestRedisListDropsForgedDocuments(t *testing.T) {
+	s := redistest.Start(t, redistest.Options{})
+	c := s.Client()
+	prefix := redistest.Prefix(t)
+	r, err := registry.NewRedis(c, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := r.Announce(ctx, "real", json.RawMessage(`{"id":"real"}`), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	live, docs := prefix+":{nodes}:registry", prefix+":{nodes}:registry:docs"
+	forged := map[string]string{
+		"huge":    `{"id":"huge","apiUrl":"` + strings.Repeat("a", registry.MaxDocBytes) + `"}`,
+		"notjson": `{"id":`,
+	}
+	expiry := float64(time.Now().Add(time.Minute).UnixMilli())
+	for id, doc := range forged {
+		if err := c.ZAdd(ctx, live, redis.Z{Score: expiry, Member: id}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.HSet(ctx, docs, id, doc).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := r.List(ctx, registry.MaxNodes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || string(got[0]) != `{"id":"real"}` {
+		t.Fatalf("List returned %d documents (%.80q...), want the real one alone", len(got), got)
+	}
 }

@@ -168,7 +168,8 @@
       ...[['Nodes', c.nodes], ['Connections', c.connections], ['Users', c.users], ['Chats', c.chats]]
         .map(([k, v]) => el('div', { class: 'card' }, el('b', {}, fmtNum(v)), el('span', {}, k))));
     fill($('nodes-table').tBodies[0], list.nodes.map((n) => el('tr', { 'data-node': n.id },
-      el('td', {}, n.id, n.id === list.self ? el('span', { class: 'muted small' }, ' (this node)') : null),
+      el('td', {}, n.id, n.id === list.self ? el('span', { class: 'muted small' }, ' (this node)') : null,
+        n.apiUrlRefused ? el('span', { class: 'pill bad', title: n.apiUrlRefused }, 'apiUrl refused') : null),
       el('td', {}, n.version),
       el('td', {}, el('span', { class: 'pill ' + (n.ready ? 'ok' : 'bad') }, n.draining ? 'draining' : n.ready ? 'ready' : 'not ready')),
       el('td', { class: 'num' }, n.connections), el('td', { class: 'num' }, n.users), el('td', { class: 'num' }, n.chats),
@@ -386,13 +387,34 @@
 
   let socket = null;
   let testReady = false;
+  // The WebSocket origins the page's Content-Security-Policy lets it reach
+  // (config.json's sockets): this node's public listener, then any the
+  // operator configured with --console-socket-origins.
+  let sockets = [];
 
-  function initTest() {
+  async function initTest() {
     if (testReady || !self) return;
     testReady = true;
-    const port = (self.addr || '').split(':').pop();
-    $('test-url').value = location.protocol + '//' + location.hostname + (port ? ':' + port : '');
     $('test-nsp').value = self.namespace || '/messenger';
+    try {
+      const resp = await fetch('config.json', { cache: 'no-store' });
+      sockets = (await resp.json()).sockets || [];
+    } catch (_) { sockets = []; }
+    const urls = sockets.map((s) => s.replace(/^ws/, 'http'));
+    $('test-urls').replaceChildren(...urls.map((u) => el('option', { value: u })));
+    const port = (self.addr || '').split(':').pop();
+    $('test-url').value = urls[0] || location.protocol + '//' + location.hostname + (port ? ':' + port : '');
+  }
+
+  // socketAllowed reports whether the policy lets the page connect to url
+  // (unknown: let the browser decide).
+  function socketAllowed(url) {
+    if (!sockets.length) return true;
+    try {
+      const u = new URL(url);
+      const origin = u.protocol.replace(/^http/, 'ws') + '//' + u.host;
+      return sockets.includes(origin);
+    } catch (_) { return false; }
   }
 
   function log(line) {
@@ -416,7 +438,12 @@
 
   function connectTest() {
     if (typeof io !== 'function') { status('socket.io-client did not load.', true); return; }
-    const url = $('test-url').value.trim().replace(/\/+$/, '') + $('test-nsp').value.trim();
+    const base = $('test-url').value.trim().replace(/\/+$/, '');
+    if (!socketAllowed(base)) {
+      status('The console may connect only to ' + sockets.join(', ') + ' (its Content-Security-Policy); start the node with --console-socket-origins to add ' + base + '.', true);
+      return;
+    }
+    const url = base + $('test-nsp').value.trim();
     socket = io(url, { transports: ['websocket'], auth: { token: $('test-token').value.trim() }, reconnection: false, forceNew: true });
     setTestState('connecting');
     socket.on('connect', () => { setTestState('connected', true); log('connected as ' + $('test-user').value + ' (socket id ' + socket.id + ')'); });

@@ -7,13 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/anchat/realtime/internal/flaglist"
 	"github.com/anchat/realtime/node"
 )
 
@@ -241,8 +241,16 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		return nil, fmt.Errorf("use either --redis-cluster-addrs, --redis-url or the --redis-sentinel-* flags, not two of them")
 	}
 	if o.AdvertiseAPIURL != "" {
-		if u, err := url.Parse(o.AdvertiseAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, fmt.Errorf("%s: %q is not an http:// or https:// URL with a host", f.source("advertise-api-url"), o.AdvertiseAPIURL)
+		if err := node.CheckAPIURL(o.AdvertiseAPIURL); err != nil {
+			return nil, fmt.Errorf("%s: %q is not an http:// or https:// URL of a host and an optional port (other nodes refuse a path, query or credentials)", f.source("advertise-api-url"), o.AdvertiseAPIURL)
+		}
+	}
+	if err := node.CheckPeerAPIHosts(flaglist.Split(o.PeerAPIHosts)); err != nil {
+		return nil, fmt.Errorf("%s: %v", f.source("peer-api-hosts"), err)
+	}
+	for _, origin := range flaglist.Split(o.ConsoleSockets) {
+		if _, err := node.SocketOrigin(origin); err != nil {
+			return nil, fmt.Errorf("%s: %v", f.source("console-socket-origins"), err)
 		}
 	}
 	if o.RedisPartitions < 1 || o.RedisPartitions > 16384 {
@@ -286,6 +294,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 		AdminAddr:          o.AdminAddr,
 		APIAddr:            o.APIAddr,
 		APIURL:             o.AdvertiseAPIURL,
+		PeerAPIHosts:       flaglist.Split(o.PeerAPIHosts),
 		Namespace:          o.Namespace,
 		NodeID:             o.NodeID,
 		IO:                 io,
@@ -324,6 +333,7 @@ func resolve(o *serveOptions, f *flagSet, getenv getenvFunc, hostname func() (st
 			Window:             o.LimitWindow,
 		},
 	}
+	r.cfg.ConsoleSocketOrigins = flaglist.Split(o.ConsoleSockets)
 	return r, nil
 }
 

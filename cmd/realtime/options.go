@@ -10,6 +10,8 @@ type serveOptions struct {
 	AdminAddr          string
 	APIAddr            string
 	AdvertiseAPIURL    string
+	PeerAPIHosts       string
+	ConsoleSockets     string
 	Namespace          string
 	NodeID             string
 	MaxConnections     int
@@ -83,7 +85,9 @@ func serveFlags(o *serveOptions) *flagSet {
 	f.String(&o.Addr, "addr", ":8080", "public WebSocket listener address")
 	f.String(&o.AdminAddr, "admin-addr", "127.0.0.1:9090", "admin listener: /healthz, /readyz, /metrics and the server API")
 	f.String(&o.APIAddr, "api-addr", "", "server API (/api/...) on a listener of its own, off the admin listener; empty: on --admin-addr")
-	f.StringShown(&o.AdvertiseAPIURL, "advertise-api-url", "http://<api-addr or admin-addr>", "where the other nodes reach this node's server API (the admin console's cross-node lookups); an unspecified host becomes this machine's first non-loopback IP")
+	f.StringShown(&o.AdvertiseAPIURL, "advertise-api-url", "http://<api-addr or admin-addr>", "where the other nodes reach this node's server API (the admin console's cross-node lookups): scheme, host and port, no path; an unspecified host becomes this machine's first non-loopback IP")
+	f.String(&o.PeerAPIHosts, "peer-api-hosts", "private", "comma-separated hosts the admin console's cross-node calls may send the API key to, checked against the apiUrl each peer announces in Redis: CIDR prefixes, addresses, host names, *.domain, private (loopback, RFC 1918, 100.64.0.0/10, fc00::/7) or * (anywhere); a name not listed must resolve into a listed prefix")
+	f.String(&o.ConsoleSockets, "console-socket-origins", "", "comma-separated ws:// or wss:// origins (e.g. wss://chat.example.com) the admin console's test console may connect to besides this node's public listener; its Content-Security-Policy allows no others")
 	f.String(&o.Namespace, "namespace", "/messenger", "Socket.IO namespace of the chat events (\"/\" is served too)")
 	f.StringShown(&o.NodeID, "node-id", "hostname-<6 random hex>", "this node's id in logs, presence and the cluster")
 	f.Int(&o.MaxConnections, "max-connections", 10000, "connections per node; more are refused with 503 NODE_FULL")

@@ -62,6 +62,8 @@ main(async () => {
     // Log in.
     const resp = await page.goto(ADMIN_URL + '/admin/', { waitUntil: 'load' });
     assert.match(resp.headers()['content-security-policy'] || '', /script-src 'self'/);
+    // WebSockets to this node's public listener only: no scheme-wide ws:/wss: source.
+    assert.match(resp.headers()['content-security-policy'], /connect-src 'self' ws:\/\/127\.0\.0\.1:\d+;/);
     await page.type('#login-key', API_KEY);
     await page.click('#login-form button[type=submit]');
 
@@ -136,6 +138,13 @@ main(async () => {
     await setValue('#test-profiles', 'P1');
     await page.click('#test-mint');
     await page.waitForFunction(() => document.getElementById('test-token').value !== '', { timeout: 5000 });
+    // A URL the policy does not allow is refused by the page, not attempted
+    // (the browser would log a console error, which fails this test).
+    const ownURL = await page.$eval('#test-url', (e) => e.value);
+    await setValue('#test-url', 'http://127.0.0.1:1');
+    await page.click('#test-connect');
+    await page.waitForFunction(() => document.getElementById('status').textContent.includes('Content-Security-Policy'), { timeout: 5000 });
+    await setValue('#test-url', ownURL);
     await page.click('#test-connect');
     await page.waitForFunction(() => document.getElementById('test-state').textContent === 'connected', { timeout: 10000 });
     await setValue('#test-chat', 'ops');
@@ -179,7 +188,9 @@ main(async () => {
     await page.click('#chat-form button[type=submit]');
     await page.waitForSelector('#chat-members button[data-action=remove]', { timeout: 10000 });
     const left = waitFor(bob, 'chat_left', 10000);
-    await page.click('#chat-members button[data-action=remove]');
+    // The list shown from the earlier visit may be replaced by the new one
+    // between finding the button and clicking it: find and click in one step.
+    await page.$eval('#chat-members button[data-action=remove]', (b) => b.click());
     assert.equal((await left).chatId, 'ops');
     log('bob got the user event and left ops when removed');
   } finally {
