@@ -138,7 +138,7 @@ func (a *announcer) measure() *nodeInfo {
 		ID: srv.cfg.NodeID, APIURL: a.apiURL(), Version: srv.cfg.Version, Namespace: srv.cfg.Namespace,
 		StartedAt: timestamp(a.started), UpdatedAt: timestamp(now),
 		Connections: srv.connCount(), Users: users, Chats: chats,
-		Ready: srv.isReady(), Draining: srv.draining.Load(), Goroutines: srv.goroutines.count(),
+		Ready: srv.isReady(), Draining: srv.draining.Load(), Goroutines: srv.allGoroutines.count(),
 	}
 	if addr := srv.addr(); addr != nil {
 		info.Addr = addr.String()

@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,35 +11,50 @@ import (
 // all of them have ended and a test can assert that none is left. Start them
 // with Go and AfterFunc, never with a bare go statement or time.AfterFunc.
 // See CONCURRENCY.md for who starts what and how each one stops.
+//
+// A group (see group) is a subset of a tracker that can be waited for on its
+// own: its goroutines count in its parent too.
 type goroutines struct {
-	mu      sync.Mutex             // guards the following
-	running int                    // started and not ended, pending timers included
-	timers  map[*time.Timer]func() // pending AfterFunc timers and their functions
-	changed chan struct{}          // closed (and replaced) whenever a goroutine ends
-	firing  bool                   // stopping: AfterFunc runs its function at once
+	parent  *goroutines    // counts this group's goroutines too; nil for the node's own
+	running sync.WaitGroup // one per goroutine started and not ended, pending timers included
+	n       atomic.Int64   // the same number, for count
+
+	mu     sync.Mutex             // guards the following
+	timers map[*time.Timer]func() // pending AfterFunc timers and their functions
+	firing bool                   // stopping: AfterFunc runs its function at once
 }
 
 func newGoroutines() *goroutines {
-	return &goroutines{timers: make(map[*time.Timer]func()), changed: make(chan struct{})}
+	return &goroutines{timers: make(map[*time.Timer]func())}
 }
 
-// add counts one more goroutine. g.mu must be held.
-func (g *goroutines) add() { g.running++ }
+// group returns a new subset of g: what it starts is tracked by g as well,
+// and its wait waits for its own goroutines only.
+func (g *goroutines) group() *goroutines {
+	sub := newGoroutines()
+	sub.parent = g
+	return sub
+}
 
-// done counts one goroutine as ended.
+// add counts one more goroutine in g and its parents.
+func (g *goroutines) add() {
+	for ; g != nil; g = g.parent {
+		g.n.Add(1)
+		g.running.Add(1)
+	}
+}
+
+// done counts one goroutine as ended in g and its parents.
 func (g *goroutines) done() {
-	g.mu.Lock()
-	g.running--
-	close(g.changed)
-	g.changed = make(chan struct{})
-	g.mu.Unlock()
+	for ; g != nil; g = g.parent {
+		g.n.Add(-1)
+		g.running.Done()
+	}
 }
 
 // Go runs f on a new tracked goroutine.
 func (g *goroutines) Go(f func()) {
-	g.mu.Lock()
 	g.add()
-	g.mu.Unlock()
 	go func() {
 		defer g.done()
 		f()
@@ -49,9 +65,9 @@ func (g *goroutines) Go(f func()) {
 // stops (fireTimers), whichever comes first. A pending timer counts as a
 // running goroutine, so Run cannot return before f has run.
 func (g *goroutines) AfterFunc(d time.Duration, f func()) {
+	g.add()
 	g.mu.Lock()
 	defer g.mu.Unlock() // the timer's function waits for this before it reads t
-	g.add()
 	if g.firing {
 		go func() { // counted above
 			defer g.done()
@@ -70,7 +86,7 @@ func (g *goroutines) AfterFunc(d time.Duration, f func()) {
 	g.timers[t] = f
 }
 
-// fireTimers runs the functions of all pending timers now, each on its own
+// fireTimers runs the functions of g's pending timers now, each on its own
 // tracked goroutine, and those of timers set from now on at once (shutdown:
 // closers and lingering sockets end at once).
 func (g *goroutines) fireTimers() {
@@ -92,30 +108,31 @@ func (g *goroutines) fireTimers() {
 	}
 }
 
-// wait returns true once at most left tracked goroutines are running, or
-// false after timeout.
-func (g *goroutines) wait(timeout time.Duration, left int) bool {
+// wait returns once every goroutine of g has ended. As with any
+// sync.WaitGroup, nothing may start a goroutine on g (or on a group of g)
+// from none running while a wait is in progress: wait at shutdown, once
+// what starts them has stopped (a tracked goroutine may start more, as it
+// keeps g busy until it ends).
+func (g *goroutines) wait() { g.running.Wait() }
+
+// waitFor is wait bounded by timeout: it returns false when goroutines of g
+// are still running then. Its waiter goroutine ends with the last of them,
+// and is a wait in progress until then.
+func (g *goroutines) waitFor(timeout time.Duration) bool {
+	ended := make(chan struct{})
+	go func() { // the tracker's own: it cannot track itself
+		g.wait()
+		close(ended)
+	}()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	for {
-		g.mu.Lock()
-		if g.running <= left {
-			g.mu.Unlock()
-			return true
-		}
-		changed := g.changed
-		g.mu.Unlock()
-		select {
-		case <-changed:
-		case <-deadline.C:
-			return false
-		}
+	select {
+	case <-ended:
+		return true
+	case <-deadline.C:
+		return false
 	}
 }
 
-// count returns how many tracked goroutines are running (timers included).
-func (g *goroutines) count() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.running
-}
+// count returns how many goroutines of g are running (timers included).
+func (g *goroutines) count() int { return int(g.n.Load()) }

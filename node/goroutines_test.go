@@ -88,36 +88,44 @@ func TestRunLeavesNothingBehind(t *testing.T) {
 	}
 }
 
-// TestGoroutinesTracker: Go and AfterFunc are counted until they end; wait
-// honours its bound; fireTimers runs pending timers now and later ones at
-// once.
+// TestGoroutinesTracker: Go and AfterFunc are counted until they end, in
+// the group that started them and in its parent; waitFor honours its bound;
+// a group's wait waits for its own goroutines only; fireTimers runs pending
+// timers now and later ones at once.
 func TestGoroutinesTracker(t *testing.T) {
 	g := newGoroutines()
+	sub := g.group()
 	release := make(chan struct{})
 	g.Go(func() { <-release })
 	fired := make(chan string, 3)
-	g.AfterFunc(time.Hour, func() { fired <- "pending" })
-	if n := g.count(); n != 2 {
-		t.Fatalf("count %d, want 2 (a goroutine and a pending timer)", n)
+	sub.AfterFunc(time.Hour, func() { fired <- "pending" })
+	if n, s := g.count(), sub.count(); n != 2 || s != 1 {
+		t.Fatalf("count %d and %d in the group, want 2 (a goroutine and a pending timer) and 1", n, s)
 	}
-	if g.wait(10*time.Millisecond, 0) {
-		t.Fatal("wait returned true with goroutines running")
+	// g's goroutine holds it busy until release, so nothing starts on g
+	// from none left while this waiter, timed out, still waits.
+	if g.waitFor(10 * time.Millisecond) {
+		t.Fatal("waitFor returned true with goroutines running")
 	}
-	g.fireTimers()
+	sub.fireTimers()
 	if got := <-fired; got != "pending" {
 		t.Fatal(got)
 	}
-	g.AfterFunc(time.Hour, func() { fired <- "late" })
+	sub.AfterFunc(time.Hour, func() { fired <- "late" })
 	if got := <-fired; got != "late" {
 		t.Fatal(got)
 	}
-	if !g.wait(5*time.Second, 1) {
-		t.Fatalf("timers not done: count %d", g.count())
+	if !sub.waitFor(5 * time.Second) {
+		t.Fatalf("timers not done: count %d in the group", sub.count())
+	}
+	if n := g.count(); n != 1 {
+		t.Fatalf("count %d with the goroutine still running, want 1", n)
 	}
 	close(release)
-	if !g.wait(5*time.Second, 0) || g.count() != 0 {
+	if !g.waitFor(5*time.Second) || g.count() != 0 {
 		t.Fatalf("count %d after everything ended", g.count())
 	}
+	g.wait() // returns at once: none is left
 }
 
 // TestRunLeavesEnginesToTheirOwner: the engines belong to whoever built

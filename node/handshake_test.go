@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -588,6 +589,70 @@ func TestStopEndsPendingHandshakes(t *testing.T) {
 			t.Fatalf("pending handshake %d still open after stop", i)
 		}
 	}
+}
+
+// TestStopWaitsForUpgradedHandshakes: a handshake that has written its 101
+// but not yet registered its connection when the node stops is waited for
+// before stop closes the connections, so its connection is closed with the
+// rest. Without that wait it registered after closeAll and stayed open, read
+// by a goroutine Run never saw end. The handshake is held in the clock it
+// reads after its 101 until 2 s after the stop began: by then stop has
+// closed the connections, unless it waits for the handshake.
+func TestStopWaitsForUpgradedHandshakes(t *testing.T) {
+	var hold atomic.Bool
+	held, release := make(chan struct{}), make(chan struct{})
+	n, stop := runNode(t, func(c *Config) {
+		c.IO = IOGoroutine // a connection left open keeps its reading goroutine
+		c.DrainPeriod = time.Millisecond
+		c.WriteTimeout = 200 * time.Millisecond // drain waits this long for the held handshake
+		c.Now = func() time.Time {
+			if calledFrom("node.(*server).handshake") && hold.CompareAndSwap(true, false) {
+				close(held)
+				<-release
+			}
+			return time.Now()
+		}
+	})
+	hold.Store(true)
+	upgraded := make(chan net.Conn, 1)
+	go func() {
+		nc, _, err := dialRaw(t, n.Addr().String(), "", nil)
+		if err != nil {
+			t.Errorf("dial: %v", err)
+		}
+		upgraded <- nc
+	}()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handshake never reached its registration")
+	}
+	nc := <-upgraded
+	if nc == nil {
+		t.FailNow()
+	}
+	defer nc.Close()
+
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	time.Sleep(2 * time.Second)
+	close(release)
+	<-stopped
+	if !closedByServer(nc, 5*time.Second) {
+		t.Fatal("the connection upgraded as the node stopped is still open after Run returned")
+	}
+}
+
+// calledFrom reports whether the caller of the function calling it is the
+// function named fn (package-qualified without the module path, as in
+// "node.(*server).handshake").
+func calledFrom(fn string) bool {
+	pcs := make([]uintptr, 1)
+	if runtime.Callers(3, pcs) == 0 {
+		return false
+	}
+	f, _ := runtime.CallersFrames(pcs).Next()
+	return strings.HasSuffix(f.Function, "/"+fn)
 }
 
 // FuzzClientAddr: whatever X-Forwarded-For holds, the client is the peer or

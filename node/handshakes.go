@@ -68,9 +68,9 @@ func (h *busiestHeap) Pop() any {
 // with the most pending, is closed to make room. Upgrades in progress do
 // not count toward the node's connection cap.
 //
-// It owns the handshake goroutines: add counts one, its goroutine calls
-// done when it ends, and stop closes every pending connection and waits
-// for them.
+// It owns the handshake goroutines, a group of the node's tracker: add
+// starts one, which calls done when it ends, and stop closes every pending
+// connection and waits for the group.
 type handshakeTable struct {
 	perAddr, max int
 	exempt       func(netip.Addr) bool // addresses free of the per-address cap (trusted proxies)
@@ -81,22 +81,23 @@ type handshakeTable struct {
 	busiest busiestHeap
 	total   int
 
-	count atomic.Int64   // total, for the gauge without the lock
-	wg    sync.WaitGroup // handshake goroutines
+	count      atomic.Int64 // total, for the gauge without the lock
+	goroutines *goroutines  // the handshake goroutines
 }
 
-func newHandshakeTable(perAddr, max int, exempt func(netip.Addr) bool, onShed func(string)) *handshakeTable {
+// newHandshakeTable returns a table that starts its handshakes on g, a
+// group of its own.
+func newHandshakeTable(perAddr, max int, exempt func(netip.Addr) bool, onShed func(string), g *goroutines) *handshakeTable {
 	return &handshakeTable{perAddr: perAddr, max: max, exempt: exempt, onShed: onShed,
-		byAddr: make(map[netip.Addr]*addrHandshakes)}
+		byAddr: make(map[netip.Addr]*addrHandshakes), goroutines: g}
 }
 
 // add records an accepted connection as pending, shedding one older pending
-// handshake when a cap is reached. The caller runs the handshake in a
-// goroutine that calls done when it ends.
-func (t *handshakeTable) add(nc net.Conn) *pendingHandshake {
+// handshake when a cap is reached, and runs handshake on a goroutine of the
+// table's; handshake must call done when it ends.
+func (t *handshakeTable) add(nc net.Conn, handshake func(*pendingHandshake)) {
 	p := &pendingHandshake{nc: nc, peer: peerAddrPort(nc.RemoteAddr())}
 	addr := pendingKey(p.peer.Addr())
-	t.wg.Add(1)
 	t.mu.Lock()
 	var victim *pendingHandshake
 	switch a := t.byAddr[addr]; {
@@ -128,7 +129,7 @@ func (t *handshakeTable) add(nc net.Conn) *pendingHandshake {
 		_ = victim.nc.Close()
 		t.onShed(victim.shedCap)
 	}
-	return p
+	t.goroutines.Go(func() { handshake(p) })
 }
 
 // upgraded takes p out of the pending set once its 101 is written, so it can
@@ -151,15 +152,13 @@ func (t *handshakeTable) shedFor(p *pendingHandshake) string {
 	return p.shedCap
 }
 
-// done ends p's handshake goroutine, removing p if it is still pending. It
-// returns the cap p was shed for, or "".
+// done is called by p's handshake as it ends: it removes p if it is still
+// pending and returns the cap p was shed for, or "".
 func (t *handshakeTable) done(p *pendingHandshake) string {
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.removeLocked(p)
-	shed := p.shedCap
-	t.mu.Unlock()
-	t.wg.Done()
-	return shed
+	return p.shedCap
 }
 
 // removeLocked drops p from the pending set if it is there. mu must be held.
@@ -197,7 +196,7 @@ func (t *handshakeTable) stop() {
 	for _, nc := range conns {
 		_ = nc.Close()
 	}
-	t.wg.Wait()
+	t.goroutines.wait()
 }
 
 // pendingKey is the address the pending caps count a peer under: an IPv4

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -215,4 +216,52 @@ func BenchmarkObserveLatency(b *testing.B) {
 	for b.Loop() {
 		observeLatency(h, f)
 	}
+}
+
+// BenchmarkFanoutClock is the fan-out clock's share of a send and of a
+// delivery, run in parallel (go test -bench FanoutClock -cpu 1,2,8) to see
+// whether its lock serialises the node's sends. One op is one send (begin,
+// the fan-out of its event, before or after appended, alternately) and one
+// delivery of another node's message to the same chat while the send is in
+// flight. Each goroutine sends to a chat of its own (distinct), or all to
+// one (shared); idle is a delivery with no send in flight anywhere.
+func BenchmarkFanoutClock(b *testing.B) {
+	for _, mode := range []string{"distinct", "shared"} {
+		b.Run("chats="+mode, func(b *testing.B) {
+			f := newFanoutClock(func(time.Duration) {})
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				chat := "chat-shared"
+				if mode == "distinct" {
+					chat = fmt.Sprint("chat-", next.Add(1))
+				}
+				ids := make([]string, 1024)
+				for i := range ids {
+					ids[i] = fmt.Sprint(1700000000000+i, "-", next.Add(1))
+				}
+				received := time.Now()
+				for i := 0; pb.Next(); i++ {
+					id := ids[i%len(ids)]
+					f.begin(chat)
+					f.fannedOut(chat, "other-0") // another node's message
+					if i%2 == 0 {
+						f.fannedOut(chat, id) // the bus was faster than the append's reply
+						f.appended(chat, id, received)
+					} else {
+						f.appended(chat, id, received)
+						f.fannedOut(chat, id)
+					}
+				}
+			})
+		})
+	}
+	b.Run("idle", func(b *testing.B) {
+		f := newFanoutClock(func(time.Duration) {})
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				f.fannedOut("chat-42", "1700000000000-0")
+			}
+		})
+	})
 }

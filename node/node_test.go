@@ -82,7 +82,7 @@ func runNode(tb testing.TB, mod func(*Config)) (*Node, func()) {
 			if err != nil {
 				tb.Errorf("node run: %v", err)
 			}
-			if left := n.srv.goroutines.count(); left != 0 {
+			if left := n.srv.allGoroutines.count(); left != 0 {
 				tb.Errorf("%d node goroutines still running after Run returned", left)
 			}
 		case <-time.After(15 * time.Second):

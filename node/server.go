@@ -41,7 +41,13 @@ type server struct {
 	hub      *hub
 	metrics  *metrics
 	fanout   *fanoutClock // realtime_send_fanout_seconds
-	// goroutines tracks every goroutine the node starts; Run waits for them.
+
+	// allGoroutines tracks every goroutine the node starts; Run returns once
+	// none is left.
+	allGoroutines *goroutines
+
+	// goroutines, the group of allGoroutines the node's parts start theirs
+	// on: all of them but the cleaner's, which stop ends last.
 	goroutines *goroutines
 	writers    *writerPool
 	delayed    *delayedFlusher // nil unless WriteDelay > 0
@@ -107,10 +113,11 @@ func newServer(cfg *Config) (*server, error) {
 		return nil, err
 	}
 	srv.peerPolicy, srv.peers = peerPolicy, newPeerClient(peerPolicy)
-	srv.goroutines = newGoroutines()
+	srv.allGoroutines = newGoroutines()
+	srv.goroutines = srv.allGoroutines.group()
 	srv.proxies = trustedProxies(cfg.TrustedProxies)
 	srv.handshakes = newHandshakeTable(cfg.MaxPendingHandshakesPerAddr, cfg.MaxPendingHandshakes, srv.proxies.contains,
-		func(cap string) { srv.metrics.handshakeCounts.shed.WithLabelValues(cap).Inc() })
+		func(cap string) { srv.metrics.handshakeCounts.shed.WithLabelValues(cap).Inc() }, srv.goroutines.group())
 	srv.writers = newWriterPool(max(4, 2*runtime.GOMAXPROCS(0)), srv.goroutines)
 	if cfg.WriteDelay > 0 {
 		srv.delayed = newDelayedFlusher(cfg.WriteDelay, srv.writers, srv.goroutines)
@@ -137,7 +144,7 @@ func newServer(cfg *Config) (*server, error) {
 		srv.reader.close()
 		return nil, fmt.Errorf("node: start bus: %w", err)
 	}
-	srv.goroutines.Go(srv.cleaner.run)
+	srv.allGoroutines.Go(srv.cleaner.run)
 	return srv, nil
 }
 
@@ -265,11 +272,11 @@ func (srv *server) stop(ln net.Listener, stopLoops context.CancelFunc, loops *sy
 	srv.writers.close()
 	srv.goroutines.fireTimers()
 	// Everything but the cleaner ends; what it queued is then drained.
-	if !srv.goroutines.wait(stopGoroutinesTimeout, 1) {
+	if !srv.goroutines.waitFor(stopGoroutinesTimeout) {
 		srv.log.Warn().Int("goroutines", srv.goroutines.count()).Msg("node goroutines still running at stop")
 	}
 	srv.cleaner.stop()
-	srv.goroutines.wait(stopGoroutinesTimeout, 0)
+	srv.allGoroutines.waitFor(stopGoroutinesTimeout)
 	srv.peers.CloseIdleConnections()
 }
 

@@ -44,8 +44,7 @@ func (srv *server) acceptLoop(ln net.Listener) {
 		}
 		backoff = 0
 		srv.metrics.accepted.Inc()
-		p := srv.handshakes.add(nc)
-		srv.goroutines.Go(func() { srv.handshake(p) })
+		srv.handshakes.add(nc, srv.handshake)
 	}
 }
 
