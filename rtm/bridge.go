@@ -430,9 +430,13 @@ func (b *Bridge) lead(ctx context.Context, term lease.Term, acquiredAt time.Time
 		b.runBridge(bctx, term)
 	}()
 	stop := func() {
+		// Not leading from this moment: the bridge may take a while to
+		// return (a Redis call blocked on an unreachable server), but its
+		// upstream connections close at once and nothing may read this
+		// node as the leader meanwhile.
+		b.leading.Store(false)
 		cancelBridge()
 		<-done
-		b.leading.Store(false)
 		b.mu.Lock()
 		clear(b.states)
 		clear(b.figures)

@@ -1,8 +1,12 @@
 package rtm_test
 
 import (
+	"context"
 	"encoding/json"
+	"net"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -232,6 +236,61 @@ func TestSplitBrainGuard(t *testing.T) {
 	resumed = true
 	waitLeader(t, 10*time.Second, nodes)
 	connectedSince(t, e.sim, paused, "p1")
+}
+
+// TestSplitBrainGuardWhileWritingState: Redis becomes unreachable the
+// moment a profile's upstream connection is dialled, so the bridge's write of
+// the profile's state blocks on it; the guard must still close the
+// connection before the lease can expire, not when the write gives up.
+func TestSplitBrainGuardWhileWritingState(t *testing.T) {
+	const ttl = 2 * time.Second
+	e := newRedisEnv(t, rtmsim.Config{})
+	ctx := t.Context()
+	var (
+		pauseOnDial    atomic.Bool
+		paused, expiry time.Time
+		pausedMu       sync.Mutex
+		resumeOnce     sync.Once
+	)
+	resume := func() { resumeOnce.Do(e.redis.Resume) }
+	cfg := e.config("n1")
+	cfg.LeaseTTL = ttl
+	cfg.NetDial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil && pauseOnDial.CompareAndSwap(true, false) {
+			pausedMu.Lock()
+			// The lease cannot expire before now+PTTL (a renewal later only
+			// pushes it further).
+			expiry = time.Now().Add(e.client.PTTL(ctx, e.prefix+":{lease:rtm}").Val())
+			e.redis.Pause()
+			paused = time.Now()
+			pausedMu.Unlock()
+		}
+		return conn, err
+	}
+	n := e.start(cfg)
+	waitLeader(t, 5*time.Second, []*node{n})
+	pauseOnDial.Store(true)
+	if err := n.PutProfile(ctx, "p1", session1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(resume)
+	var closedAt time.Time
+	eventually(t, 3*ttl, "the upstream connection closed", func() bool {
+		for _, c := range e.sim.Connections("p1") {
+			if c.Status == 101 && c.ClosedAt != nil {
+				closedAt = *c.ClosedAt
+				return true
+			}
+		}
+		return false
+	})
+	pausedMu.Lock()
+	defer pausedMu.Unlock()
+	t.Logf("paused Redis on dial; connection closed %v later, %v before the lease could expire", closedAt.Sub(paused), expiry.Sub(closedAt))
+	if !closedAt.Before(expiry) {
+		t.Fatalf("connection closed at %v, after the lease could expire (%v)", closedAt, expiry)
+	}
 }
 
 // TestFencingCounterReset: when Redis loses the lease and its fencing

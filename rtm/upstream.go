@@ -190,10 +190,17 @@ func (b *Bridge) runProfile(ctx context.Context, term lease.Term, c *profileConn
 			}
 			continue
 		}
+		// From here the connection closes the moment ctx ends, whatever this
+		// goroutine is doing: a Redis write (setState, dedupe) may block past
+		// the lease with Redis unreachable, and the split-brain guard must
+		// not wait for it.
+		w := lockedWriter{mu: new(sync.Mutex), conn: conn}
+		stopClose := context.AfterFunc(ctx, func() { closeUpstream(conn, w) })
 		connected := b.cfg.Now()
 		log.Info().Msg("rtm: upstream connected")
 		b.setState(ctx, term, c.id, StateConnected, -1)
-		err = b.readLoop(ctx, term, c.id, conn, br)
+		err = b.readLoop(ctx, term, c.id, conn, br, w)
+		stopClose()
 		if ctx.Err() != nil {
 			return
 		}
@@ -259,22 +266,23 @@ func clientFrame(f ws.Frame) []byte {
 	return buf.Bytes()
 }
 
+// closeUpstream ends an upstream connection when the bridge stops: a
+// courtesy close frame, unless a write is blocked (closing at once is what
+// the split-brain guard needs), then the close.
+func closeUpstream(conn net.Conn, w lockedWriter) {
+	if w.mu.TryLock() {
+		_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = conn.Write(clientFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "leader stopping"))))
+		w.mu.Unlock()
+	}
+	_ = conn.Close()
+}
+
 // readLoop reads upstream messages until the connection fails or ctx ends
-// (then it sends a close frame and closes the connection at once).
-func (b *Bridge) readLoop(ctx context.Context, term lease.Term, profileID string, conn net.Conn, br *bufio.Reader) error {
+// (the caller closes it at once then, see closeUpstream); w serialises its
+// writes with the caller's.
+func (b *Bridge) readLoop(ctx context.Context, term lease.Term, profileID string, conn net.Conn, br *bufio.Reader, w lockedWriter) error {
 	defer conn.Close()
-	w := lockedWriter{mu: new(sync.Mutex), conn: conn}
-	stopClose := context.AfterFunc(ctx, func() {
-		// A courtesy close frame, unless a write is blocked: closing at once
-		// is what the split-brain guard needs.
-		if w.mu.TryLock() {
-			_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, _ = conn.Write(clientFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusGoingAway, "leader stopping"))))
-			w.mu.Unlock()
-		}
-		_ = conn.Close()
-	})
-	defer stopClose()
 
 	pingDone := make(chan struct{})
 	defer close(pingDone)
