@@ -319,7 +319,11 @@ func TestOversizedFrameClosesWith1009(t *testing.T) {
 
 func TestTokenExpiryDisconnects(t *testing.T) {
 	leakcheck.Check(t)
-	n := startNode(t, func(c *Config) { c.PingInterval, c.PingTimeout = 50*time.Millisecond, 50*time.Millisecond })
+	// The sweep that ends expired connections ticks every tenth of the
+	// shorter ping setting: 50 ms here. The ping timeout is long so that a
+	// starved test client answering late is not closed for that first (a
+	// 50 ms timeout did, 3 in 30 runs under load: the reset lost the event).
+	n := startNode(t, func(c *Config) { c.PingInterval, c.PingTimeout = 500*time.Millisecond, 5*time.Second })
 	c := connect(t, n.Addr().String(), token(t, "short", 1500*time.Millisecond, nil))
 	p := c.waitEvent("error", 5*time.Second)
 	var e struct{ Code string }
