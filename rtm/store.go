@@ -72,6 +72,10 @@ type Store interface {
 	DeleteSession(ctx context.Context, profileID string) error
 	// Sessions returns every stored session by profile id.
 	Sessions(ctx context.Context) (map[string]Session, error)
+	// SessionsVersion returns a number that changes with every PutSession
+	// and DeleteSession anywhere in the cluster (and may change without
+	// one), so the leader rereads Sessions only when it moved.
+	SessionsVersion(ctx context.Context) (int64, error)
 
 	// SetState records the leader's view of a profile's state.
 	SetState(ctx context.Context, profileID string, state State) error
@@ -84,6 +88,14 @@ type Store interface {
 	// not the number of profiles in the cluster. It does no I/O for an
 	// empty list.
 	StatesOf(ctx context.Context, profileIDs []string) (map[string]State, error)
+	// StateCounts counts the reported states by state (each of [States];
+	// those with none left out): what States would give, counted, without
+	// reading every profile's entry.
+	StateCounts(ctx context.Context) (map[State]int, error)
+	// RecountStates rebuilds from the reported states whatever StateCounts
+	// keeps beside them (the leader calls it once a term and then now and
+	// again, so writes of an older version without it are made good).
+	RecountStates(ctx context.Context) error
 
 	// SetFigures records the leader's figures of the given profiles,
 	// replacing what was recorded for each. DeleteSession and DeleteState

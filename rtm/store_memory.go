@@ -65,6 +65,7 @@ func (s *MemoryStore) PutSession(_ context.Context, profileID string, session js
 func (s *MemoryStore) DeleteSession(_ context.Context, profileID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.version++
 	delete(s.sessions, profileID)
 	s.deleteState(profileID)
 	s.signal()
@@ -76,6 +77,13 @@ func (s *MemoryStore) Sessions(context.Context) (map[string]Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.sessions), nil
+}
+
+// SessionsVersion implements [Store].
+func (s *MemoryStore) SessionsVersion(context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version, nil
 }
 
 // SetState implements [Store].
@@ -128,6 +136,25 @@ func (s *MemoryStore) StatesOf(_ context.Context, profileIDs []string) (map[stri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return pick(s.states, profileIDs), nil
+}
+
+// StateCounts implements [Store], counting the states in memory.
+func (s *MemoryStore) StateCounts(context.Context) (map[State]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return countStates(s.states), nil
+}
+
+// RecountStates implements [Store]: nothing to rebuild, StateCounts counts.
+func (s *MemoryStore) RecountStates(context.Context) error { return nil }
+
+// countStates counts states by state.
+func countStates(states map[string]State) map[State]int {
+	counts := make(map[State]int)
+	for _, st := range states {
+		counts[st]++
+	}
+	return counts
 }
 
 // MarkSeen implements [Store].
