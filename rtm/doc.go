@@ -80,7 +80,8 @@
 // [Bridge.Statuses] (every client CONNECT) reads the states of the client's
 // profiles only: one HMGET on a follower, a lookup on the leader. The
 // store keeps counts by state beside the states, in the same scripts, so
-// Stats on a follower reads three counts, not every profile's state.
+// Stats on a follower reads three counts, not every profile's state, and
+// the sorted ids, so [Bridge.Profiles] reads one page, not every profile.
 //
 // The leader reads every stored session when its term starts and on every
 // change signal. Every ResyncInterval (5 s) it also checks the sessions'
@@ -108,7 +109,8 @@
 // [RedisStore], with prefix "rt": rt:{rtm}:profiles (hash of sessions),
 // rt:{rtm}:version (session version counter), rt:{rtm}:state (hash of
 // states written by the leader), rt:{rtm}:statecounts (hash of counts by
-// state), rt:{rtm}:figures (hash of the leader's figures by profile),
+// state), rt:{rtm}:stateids (sorted set of the ids with a state, for
+// paging), rt:{rtm}:figures (hash of the leader's figures by profile),
 // rt:{rtm}:changes (pub/sub change signals),
 // rt:rtm:seen:<len(profile)>:<profile>:<event id> (SET NX EX 300). The lease
 // and the profile channels belong to the lease and bus packages

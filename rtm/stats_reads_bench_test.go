@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
+	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/lease"
 )
 
 // BenchmarkPeriodicReads compares, with 10,000 profiles stored, what the
@@ -16,7 +19,9 @@ import (
 // idle leader's look at the sessions every ResyncInterval (5 s), whole
 // sessions hash (before) against the version counter (now). It reports the
 // bytes read from Redis (redis-B/op) and Redis's CPU time (redis-us/op,
-// INFO commandstats) per call:
+// INFO commandstats) per call. It also compares a follower's page of 100
+// profiles for the admin API: both hashes read whole (before) against the
+// sorted ids (now).
 //
 //	go test -run '^$' -bench PeriodicReads ./rtm
 func BenchmarkPeriodicReads(b *testing.B) {
@@ -37,6 +42,13 @@ func BenchmarkPeriodicReads(b *testing.B) {
 		if err := store.SetState(ctx, id, States[i%len(States)]); err != nil {
 			b.Fatal(err)
 		}
+	}
+	figures := make(map[string]Figures, profiles)
+	for i := range profiles {
+		figures[fmt.Sprintf("profile-%05d", i)] = Figures{Since: time.Now(), Reconnects: uint64(i)}
+	}
+	if err := store.SetFigures(ctx, figures); err != nil {
+		b.Fatal(err)
 	}
 	if err := store.RecountStates(ctx); err != nil {
 		b.Fatal(err)
@@ -68,6 +80,23 @@ func BenchmarkPeriodicReads(b *testing.B) {
 		counts, err := store.StateCounts(ctx)
 		return len(counts), err
 	}, len(States))
+	newFollower := func() *Bridge {
+		br, err := New(Config{NodeID: "n1", URL: "ws://127.0.0.1:1/ws", Lease: lease.NewMemory(nil),
+			Bus: bus.NewMemory(bus.MemoryConfig{}), Store: store})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return br
+	}
+	measure("profiles-page/hashes", func(ctx context.Context) (int, error) {
+		page, _, err := store.pageOfAll(ctx, "profile-05000", 100)
+		return len(page), err
+	}, 100)
+	follower := newFollower()
+	measure("profiles-page/ids", func(ctx context.Context) (int, error) {
+		page, _, err := follower.Profiles(ctx, "profile-05000", 100)
+		return len(page), err
+	}, 100)
 	measure("leader-idle/sessions", func(ctx context.Context) (int, error) {
 		s, err := store.Sessions(ctx)
 		return len(s), err

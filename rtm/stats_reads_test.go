@@ -3,11 +3,15 @@ package rtm_test
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/anchat/realtime/bus"
 	"github.com/anchat/realtime/internal/must"
 	"github.com/anchat/realtime/internal/redistest"
+	"github.com/anchat/realtime/lease"
+	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
 	"github.com/anchat/realtime/rtm/rtmstatus"
 )
@@ -81,7 +85,9 @@ func TestRedisIdleLeaderDoesNotRereadSessions(t *testing.T) {
 	redistest.ResetStats(t, e.client)
 	time.Sleep(50 * cfg.ResyncInterval)
 	calls := redistest.CommandCalls(t, e.client)
-	checks, rereads := calls["get"], calls["hgetall"]
+	// The leader's recount of the states (every 12 intervals, one script
+	// with one ZCARD and one HGETALL of the state hash) is not a reread.
+	checks, rereads := calls["get"], calls["hgetall"]-calls["zcard"]
 	t.Logf("idle for %v: %d version checks, %d HGETALL", 50*cfg.ResyncInterval, checks, rereads)
 	if rereads > 50/12+2 {
 		t.Fatalf("the idle leader ran %d HGETALL in ~50 intervals; want at most one per 12 intervals", rereads)
@@ -104,5 +110,71 @@ func TestRedisIdleLeaderDoesNotRereadSessions(t *testing.T) {
 	eventually(t, 10*time.Second, "p2 dropped without a signal", func() bool { return len(openConns(e.sim, "p2")) == 0 })
 	if st := must.Get[rtmstatus.Stats](t)(leader.Stats(t.Context())); st.Profiles["connected"] != 1 {
 		t.Fatalf("profiles %v, want p1 connected only", st.Profiles)
+	}
+}
+
+// TestRedisFollowerProfilesReadsOnePage: a node that does not lead lists
+// the profiles page by page reading only the page (one script: the page's
+// ids, then their states and figures), not the whole state and figures
+// hashes for every page; walking the pages gives every profile once, in
+// id order, with its state and figures.
+func TestRedisFollowerProfilesReadsOnePage(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	client := srv.Client()
+	ctx := t.Context()
+	store := newRedisStore(t, client, redistest.Prefix(t))
+	const profiles, limit = 1_000, 100
+	if err := store.RecountStates(ctx); err != nil { // as the leader does first
+		t.Fatal(err)
+	}
+	figures := map[string]rtm.Figures{}
+	for i := range profiles {
+		id := fmt.Sprintf("p%04d", profiles-1-i) // stored in reverse order
+		if err := store.SetState(ctx, id, rtm.States[i%len(rtm.States)]); err != nil {
+			t.Fatal(err)
+		}
+		figures[id] = rtm.Figures{Reconnects: uint64(i)}
+	}
+	if err := store.SetFigures(ctx, figures); err != nil {
+		t.Fatal(err)
+	}
+	states := must.Get[map[string]rtm.State](t)(store.States(ctx))
+
+	// Not Run: the bridge has not won the lease, as on any follower.
+	b, err := rtm.New(rtm.Config{NodeID: "n1", URL: "ws://127.0.0.1:1/ws", Lease: lease.NewMemory(nil),
+		Bus: bus.NewMemory(bus.MemoryConfig{}), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	redistest.ResetStats(t, client)
+	var ids []string
+	pages := 0
+	for after := ""; ; {
+		page, next, err := b.Profiles(ctx, after, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, p := range page {
+			if p.State != string(states[p.ProfileID]) || p.Reconnects != figures[p.ProfileID].Reconnects {
+				t.Fatalf("%+v: want state %s, %d reconnects", p, states[p.ProfileID], figures[p.ProfileID].Reconnects)
+			}
+			ids = append(ids, p.ProfileID)
+		}
+		if next == "" {
+			break
+		}
+		after = next
+	}
+	if len(ids) != profiles || !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != profiles {
+		t.Fatalf("the pages listed %d profiles (sorted: %v), want each of %d once in id order", len(ids), slices.IsSorted(ids), profiles)
+	}
+	calls := redistest.CommandCalls(t, client)
+	if calls["hgetall"] != 0 || calls["hvals"] != 0 || calls["evalsha"] != int64(pages) {
+		t.Fatalf("%d pages ran %d HGETALL, %d HVALS, %d EVALSHA; want one script a page and no hash read whole",
+			pages, calls["hgetall"], calls["hvals"], calls["evalsha"])
+	}
+	if calls["zrangebylex"] != int64(pages) {
+		t.Fatalf("%d pages ran %d ZRANGEBYLEX, want one a page", pages, calls["zrangebylex"])
 	}
 }

@@ -50,6 +50,14 @@ type Figures struct {
 	Reconnects  uint64    `json:"reconnects"`           // upstream reconnect attempts, summed over leaders
 }
 
+// StoredState is one profile's reported state and figures (see
+// Store.StatesPage).
+type StoredState struct {
+	ID      string
+	State   State
+	Figures Figures // zero when none recorded
+}
+
 // Session is one stored profile session.
 type Session struct {
 	// Version increases with every PutSession (cluster-wide), so the leader
@@ -92,8 +100,13 @@ type Store interface {
 	// those with none left out): what States would give, counted, without
 	// reading every profile's entry.
 	StateCounts(ctx context.Context) (map[State]int, error)
+	// StatesPage returns the reported states of at most limit profiles
+	// (limit > 0), the first ones by id after the id after ("" from the
+	// first), in id order, with their recorded figures; more tells whether
+	// others follow. Its cost follows limit, not the number of profiles.
+	StatesPage(ctx context.Context, after string, limit int) (page []StoredState, more bool, err error)
 	// RecountStates rebuilds from the reported states whatever StateCounts
-	// keeps beside them (the leader calls it once a term and then now and
+	// and StatesPage keep beside them (the leader calls it once a term and then now and
 	// again, so writes of an older version without it are made good).
 	RecountStates(ctx context.Context) error
 

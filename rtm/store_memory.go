@@ -3,6 +3,7 @@ package rtm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -143,6 +144,17 @@ func (s *MemoryStore) StateCounts(context.Context) (map[State]int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return countStates(s.states), nil
+}
+
+// StatesPage implements [Store], sorting the ids in memory.
+func (s *MemoryStore) StatesPage(_ context.Context, after string, limit int) ([]StoredState, bool, error) {
+	if limit <= 0 {
+		return nil, false, fmt.Errorf("rtm: states page: limit %d must be positive", limit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	page, more := pageOf(s.states, s.figures, after, limit)
+	return page, more, nil
 }
 
 // RecountStates implements [Store]: nothing to rebuild, StateCounts counts.

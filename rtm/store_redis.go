@@ -27,6 +27,7 @@ var (
 	setStateScript    = redisscript.FromFS(luaFS, "lua/state_set.lua")
 	deleteStateScript = redisscript.FromFS(luaFS, "lua/state_delete.lua")
 	recountScript     = redisscript.FromFS(luaFS, "lua/recount.lua")
+	pageScript        = redisscript.FromFS(luaFS, "lua/page.lua")
 )
 
 // RedisStoreConfig configures [NewRedisStore]. The zero value works.
@@ -43,6 +44,8 @@ type RedisStoreConfig struct {
 //	rt:{rtm}:state      hash  profile id -> state, written by the leader
 //	rt:{rtm}:statecounts hash state -> number of profiles in it, kept with
 //	                    every state write once the leader has counted them
+//	rt:{rtm}:stateids   sorted set of the ids with a state (score 0, for
+//	                    paging in id order), kept with the counts
 //	rt:{rtm}:figures    hash  profile id -> figures (JSON), written by the leader
 //	rt:{rtm}:changes    pub/sub channel: a profile id after each put or delete, "" for Signal
 //	rt:rtm:seen:<key>   "1" with EX ttl (SET NX): upstream ids already published
@@ -56,7 +59,7 @@ type RedisStoreConfig struct {
 type RedisStore struct {
 	client redis.UniversalClient
 
-	profiles, version, state, counts, figures, changes, seen string
+	profiles, version, state, counts, ids, figures, changes, seen string
 }
 
 // NewRedisStore returns a store on client, which the caller owns. It does
@@ -74,6 +77,7 @@ func NewRedisStore(client redis.UniversalClient, cfg RedisStoreConfig) (*RedisSt
 		version:  tag + "version",
 		state:    tag + "state",
 		counts:   tag + "statecounts",
+		ids:      tag + "stateids",
 		figures:  tag + "figures",
 		changes:  tag + "changes",
 		seen:     cfg.Prefix + ":rtm:seen:",
@@ -95,7 +99,7 @@ func (s *RedisStore) PutSession(ctx context.Context, profileID string, session j
 // DeleteSession implements [Store]: one script, which also takes a new
 // session version.
 func (s *RedisStore) DeleteSession(ctx context.Context, profileID string) error {
-	keys := []string{s.state, s.figures, s.counts, s.profiles, s.version}
+	keys := []string{s.state, s.figures, s.counts, s.ids, s.profiles, s.version}
 	err := deleteStateScript.Run(ctx, s.client, keys, profileID, s.changes).Err()
 	return wrapRedis("delete session", err)
 }
@@ -128,13 +132,13 @@ func (s *RedisStore) Sessions(ctx context.Context) (map[string]Session, error) {
 
 // SetState implements [Store]: one script (HSET and the counts).
 func (s *RedisStore) SetState(ctx context.Context, profileID string, state State) error {
-	err := setStateScript.Run(ctx, s.client, []string{s.state, s.counts}, profileID, string(state)).Err()
+	err := setStateScript.Run(ctx, s.client, []string{s.state, s.counts, s.ids}, profileID, string(state)).Err()
 	return wrapRedis("set state", err)
 }
 
 // DeleteState implements [Store]: one script (HDELs and the counts).
 func (s *RedisStore) DeleteState(ctx context.Context, profileID string) error {
-	err := deleteStateScript.Run(ctx, s.client, []string{s.state, s.figures, s.counts}, profileID).Err()
+	err := deleteStateScript.Run(ctx, s.client, []string{s.state, s.figures, s.counts, s.ids}, profileID).Err()
 	return wrapRedis("delete state", err)
 }
 
@@ -177,14 +181,72 @@ func (s *RedisStore) StateCounts(ctx context.Context) (map[State]int, error) {
 	return counts, nil
 }
 
+// StatesPage implements [Store]: one script (ZRANGEBYLEX of the ids, then
+// HMGET of their states and figures), in time following the page, not the
+// profiles. Until the leader has counted the states (RecountStates, once a
+// term) it reads both hashes whole instead, as States and Figures would.
+func (s *RedisStore) StatesPage(ctx context.Context, after string, limit int) ([]StoredState, bool, error) {
+	if limit <= 0 {
+		return nil, false, fmt.Errorf("rtm: states page: limit %d must be positive", limit)
+	}
+	keys := []string{s.state, s.figures, s.counts, s.ids}
+	reply, err := pageScript.Run(ctx, s.client, keys, after, limit).Slice()
+	if errors.Is(err, redis.Nil) {
+		return s.pageOfAll(ctx, after, limit)
+	}
+	if err != nil {
+		return nil, false, wrapRedis("states page", err)
+	}
+	bad := fmt.Errorf("rtm: states page: unexpected reply %v", reply)
+	if len(reply) != 4 {
+		return nil, false, bad
+	}
+	more, _ := reply[0].(int64)
+	ids, _ := reply[1].([]any)
+	states, _ := reply[2].([]any)
+	figures, _ := reply[3].([]any)
+	if len(states) != len(ids) || len(figures) != len(ids) {
+		return nil, false, bad
+	}
+	page := make([]StoredState, 0, len(ids))
+	for i, v := range ids {
+		id, _ := v.(string)
+		st, ok := states[i].(string)
+		if !ok { // an id without a state: left out
+			continue
+		}
+		p := StoredState{ID: id, State: State(st)}
+		if f, ok := figures[i].(string); ok {
+			_ = json.Unmarshal([]byte(f), &p.Figures) // undecodable: no figures, as Figures
+		}
+		page = append(page, p)
+	}
+	return page, more == 1, nil
+}
+
+// pageOfAll is StatesPage from the whole state and figures hashes.
+func (s *RedisStore) pageOfAll(ctx context.Context, after string, limit int) ([]StoredState, bool, error) {
+	states, err := s.States(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	figures, err := s.Figures(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	page, more := pageOf(states, figures, after, limit)
+	return page, more, nil
+}
+
 // RecountStates implements [Store]: one script, in time linear in the
-// profiles, on the server.
+// profiles, on the server; it rebuilds the ids StatesPage reads too when
+// their number is off.
 func (s *RedisStore) RecountStates(ctx context.Context) error {
 	args := make([]any, len(States))
 	for i, st := range States {
 		args[i] = string(st)
 	}
-	return wrapRedis("recount states", recountScript.Run(ctx, s.client, []string{s.state, s.counts}, args...).Err())
+	return wrapRedis("recount states", recountScript.Run(ctx, s.client, []string{s.state, s.counts, s.ids}, args...).Err())
 }
 
 // SetFigures implements [Store]: one HSET of JSON values.

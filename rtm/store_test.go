@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -165,6 +167,61 @@ func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(ti
 			t.Fatalf("StateCounts = %v, want 2 connected only", got)
 		}
 	})
+	t.Run("statesPage", func(t *testing.T) {
+		s, _ := newStore(t)
+		ctx := t.Context()
+		since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		walk := func(when string, limit int, want []string) {
+			t.Helper()
+			var got []string
+			after := ""
+			for {
+				page, more, err := s.StatesPage(ctx, after, limit)
+				if err != nil {
+					t.Fatalf("%s: StatesPage(%q, %d): %v", when, after, limit, err)
+				}
+				if len(page) > limit || more && len(page) != limit {
+					t.Fatalf("%s: page of %d (more %v), limit %d", when, len(page), more, limit)
+				}
+				for _, p := range page {
+					got = append(got, fmt.Sprintf("%s=%s/%d", p.ID, p.State, p.Figures.Reconnects))
+				}
+				if !more {
+					break
+				}
+				after = page[len(page)-1].ID
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: pages of %d give %q, want %q", when, limit, got, want)
+			}
+		}
+		walk("empty", 2, nil)
+		_ = s.SetState(ctx, "b", rtm.StateConnected)
+		_ = s.SetState(ctx, "a", rtm.StateReconnecting)
+		_ = s.SetFigures(ctx, map[string]rtm.Figures{"a": {Since: since, Reconnects: 3}})
+		walk("before a recount", 1, []string{"a=reconnecting/3", "b=connected/0"})
+		if err := s.RecountStates(ctx); err != nil {
+			t.Fatal(err)
+		}
+		walk("after a recount", 1, []string{"a=reconnecting/3", "b=connected/0"})
+		for _, id := range []string{"c", "B", "a-1", "ab"} {
+			_ = s.SetState(ctx, id, rtm.StateSessionExpired)
+		}
+		_ = s.SetState(ctx, "b", rtm.StateReconnecting)
+		_ = s.DeleteState(ctx, "ab")
+		_ = s.PutSession(ctx, "c", session1)
+		_ = s.DeleteSession(ctx, "c")
+		want := []string{"B=session_expired/0", "a=reconnecting/3", "a-1=session_expired/0", "b=reconnecting/0"}
+		for _, limit := range []int{1, 2, 3, 4, 100} {
+			walk("after changes", limit, want)
+		}
+		if page, more, err := s.StatesPage(ctx, "a-0", 1); err != nil || more != true || len(page) != 1 || page[0].ID != "a-1" {
+			t.Fatalf("StatesPage after an id not stored: %+v %v %v", page, more, err)
+		}
+		if _, _, err := s.StatesPage(ctx, "", 0); err == nil {
+			t.Fatal("StatesPage with limit 0: no error")
+		}
+	})
 	t.Run("figures", func(t *testing.T) {
 		s, _ := newStore(t)
 		ctx := t.Context()
@@ -304,6 +361,9 @@ func TestRedisStoreLayout(t *testing.T) {
 	}
 	if v := c.HGetAll(ctx, "rt:{rtm}:statecounts").Val(); len(v) != 3 || v["connected"] != "1" || v["reconnecting"] != "0" {
 		t.Fatalf("state counts hash: %v", v)
+	}
+	if v := c.ZRange(ctx, "rt:{rtm}:stateids", 0, -1).Val(); !slices.Equal(v, []string{"p1"}) {
+		t.Fatalf("state ids: %q", v)
 	}
 	if _, err := s.MarkSeen(ctx, "2:p1:e1", 5*time.Minute); err != nil {
 		t.Fatal(err)
