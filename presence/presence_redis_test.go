@@ -462,6 +462,11 @@ func TestRedisStatsScansOncePerWindow(t *testing.T) {
 		if u, h := scans(); u != 1 || h != nodes {
 			t.Fatalf("%d nodes × %d Stats ran %d SUNIONSTORE and %d HKEYS, want one scan (1 and %d)", nodes, calls, u, h, nodes)
 		}
+		if time.Since(start) < maxAge/2 { // the cache is still fresh
+			redistest.CountRoundTrips(c).Expect(t, []redistest.Call{
+				{Name: "cached Stats", Want: 1, Do: func() error { _, err := ps[2].Stats(ctx); return err }},
+			})
+		}
 
 		// A change shows once the window is over.
 		holdSlots(t, ps[0], "late", "c", 1, 5)
