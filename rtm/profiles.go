@@ -52,9 +52,7 @@ func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []
 	var stored []StoredState
 	var more bool
 	if b.leading.Load() {
-		b.mu.Lock()
-		stored, more = pageOf(b.states, b.figures, after, limit)
-		b.mu.Unlock()
+		stored, more = b.localPage(after, limit)
 	} else if stored, more, err = b.cfg.Store.StatesPage(ctx, after, limit); err != nil {
 		return nil, "", fmt.Errorf("rtm: profile states: %w", err)
 	}
@@ -76,18 +74,43 @@ func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []
 	return page, next, nil
 }
 
-// pageOf is one page of states in id order (see Store.StatesPage), with
-// figures, from maps; more tells whether others follow.
-func pageOf(states map[string]State, figures map[string]Figures, after string, limit int) (page []StoredState, more bool) {
-	ids := slices.Sorted(maps.Keys(states))
+// localPage is pageOf of the leader's own view, sorting its ids outside
+// b.mu so that state changes do not wait for the sort.
+func (b *Bridge) localPage(after string, limit int) ([]StoredState, bool) {
+	b.mu.Lock()
+	ids := slices.Collect(maps.Keys(b.states))
+	b.mu.Unlock()
+	slices.Sort(ids)
+	ids, more := pageIDs(ids, after, limit)
+	page := make([]StoredState, 0, len(ids))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		if st, ok := b.states[id]; ok { // not dropped meanwhile
+			page = append(page, StoredState{ID: id, State: st, Figures: b.figures[id]})
+		}
+	}
+	return page, more
+}
+
+// pageIDs is the page of the sorted ids after after, at most limit of
+// them, and whether others follow.
+func pageIDs(ids []string, after string, limit int) ([]string, bool) {
 	start, _ := slices.BinarySearch(ids, after)
 	if start < len(ids) && ids[start] == after {
 		start++
 	}
 	ids = ids[start:]
 	if len(ids) > limit {
-		ids, more = ids[:limit], true
+		return ids[:limit], true
 	}
+	return ids, false
+}
+
+// pageOf is one page of states in id order (see Store.StatesPage), with
+// figures, from maps; more tells whether others follow.
+func pageOf(states map[string]State, figures map[string]Figures, after string, limit int) (page []StoredState, more bool) {
+	ids, more := pageIDs(slices.Sorted(maps.Keys(states)), after, limit)
 	page = make([]StoredState, 0, len(ids))
 	for _, id := range ids {
 		page = append(page, StoredState{ID: id, State: states[id], Figures: figures[id]})
