@@ -216,8 +216,11 @@ func (s *RedisStore) StatesPage(ctx context.Context, after string, limit int) ([
 			continue
 		}
 		p := StoredState{ID: id, State: State(st)}
-		if f, ok := figures[i].(string); ok {
-			_ = json.Unmarshal([]byte(f), &p.Figures) // undecodable: no figures, as Figures
+		if raw, ok := figures[i].(string); ok {
+			var f Figures
+			if json.Unmarshal([]byte(raw), &f) == nil { // undecodable: no figures, as in Figures
+				p.Figures = f
+			}
 		}
 		page = append(page, p)
 	}
