@@ -27,6 +27,10 @@ const (
 	// DefaultEntryTTL is the entry TTL used when RedisConfig.EntryTTL is 0.
 	DefaultEntryTTL = 30 * time.Second
 
+	// DefaultStatsMaxAge is a StatsMaxAge for a cluster whose nodes all
+	// report Stats every few seconds: one scan per 5 s, whatever the nodes.
+	DefaultStatsMaxAge = 5 * time.Second
+
 	closeTimeout = 5 * time.Second
 )
 
@@ -57,6 +61,15 @@ type RedisConfig struct {
 	// within it. Default 30s, at least 10ms. Call Refresh at least every
 	// EntryTTL/3 (see [KeepAlive]).
 	EntryTTL time.Duration
+	// StatsMaxAge, when positive, lets Stats answer with cluster-wide
+	// figures up to this old: the first caller after they expire computes
+	// them (time linear in users and chats, on the Redis shard of {nodes})
+	// and stores them under rt:{nodes}:stats, every other caller on every
+	// node reads them (O(1)), so the scan runs at most once per StatsMaxAge
+	// however many nodes ask. Zero: every Stats scans (exact at the call).
+	// [DefaultStatsMaxAge] suits the stats line and /api/stats. Whole
+	// milliseconds.
+	StatsMaxAge time.Duration
 }
 
 // Redis is the cluster [Presence]. Times are the Redis server's (TIME inside
@@ -70,6 +83,7 @@ type RedisConfig struct {
 //	rt:{nodes}:<node>:usercounts hash: user → this node's entries of that user
 //	rt:{nodes}:<node>:chats      set of chats with local members (SetChats)
 //	rt:{nodes}:scratch           scratch key of the Stats script
+//	rt:{nodes}:stats             Stats figures cached for StatsMaxAge (PX)
 //
 // Per-user keys hold everything the cap needs, so Acquire's script touches
 // one key; the node-level keys share the {nodes} hash tag so Stats can take
@@ -79,7 +93,7 @@ type RedisConfig struct {
 // bookkeeping), 2 when refused (the bookkeeping is taken back); Release 1
 // (one pipeline: ZREM and the bookkeeping); SetChats 1; Refresh 1 (one
 // pipeline with one script per user with local entries, plus one more after
-// this node was forgotten: see Refresh); Stats 2; Close 1. A script missing
+// this node was forgotten: see Refresh); Stats 2 (1 when cached); Close 1. A script missing
 // from the server's cache (SCRIPT FLUSH, restart) costs one extra round trip
 // once. The bookkeeping script (lua/book.lua) is idempotent and commutes
 // across entries, so calls need no ordering among themselves; only a rewrite
@@ -100,8 +114,10 @@ type Redis struct {
 	nodeID string
 	ttl    time.Duration
 	ttlMS  int64
-	// This node's keys.
-	liveKey, aliveKey, connsKey, userCountsKey, chatsKey, scratchKey string
+	// statsMaxAgeMS is RedisConfig.StatsMaxAge in ms; 0: Stats does not cache.
+	statsMaxAgeMS int64
+	// This node's keys, and the cluster's Stats cache key.
+	liveKey, aliveKey, connsKey, userCountsKey, chatsKey, scratchKey, statsKey string
 
 	closed      atomic.Bool
 	registered  atomic.Bool // a Refresh has succeeded
@@ -140,6 +156,9 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 	if cfg.EntryTTL < 10*time.Millisecond {
 		return nil, fmt.Errorf("presence: entry TTL %v must be at least 10ms", cfg.EntryTTL)
 	}
+	if cfg.StatsMaxAge < 0 || cfg.StatsMaxAge > 0 && cfg.StatsMaxAge < time.Millisecond {
+		return nil, fmt.Errorf("presence: stats max age %v must be 0 or at least 1ms", cfg.StatsMaxAge)
+	}
 	r := &Redis{
 		client: client,
 		prefix: cfg.Prefix,
@@ -147,9 +166,12 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig) (*Redis, error) {
 		ttl:    cfg.EntryTTL.Truncate(time.Millisecond),
 		ttlMS:  cfg.EntryTTL.Milliseconds(),
 		local:  make(map[string]map[string]struct{}),
+
+		statsMaxAgeMS: cfg.StatsMaxAge.Milliseconds(),
 	}
 	r.liveKey = r.prefix + ":{nodes}:live"
 	r.scratchKey = r.prefix + ":{nodes}:scratch"
+	r.statsKey = r.prefix + ":{nodes}:stats"
 	r.aliveKey = r.nodeKey(r.nodeID, "alive")
 	r.connsKey = r.nodeKey(r.nodeID, "conns")
 	r.userCountsKey = r.nodeKey(r.nodeID, "usercounts")
@@ -395,8 +417,11 @@ func (r *Redis) rebuild(ctx context.Context) error {
 }
 
 // Stats implements [Presence]: two round trips (the live nodes, then one
-// script over their sets). It costs Redis time linear in the number of
-// users and chats: call it for metrics and admin, not per event.
+// script over their sets). The script costs Redis time linear in the
+// number of users and chats on the shard of {nodes}: call it for metrics
+// and admin, not per event. With a StatsMaxAge, cached figures cost one
+// round trip (a GET) and the scan runs at most once per StatsMaxAge in the
+// whole cluster; the figures are then exact as of when they were computed.
 func (r *Redis) Stats(ctx context.Context) (Stats, error) {
 	if r.closed.Load() {
 		return Stats{}, ErrClosed
@@ -404,28 +429,65 @@ func (r *Redis) Stats(ctx context.Context) (Stats, error) {
 	if err := r.register(ctx); err != nil {
 		return Stats{}, err
 	}
-	nodes, err := liveScript.Run(ctx, r.client, []string{r.liveKey}).StringSlice()
+	liveKeys := []string{r.liveKey}
+	if r.statsMaxAgeMS > 0 {
+		liveKeys = append(liveKeys, r.statsKey)
+	}
+	live, err := liveScript.Run(ctx, r.client, liveKeys).Slice()
 	if err != nil {
 		return Stats{}, wrapErr("stats", err)
+	}
+	if len(live) == 0 {
+		return Stats{}, fmt.Errorf("presence: stats: empty reply")
+	}
+	if cached, ok := live[0].(string); ok {
+		return parseStats(cached)
+	}
+	nodes := make([]string, 0, len(live)-1)
+	for _, v := range live[1:] {
+		n, ok := v.(string)
+		if !ok {
+			return Stats{}, fmt.Errorf("presence: stats: unexpected node %v", v)
+		}
+		nodes = append(nodes, n)
 	}
 	if len(nodes) == 0 {
 		return Stats{}, nil
 	}
-	keys := make([]string, 0, 3*len(nodes)+1)
+	keys := make([]string, 0, 3*len(nodes)+2)
 	for _, what := range []string{"conns", "usercounts", "chats"} {
 		for _, n := range nodes {
 			keys = append(keys, r.nodeKey(n, what))
 		}
 	}
 	keys = append(keys, r.scratchKey)
-	v, err := statsScript.Run(ctx, r.client, keys, len(nodes)).Int64Slice()
+	args := []any{len(nodes)}
+	if r.statsMaxAgeMS > 0 {
+		keys = append(keys, r.statsKey)
+		args = append(args, r.statsMaxAgeMS)
+	}
+	v, err := statsScript.Run(ctx, r.client, keys, args...).Text()
 	if err != nil {
 		return Stats{}, wrapErr("stats", err)
 	}
-	if len(v) != 3 {
-		return Stats{}, fmt.Errorf("presence: stats: unexpected reply %v", v)
+	return parseStats(v)
+}
+
+// parseStats decodes the stats script's "nodes:conns:users:chats".
+func parseStats(s string) (Stats, error) {
+	var st Stats
+	fields := strings.Split(s, ":")
+	if len(fields) != 4 {
+		return Stats{}, fmt.Errorf("presence: stats: unexpected reply %q", s)
 	}
-	return Stats{Nodes: len(nodes), Connections: int(v[0]), Users: int(v[1]), Chats: int(v[2])}, nil
+	for i, dst := range []*int{&st.Nodes, &st.Connections, &st.Users, &st.Chats} {
+		n, err := strconv.Atoi(fields[i])
+		if err != nil {
+			return Stats{}, fmt.Errorf("presence: stats: unexpected reply %q", s)
+		}
+		*dst = n
+	}
+	return st, nil
 }
 
 // Locate implements [Presence]: one pipeline of one script per user (the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -401,4 +402,81 @@ func TestRedisLocateAcrossNodes(t *testing.T) {
 		return slices.Equal(got["alice"], []presence.Entry{{Node: "b", Conn: "b1"}})
 	})
 	_ = a.Close()
+}
+
+// TestRedisStatsScansOncePerWindow: with a StatsMaxAge, many nodes asking
+// for Stats, concurrently and repeatedly, cost one scan of the nodes' sets
+// per window in the whole cluster (counted by the server: one SUNIONSTORE
+// and one HKEYS per live node a scan), and all get the same exact figures.
+// Once the window is over, the next Stats scans again and sees what changed.
+func TestRedisStatsScansOncePerWindow(t *testing.T) {
+	redistest.OnEachDeployment(t, func(t *testing.T, c redis.UniversalClient) {
+		const nodes, calls = 6, 5
+		const maxAge = 2 * time.Second
+		ctx := ctxFor(t)
+		prefix := redistest.Prefix(t)
+		ps := make([]*presence.Redis, nodes)
+		for i := range ps {
+			ps[i] = newRedis(t, c, presence.RedisConfig{Prefix: prefix, NodeID: fmt.Sprint("n", i), StatsMaxAge: maxAge})
+			t.Cleanup(func() { _ = ps[i].Close() })
+			holdSlots(t, ps[i], fmt.Sprint("user", i), "c", 2, 5)
+			holdSlots(t, ps[i], "shared", fmt.Sprint("n", i, "-"), 1, nodes)
+			setChats(t, ps[i], "general", fmt.Sprint("chat", i))
+		}
+		want := presence.Stats{Nodes: nodes, Connections: 3 * nodes, Users: nodes + 1, Chats: nodes + 1}
+
+		scans := func() (sunionstore, hkeys int64) {
+			calls := redistest.CommandCalls(t, c)
+			return calls["sunionstore"], calls["hkeys"]
+		}
+		// Let the cache of a first Stats expire, so the round below starts
+		// with none, then count from there.
+		must.Get[presence.Stats](t)(ps[0].Stats(ctx))
+		time.Sleep(maxAge + 100*time.Millisecond)
+		redistest.ResetStats(t, c)
+		start := time.Now()
+		var wg sync.WaitGroup
+		got := make(chan presence.Stats, nodes*calls)
+		for _, p := range ps {
+			wg.Go(func() {
+				for range calls {
+					st, err := p.Stats(ctx)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					got <- st
+				}
+			})
+		}
+		wg.Wait()
+		close(got)
+		if time.Since(start) >= maxAge {
+			t.Skipf("the round took %v, longer than the window %v: too loaded to count", time.Since(start), maxAge)
+		}
+		for st := range got {
+			if st != want {
+				t.Fatalf("Stats = %+v, want %+v", st, want)
+			}
+		}
+		if u, h := scans(); u != 1 || h != nodes {
+			t.Fatalf("%d nodes × %d Stats ran %d SUNIONSTORE and %d HKEYS, want one scan (1 and %d)", nodes, calls, u, h, nodes)
+		}
+		if time.Since(start) < maxAge/2 { // the cache is still fresh
+			redistest.CountRoundTrips(c).Expect(t, []redistest.Call{
+				{Name: "cached Stats", Want: 1, Do: func() error { _, err := ps[2].Stats(ctx); return err }},
+			})
+		}
+
+		// A change shows once the window is over.
+		holdSlots(t, ps[0], "late", "c", 1, 5)
+		want.Connections++
+		want.Users++
+		eventually(t, 5*time.Second, "Stats sees the new user", func() bool {
+			return must.Get[presence.Stats](t)(ps[1].Stats(ctx)) == want
+		})
+		if u, _ := scans(); u != 2 {
+			t.Fatalf("after the window: %d scans, want 2", u)
+		}
+	})
 }

@@ -83,8 +83,10 @@ type Config struct {
 	// DedupeTTL is how long an upstream event id is remembered, cluster-wide.
 	// Default 5m.
 	DedupeTTL time.Duration
-	// ResyncInterval: the leader rereads the stored sessions this often even
-	// without a change signal. Default 5s.
+	// ResyncInterval: the leader checks the stored sessions' version this
+	// often even without a change signal, and rereads the sessions when it
+	// moved (and at least every 12 intervals); it also records the profile
+	// figures that changed. Default 5s.
 	ResyncInterval time.Duration
 }
 
@@ -227,9 +229,10 @@ func (b *Bridge) DeleteProfile(ctx context.Context, profileID string) error {
 	return b.cfg.Store.DeleteSession(ctx, profileID)
 }
 
-// Stats reads the lease holder (one round trip) and the profile states:
-// the leader's own view on the leader, the states the leader stored
-// elsewhere (a second round trip).
+// Stats reads the lease holder (one round trip) and the profile counts by
+// state: the leader's own view on the leader, the counts kept beside the
+// states the leader stored elsewhere (a second round trip, whose cost does
+// not grow with the profiles).
 func (b *Bridge) Stats(ctx context.Context) (rtmstatus.Stats, error) {
 	t, held, err := b.cfg.Lease.Holder(ctx, b.cfg.LeaseName)
 	if err != nil {
@@ -251,14 +254,14 @@ func (b *Bridge) Stats(ctx context.Context) (rtmstatus.Stats, error) {
 		b.raiseTerm(t.Fencing)
 	}
 	s.IsLeader = held && b.leading.Load() && t.Holder == b.cfg.NodeID && t.Fencing == b.term.Load()
-	var states map[string]State
+	var counts map[State]int
 	if s.IsLeader {
-		states = b.localStates()
-	} else if states, err = b.cfg.Store.States(ctx); err != nil {
+		counts = countStates(b.localStates())
+	} else if counts, err = b.cfg.Store.StateCounts(ctx); err != nil {
 		return rtmstatus.Stats{}, fmt.Errorf("rtm: stats: %w", err)
 	}
-	for _, st := range states {
-		s.Profiles[string(st)]++
+	for st, n := range counts {
+		s.Profiles[string(st)] += n
 	}
 	return s, nil
 }

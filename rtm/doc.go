@@ -78,7 +78,19 @@
 // connection attempt publishes only its outcome. The leader also writes each
 // state to the Store so that Stats on any node shows them, and so that
 // [Bridge.Statuses] (every client CONNECT) reads the states of the client's
-// profiles only: one HMGET on a follower, a lookup on the leader.
+// profiles only: one HMGET on a follower, a lookup on the leader. The
+// store keeps counts by state beside the states, in the same scripts, so
+// Stats on a follower reads three counts, not every profile's state, and
+// the sorted ids, so [Bridge.Profiles] reads one page, not every profile.
+//
+// The leader reads every stored session when its term starts and on every
+// change signal. Every ResyncInterval (5 s) it also checks the sessions'
+// version (one GET; PutSession and DeleteSession move it) and rereads them
+// only when it moved, or when 12 intervals have passed without a reread
+// (a safety net for a lost signal together with a version that went back
+// to an earlier value when Redis lost its data). Once a term and then every
+// 12 intervals it recounts the states on the server (one script), so counts
+// left off by nodes of an older version are made good.
 //
 // # Terms on the bus
 //
@@ -96,7 +108,10 @@
 //
 // [RedisStore], with prefix "rt": rt:{rtm}:profiles (hash of sessions),
 // rt:{rtm}:version (session version counter), rt:{rtm}:state (hash of
-// states written by the leader), rt:{rtm}:changes (pub/sub change signals),
+// states written by the leader), rt:{rtm}:statecounts (hash of counts by
+// state), rt:{rtm}:stateids (sorted set of the ids with a state, for
+// paging), rt:{rtm}:figures (hash of the leader's figures by profile),
+// rt:{rtm}:changes (pub/sub change signals),
 // rt:rtm:seen:<len(profile)>:<profile>:<event id> (SET NX EX 300). The lease
 // and the profile channels belong to the lease and bus packages
 // (rt:{lease:rtm}, rt:{profile:<id>}).

@@ -42,28 +42,24 @@ func pick(states map[string]State, ids []string) map[string]State {
 
 // Profiles lists the profiles with a state, ordered by id, starting after
 // the id after ("" from the first), at most limit of them; next is the id
-// to pass as after for the following page, "" after the last one.
+// to pass as after for the following page, "" after the last one. The
+// leader pages its own view (sorting its ids); elsewhere it is one read of
+// the store whose cost follows limit (Store.StatesPage).
 func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []rtmstatus.Profile, next string, err error) {
 	if limit <= 0 {
 		return nil, "", fmt.Errorf("rtm: profiles: limit %d must be positive", limit)
 	}
-	states, figures, err := b.view(ctx)
-	if err != nil {
-		return nil, "", err
+	var stored []StoredState
+	var more bool
+	if b.leading.Load() {
+		stored, more = b.localPage(after, limit)
+	} else if stored, more, err = b.cfg.Store.StatesPage(ctx, after, limit); err != nil {
+		return nil, "", fmt.Errorf("rtm: profile states: %w", err)
 	}
-	ids := slices.Sorted(maps.Keys(states))
-	start, _ := slices.BinarySearch(ids, after)
-	if start < len(ids) && ids[start] == after {
-		start++
-	}
-	ids = ids[start:]
-	if len(ids) > limit {
-		ids, next = ids[:limit], ids[limit-1]
-	}
-	page = make([]rtmstatus.Profile, 0, len(ids))
-	for _, id := range ids {
-		f := figures[id]
-		p := rtmstatus.Profile{ProfileID: id, State: string(states[id]), Reconnects: f.Reconnects}
+	page = make([]rtmstatus.Profile, 0, len(stored))
+	for _, s := range stored {
+		f := s.Figures
+		p := rtmstatus.Profile{ProfileID: s.ID, State: string(s.State), Reconnects: f.Reconnects}
 		if !f.Since.IsZero() {
 			p.Since = isoMillis(f.Since)
 		}
@@ -72,26 +68,54 @@ func (b *Bridge) Profiles(ctx context.Context, after string, limit int) (page []
 		}
 		page = append(page, p)
 	}
+	if more && len(stored) > 0 {
+		next = stored[len(stored)-1].ID
+	}
 	return page, next, nil
 }
 
-// view returns every profile's state and figures as this node knows them:
-// its own on the leader, else the store's.
-func (b *Bridge) view(ctx context.Context) (map[string]State, map[string]Figures, error) {
-	if b.leading.Load() {
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return maps.Clone(b.states), maps.Clone(b.figures), nil
+// localPage is pageOf of the leader's own view, sorting its ids outside
+// b.mu so that state changes do not wait for the sort.
+func (b *Bridge) localPage(after string, limit int) ([]StoredState, bool) {
+	b.mu.Lock()
+	ids := slices.Collect(maps.Keys(b.states))
+	b.mu.Unlock()
+	slices.Sort(ids)
+	ids, more := pageIDs(ids, after, limit)
+	page := make([]StoredState, 0, len(ids))
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		if st, ok := b.states[id]; ok { // not dropped meanwhile
+			page = append(page, StoredState{ID: id, State: st, Figures: b.figures[id]})
+		}
 	}
-	states, err := b.cfg.Store.States(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("rtm: profile states: %w", err)
+	return page, more
+}
+
+// pageIDs is the page of the sorted ids after after, at most limit of
+// them, and whether others follow.
+func pageIDs(ids []string, after string, limit int) ([]string, bool) {
+	start, _ := slices.BinarySearch(ids, after)
+	if start < len(ids) && ids[start] == after {
+		start++
 	}
-	figures, err := b.cfg.Store.Figures(ctx)
-	if err != nil {
-		return nil, nil, fmt.Errorf("rtm: profile figures: %w", err)
+	ids = ids[start:]
+	if len(ids) > limit {
+		return ids[:limit], true
 	}
-	return states, figures, nil
+	return ids, false
+}
+
+// pageOf is one page of states in id order (see Store.StatesPage), with
+// figures, from maps; more tells whether others follow.
+func pageOf(states map[string]State, figures map[string]Figures, after string, limit int) (page []StoredState, more bool) {
+	ids, more := pageIDs(slices.Sorted(maps.Keys(states)), after, limit)
+	page = make([]StoredState, 0, len(ids))
+	for _, id := range ids {
+		page = append(page, StoredState{ID: id, State: states[id], Figures: figures[id]})
+	}
+	return page, more
 }
 
 func isoMillis(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }

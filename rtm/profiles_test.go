@@ -74,6 +74,13 @@ func TestStatusesAndProfiles(t *testing.T) {
 	if page, next, err = follower.Profiles(ctx, "p2", 1); err != nil || len(page) != 0 || next != "" {
 		t.Fatalf("after the last: %+v next %q err %v", page, next, err)
 	}
+	// The leader pages its own view the same way.
+	if page, next, err = leader.Profiles(ctx, "", 1); err != nil || len(page) != 1 || page[0].ProfileID != "p1" || next != "p1" {
+		t.Fatalf("leader's first page: %+v next %q err %v", page, next, err)
+	}
+	if page, next, err = leader.Profiles(ctx, "p1", 5); err != nil || len(page) != 1 || page[0].ProfileID != "p2" || next != "" {
+		t.Fatalf("leader's second page: %+v next %q err %v", page, next, err)
+	}
 
 	// A new leader starts from the recorded figures.
 	leader.stop()

@@ -50,6 +50,14 @@ type Figures struct {
 	Reconnects  uint64    `json:"reconnects"`           // upstream reconnect attempts, summed over leaders
 }
 
+// StoredState is one profile's reported state and figures (see
+// Store.StatesPage).
+type StoredState struct {
+	ID      string
+	State   State
+	Figures Figures // zero when none recorded
+}
+
 // Session is one stored profile session.
 type Session struct {
 	// Version increases with every PutSession (cluster-wide), so the leader
@@ -72,6 +80,10 @@ type Store interface {
 	DeleteSession(ctx context.Context, profileID string) error
 	// Sessions returns every stored session by profile id.
 	Sessions(ctx context.Context) (map[string]Session, error)
+	// SessionsVersion returns a number that changes with every PutSession
+	// and DeleteSession anywhere in the cluster (and may change without
+	// one), so the leader rereads Sessions only when it moved.
+	SessionsVersion(ctx context.Context) (int64, error)
 
 	// SetState records the leader's view of a profile's state.
 	SetState(ctx context.Context, profileID string, state State) error
@@ -84,6 +96,19 @@ type Store interface {
 	// not the number of profiles in the cluster. It does no I/O for an
 	// empty list.
 	StatesOf(ctx context.Context, profileIDs []string) (map[string]State, error)
+	// StateCounts counts the reported states by state (each of [States];
+	// those with none left out): what States would give, counted, without
+	// reading every profile's entry.
+	StateCounts(ctx context.Context) (map[State]int, error)
+	// StatesPage returns the reported states of at most limit profiles
+	// (limit > 0), the first ones by id after the id after ("" from the
+	// first), in id order, with their recorded figures; more tells whether
+	// others follow. Its cost follows limit, not the number of profiles.
+	StatesPage(ctx context.Context, after string, limit int) (page []StoredState, more bool, err error)
+	// RecountStates rebuilds from the reported states whatever StateCounts
+	// and StatesPage keep beside them (the leader calls it once a term and then now and
+	// again, so writes of an older version without it are made good).
+	RecountStates(ctx context.Context) error
 
 	// SetFigures records the leader's figures of the given profiles,
 	// replacing what was recorded for each. DeleteSession and DeleteState

@@ -3,6 +3,7 @@ package rtm
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -65,6 +66,7 @@ func (s *MemoryStore) PutSession(_ context.Context, profileID string, session js
 func (s *MemoryStore) DeleteSession(_ context.Context, profileID string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.version++
 	delete(s.sessions, profileID)
 	s.deleteState(profileID)
 	s.signal()
@@ -76,6 +78,13 @@ func (s *MemoryStore) Sessions(context.Context) (map[string]Session, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.sessions), nil
+}
+
+// SessionsVersion implements [Store].
+func (s *MemoryStore) SessionsVersion(context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.version, nil
 }
 
 // SetState implements [Store].
@@ -128,6 +137,36 @@ func (s *MemoryStore) StatesOf(_ context.Context, profileIDs []string) (map[stri
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return pick(s.states, profileIDs), nil
+}
+
+// StateCounts implements [Store], counting the states in memory.
+func (s *MemoryStore) StateCounts(context.Context) (map[State]int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return countStates(s.states), nil
+}
+
+// StatesPage implements [Store], sorting the ids in memory.
+func (s *MemoryStore) StatesPage(_ context.Context, after string, limit int) ([]StoredState, bool, error) {
+	if limit <= 0 {
+		return nil, false, fmt.Errorf("rtm: states page: limit %d must be positive", limit)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	page, more := pageOf(s.states, s.figures, after, limit)
+	return page, more, nil
+}
+
+// RecountStates implements [Store]: nothing to rebuild, StateCounts counts.
+func (s *MemoryStore) RecountStates(context.Context) error { return nil }
+
+// countStates counts states by state.
+func countStates(states map[string]State) map[State]int {
+	counts := make(map[State]int)
+	for _, st := range states {
+		counts[st]++
+	}
+	return counts
 }
 
 // MarkSeen implements [Store].

@@ -2,9 +2,11 @@ package rtm
 
 import (
 	"context"
-	_ "embed"
+	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,10 +19,16 @@ import (
 // Interface guard.
 var _ Store = (*RedisStore)(nil)
 
-//go:embed lua/put.lua
-var putLua string
+//go:embed lua/*.lua
+var luaFS embed.FS
 
-var putScript = redisscript.New(putLua)
+var (
+	putScript         = redisscript.FromFS(luaFS, "lua/put.lua")
+	setStateScript    = redisscript.FromFS(luaFS, "lua/state_set.lua")
+	deleteStateScript = redisscript.FromFS(luaFS, "lua/state_delete.lua")
+	recountScript     = redisscript.FromFS(luaFS, "lua/recount.lua")
+	pageScript        = redisscript.FromFS(luaFS, "lua/page.lua")
+)
 
 // RedisStoreConfig configures [NewRedisStore]. The zero value works.
 type RedisStoreConfig struct {
@@ -34,16 +42,24 @@ type RedisStoreConfig struct {
 //	rt:{rtm}:profiles   hash  profile id -> {"version":N,"session":{...}}
 //	rt:{rtm}:version    INCR counter of session versions
 //	rt:{rtm}:state      hash  profile id -> state, written by the leader
+//	rt:{rtm}:statecounts hash state -> number of profiles in it, kept with
+//	                    every state write once the leader has counted them
+//	rt:{rtm}:stateids   sorted set of the ids with a state (score 0, for
+//	                    paging in id order), kept with the counts
+//	rt:{rtm}:figures    hash  profile id -> figures (JSON), written by the leader
 //	rt:{rtm}:changes    pub/sub channel: a profile id after each put or delete, "" for Signal
 //	rt:rtm:seen:<key>   "1" with EX ttl (SET NX): upstream ids already published
 //
-// The first four share a hash tag (one Redis Cluster slot); seen keys do not,
-// so they spread over the cluster. A put is one Lua script (INCR, HSET,
-// PUBLISH), a delete one MULTI/EXEC.
+// The {rtm} keys share a hash tag (one Redis Cluster slot); seen keys do
+// not, so they spread over the cluster. A put is one Lua script (INCR,
+// HSET, PUBLISH), a delete one too (HDELs, the counts, INCR, PUBLISH), as
+// is a state write (HSET and the counts): the counts by state never
+// disagree with the state hash, so StateCounts reads 3 fields instead of
+// every profile's.
 type RedisStore struct {
 	client redis.UniversalClient
 
-	profiles, version, state, figures, changes, seen string
+	profiles, version, state, counts, ids, figures, changes, seen string
 }
 
 // NewRedisStore returns a store on client, which the caller owns. It does
@@ -60,6 +76,8 @@ func NewRedisStore(client redis.UniversalClient, cfg RedisStoreConfig) (*RedisSt
 		profiles: tag + "profiles",
 		version:  tag + "version",
 		state:    tag + "state",
+		counts:   tag + "statecounts",
+		ids:      tag + "stateids",
 		figures:  tag + "figures",
 		changes:  tag + "changes",
 		seen:     cfg.Prefix + ":rtm:seen:",
@@ -78,16 +96,24 @@ func (s *RedisStore) PutSession(ctx context.Context, profileID string, session j
 	return wrapRedis("put session", err)
 }
 
-// DeleteSession implements [Store].
+// DeleteSession implements [Store]: one script, which also takes a new
+// session version.
 func (s *RedisStore) DeleteSession(ctx context.Context, profileID string) error {
-	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HDel(ctx, s.profiles, profileID)
-		p.HDel(ctx, s.state, profileID)
-		p.HDel(ctx, s.figures, profileID)
-		p.Publish(ctx, s.changes, profileID)
-		return nil
-	})
+	keys := []string{s.state, s.figures, s.counts, s.ids, s.profiles, s.version}
+	err := deleteStateScript.Run(ctx, s.client, keys, profileID, s.changes).Err()
 	return wrapRedis("delete session", err)
+}
+
+// SessionsVersion implements [Store]: one GET of the version counter.
+func (s *RedisStore) SessionsVersion(ctx context.Context) (int64, error) {
+	v, err := s.client.Get(ctx, s.version).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, wrapRedis("sessions version", err)
+	}
+	return v, nil
 }
 
 // Sessions implements [Store]. Entries it cannot parse are skipped.
@@ -104,19 +130,126 @@ func (s *RedisStore) Sessions(ctx context.Context) (map[string]Session, error) {
 	})
 }
 
-// SetState implements [Store].
+// SetState implements [Store]: one script (HSET and the counts).
 func (s *RedisStore) SetState(ctx context.Context, profileID string, state State) error {
-	return wrapRedis("set state", s.client.HSet(ctx, s.state, profileID, string(state)).Err())
+	err := setStateScript.Run(ctx, s.client, []string{s.state, s.counts, s.ids}, profileID, string(state)).Err()
+	return wrapRedis("set state", err)
 }
 
-// DeleteState implements [Store].
+// DeleteState implements [Store]: one script (HDELs and the counts).
 func (s *RedisStore) DeleteState(ctx context.Context, profileID string) error {
-	_, err := s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HDel(ctx, s.state, profileID)
-		p.HDel(ctx, s.figures, profileID)
-		return nil
-	})
+	err := deleteStateScript.Run(ctx, s.client, []string{s.state, s.figures, s.counts, s.ids}, profileID).Err()
 	return wrapRedis("delete state", err)
+}
+
+// StateCounts implements [Store]: one HMGET of the counts hash's field of
+// each of [States]. Until the leader has counted them (RecountStates, once
+// a term; the counts then hold every state, even at 0) it counts the state
+// hash instead, as States would.
+func (s *RedisStore) StateCounts(ctx context.Context) (map[State]int, error) {
+	fields := make([]string, len(States))
+	for i, st := range States {
+		fields[i] = string(st)
+	}
+	values, err := s.client.HMGet(ctx, s.counts, fields...).Result()
+	if err != nil {
+		return nil, wrapRedis("state counts", err)
+	}
+	counts := make(map[State]int, len(States))
+	kept := false
+	for i, v := range values {
+		str, ok := v.(string) // nil: not counted
+		if !ok {
+			continue
+		}
+		kept = true
+		n, err := strconv.Atoi(str)
+		if err != nil {
+			return nil, fmt.Errorf("rtm: state counts: %s=%q: %w", fields[i], str, err)
+		}
+		if n > 0 {
+			counts[States[i]] = n
+		}
+	}
+	if !kept {
+		states, err := s.States(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return countStates(states), nil
+	}
+	return counts, nil
+}
+
+// StatesPage implements [Store]: one script (ZRANGEBYLEX of the ids, then
+// HMGET of their states and figures), in time following the page, not the
+// profiles. Until the leader has counted the states (RecountStates, once a
+// term) it reads both hashes whole instead, as States and Figures would.
+func (s *RedisStore) StatesPage(ctx context.Context, after string, limit int) ([]StoredState, bool, error) {
+	if limit <= 0 {
+		return nil, false, fmt.Errorf("rtm: states page: limit %d must be positive", limit)
+	}
+	keys := []string{s.state, s.figures, s.counts, s.ids}
+	reply, err := pageScript.Run(ctx, s.client, keys, after, limit).Slice()
+	if errors.Is(err, redis.Nil) {
+		return s.pageOfAll(ctx, after, limit)
+	}
+	if err != nil {
+		return nil, false, wrapRedis("states page", err)
+	}
+	bad := fmt.Errorf("rtm: states page: unexpected reply %v", reply)
+	if len(reply) != 4 {
+		return nil, false, bad
+	}
+	more, _ := reply[0].(int64)
+	ids, _ := reply[1].([]any)
+	states, _ := reply[2].([]any)
+	figures, _ := reply[3].([]any)
+	if len(states) != len(ids) || len(figures) != len(ids) {
+		return nil, false, bad
+	}
+	page := make([]StoredState, 0, len(ids))
+	for i, v := range ids {
+		id, _ := v.(string)
+		st, ok := states[i].(string)
+		if !ok { // an id without a state: left out
+			continue
+		}
+		p := StoredState{ID: id, State: State(st)}
+		if raw, ok := figures[i].(string); ok {
+			var f Figures
+			if json.Unmarshal([]byte(raw), &f) == nil { // undecodable: no figures, as in Figures
+				p.Figures = f
+			}
+		}
+		page = append(page, p)
+	}
+	return page, more == 1, nil
+}
+
+// pageOfAll is StatesPage from the whole state and figures hashes.
+func (s *RedisStore) pageOfAll(ctx context.Context, after string, limit int) ([]StoredState, bool, error) {
+	states, err := s.States(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	figures, err := s.Figures(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	page, more := pageOf(states, figures, after, limit)
+	return page, more, nil
+}
+
+// RecountStates implements [Store]: one script, in time linear in the
+// profiles, on the server; it rebuilds the ids StatesPage reads too when
+// their number is off.
+func (s *RedisStore) RecountStates(ctx context.Context) error {
+	args := make([]any, len(States))
+	for i, st := range States {
+		args[i] = string(st)
+	}
+	return wrapRedis("recount states", recountScript.Run(ctx, s.client, []string{s.state, s.counts, s.ids}, args...).Err())
 }
 
 // SetFigures implements [Store]: one HSET of JSON values.

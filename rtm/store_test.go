@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -95,6 +98,128 @@ func storeContract(t *testing.T, newStore func(t *testing.T) (rtm.Store, func(ti
 		}
 		if st, err = s.StatesOf(ctx, nil); err != nil || st == nil || len(st) != 0 {
 			t.Fatalf("StatesOf(nil) = %#v, %v; want an empty map", st, err)
+		}
+	})
+	t.Run("sessionsVersion", func(t *testing.T) {
+		s, _ := newStore(t)
+		ctx := t.Context()
+		v0 := must.Get[int64](t)(s.SessionsVersion(ctx))
+		if err := s.PutSession(ctx, "p1", session1); err != nil {
+			t.Fatal(err)
+		}
+		v1 := must.Get[int64](t)(s.SessionsVersion(ctx))
+		if v1 == v0 {
+			t.Fatalf("version %d unchanged by PutSession", v1)
+		}
+		if v := must.Get[int64](t)(s.SessionsVersion(ctx)); v != v1 {
+			t.Fatalf("version moved from %d to %d without a change", v1, v)
+		}
+		_ = s.SetState(ctx, "p1", rtm.StateConnected)
+		_ = s.SetFigures(ctx, map[string]rtm.Figures{"p1": {Reconnects: 1}})
+		if v := must.Get[int64](t)(s.SessionsVersion(ctx)); v != v1 {
+			t.Fatalf("version moved from %d to %d on a state or figures write", v1, v)
+		}
+		if err := s.DeleteSession(ctx, "p1"); err != nil {
+			t.Fatal(err)
+		}
+		if v := must.Get[int64](t)(s.SessionsVersion(ctx)); v == v1 {
+			t.Fatalf("version %d unchanged by DeleteSession", v)
+		}
+	})
+	t.Run("stateCounts", func(t *testing.T) {
+		s, _ := newStore(t)
+		ctx := t.Context()
+		want := func(when string) {
+			t.Helper()
+			states := must.Get[map[string]rtm.State](t)(s.States(ctx))
+			counted := map[rtm.State]int{}
+			for _, st := range states {
+				counted[st]++
+			}
+			got := must.Get[map[rtm.State]int](t)(s.StateCounts(ctx))
+			if !maps.Equal(got, counted) {
+				t.Fatalf("%s: StateCounts = %v, the states %v count %v", when, got, states, counted)
+			}
+		}
+		want("empty")
+		_ = s.SetState(ctx, "p1", rtm.StateConnected)
+		_ = s.SetState(ctx, "p2", rtm.StateReconnecting)
+		want("before a recount")
+		if err := s.RecountStates(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want("after a recount")
+		_ = s.SetState(ctx, "p3", rtm.StateReconnecting)
+		_ = s.SetState(ctx, "p2", rtm.StateConnected)
+		_ = s.SetState(ctx, "p2", rtm.StateConnected) // unchanged: counted once
+		_ = s.SetState(ctx, "p4", rtm.StateSessionExpired)
+		want("after state changes")
+		_ = s.DeleteState(ctx, "p4")
+		_ = s.DeleteState(ctx, "p9") // none: nothing to uncount
+		want("after DeleteState")
+		if err := s.PutSession(ctx, "p3", session1); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.DeleteSession(ctx, "p3")
+		_ = s.DeleteSession(ctx, "p8")
+		want("after DeleteSession")
+		if got := must.Get[map[rtm.State]int](t)(s.StateCounts(ctx)); got[rtm.StateConnected] != 2 || len(got) != 1 {
+			t.Fatalf("StateCounts = %v, want 2 connected only", got)
+		}
+	})
+	t.Run("statesPage", func(t *testing.T) {
+		s, _ := newStore(t)
+		ctx := t.Context()
+		since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		walk := func(when string, limit int, want []string) {
+			t.Helper()
+			var got []string
+			after := ""
+			for {
+				page, more, err := s.StatesPage(ctx, after, limit)
+				if err != nil {
+					t.Fatalf("%s: StatesPage(%q, %d): %v", when, after, limit, err)
+				}
+				if len(page) > limit || more && len(page) != limit {
+					t.Fatalf("%s: page of %d (more %v), limit %d", when, len(page), more, limit)
+				}
+				for _, p := range page {
+					got = append(got, fmt.Sprintf("%s=%s/%d", p.ID, p.State, p.Figures.Reconnects))
+				}
+				if !more {
+					break
+				}
+				after = page[len(page)-1].ID
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("%s: pages of %d give %q, want %q", when, limit, got, want)
+			}
+		}
+		walk("empty", 2, nil)
+		_ = s.SetState(ctx, "b", rtm.StateConnected)
+		_ = s.SetState(ctx, "a", rtm.StateReconnecting)
+		_ = s.SetFigures(ctx, map[string]rtm.Figures{"a": {Since: since, Reconnects: 3}})
+		walk("before a recount", 1, []string{"a=reconnecting/3", "b=connected/0"})
+		if err := s.RecountStates(ctx); err != nil {
+			t.Fatal(err)
+		}
+		walk("after a recount", 1, []string{"a=reconnecting/3", "b=connected/0"})
+		for _, id := range []string{"c", "B", "a-1", "ab"} {
+			_ = s.SetState(ctx, id, rtm.StateSessionExpired)
+		}
+		_ = s.SetState(ctx, "b", rtm.StateReconnecting)
+		_ = s.DeleteState(ctx, "ab")
+		_ = s.PutSession(ctx, "c", session1)
+		_ = s.DeleteSession(ctx, "c")
+		want := []string{"B=session_expired/0", "a=reconnecting/3", "a-1=session_expired/0", "b=reconnecting/0"}
+		for _, limit := range []int{1, 2, 3, 4, 100} {
+			walk("after changes", limit, want)
+		}
+		if page, more, err := s.StatesPage(ctx, "a-0", 1); err != nil || more != true || len(page) != 1 || page[0].ID != "a-1" {
+			t.Fatalf("StatesPage after an id not stored: %+v %v %v", page, more, err)
+		}
+		if _, _, err := s.StatesPage(ctx, "", 0); err == nil {
+			t.Fatal("StatesPage with limit 0: no error")
 		}
 	})
 	t.Run("figures", func(t *testing.T) {
@@ -230,6 +355,15 @@ func TestRedisStoreLayout(t *testing.T) {
 	_ = s.SetState(ctx, "p1", rtm.StateConnected)
 	if v := c.HGet(ctx, "rt:{rtm}:state", "p1").Val(); v != "connected" {
 		t.Fatalf("state hash: %q", v)
+	}
+	if err := s.RecountStates(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if v := c.HGetAll(ctx, "rt:{rtm}:statecounts").Val(); len(v) != 3 || v["connected"] != "1" || v["reconnecting"] != "0" {
+		t.Fatalf("state counts hash: %v", v)
+	}
+	if v := c.ZRange(ctx, "rt:{rtm}:stateids", 0, -1).Val(); !slices.Equal(v, []string{"p1"}) {
+		t.Fatalf("state ids: %q", v)
 	}
 	if _, err := s.MarkSeen(ctx, "2:p1:e1", 5*time.Minute); err != nil {
 		t.Fatal(err)

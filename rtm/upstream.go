@@ -34,8 +34,18 @@ func (c *profileConn) stop() {
 	<-c.done
 }
 
+// fullResyncEvery is how many ResyncIntervals the leader goes at most
+// without rereading the sessions and recounting the states, whatever the
+// sessions' version says: a safety net for a version that went back to an
+// earlier value (Redis lost its data) together with a lost change signal,
+// and for counts left off by writers of an older version.
+const fullResyncEvery = 12
+
 // runBridge is the leader's work for one term: keep one upstream connection
-// per stored session until ctx ends, then close them all.
+// per stored session until ctx ends, then close them all. It reads every
+// stored session when the term starts, on every change signal, when the
+// sessions' version moved (checked every ResyncInterval, one GET) and at
+// least every fullResyncEvery intervals; an idle leader reads nothing else.
 func (b *Bridge) runBridge(ctx context.Context, term lease.Term) {
 	conns := make(map[string]*profileConn)
 	defer func() {
@@ -50,24 +60,55 @@ func (b *Bridge) runBridge(ctx context.Context, term lease.Term) {
 	defer resync.Stop()
 	cleaned := false
 	b.seedFigures(ctx)
+	var (
+		read      = true // reread the sessions now
+		readVer   int64  // the sessions' version when they were last read
+		verKnown  bool   // readVer holds a version read before a successful Sessions
+		sinceFull int    // resync ticks since the sessions were last read
+		ticks     int    // resync ticks this term
+	)
 	for {
-		sessions, err := b.cfg.Store.Sessions(ctx)
-		if err == nil {
-			b.reconcile(ctx, term, conns, sessions)
-			if !cleaned {
-				cleaned = b.dropStaleStates(ctx, sessions) == nil
+		if read {
+			ver, verErr := b.cfg.Store.SessionsVersion(ctx) // before Sessions: a change in between is read again
+			sessions, err := b.cfg.Store.Sessions(ctx)
+			if err == nil {
+				readVer, verKnown, sinceFull = ver, verErr == nil, 0
+				b.reconcile(ctx, term, conns, sessions)
+				if !cleaned {
+					cleaned = b.dropStaleStates(ctx, sessions) == nil && b.recountStates(ctx) == nil
+				}
+			} else if ctx.Err() == nil {
+				verKnown = false
+				b.sampled.Warn().Err(err).Msg("rtm: cannot read the profile sessions; retrying")
 			}
-		} else if ctx.Err() == nil {
-			b.sampled.Warn().Err(err).Msg("rtm: cannot read the profile sessions; retrying")
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-b.bridgeWake:
+			read = true
 		case <-resync.C:
 			b.flushFigures(ctx)
+			if ticks++; ticks%fullResyncEvery == 0 && cleaned {
+				_ = b.recountStates(ctx)
+			}
+			if sinceFull++; sinceFull >= fullResyncEvery {
+				read = true
+				continue
+			}
+			ver, err := b.cfg.Store.SessionsVersion(ctx)
+			read = err != nil || !verKnown || ver != readVer
 		}
 	}
+}
+
+// recountStates has the store rebuild its counts by state.
+func (b *Bridge) recountStates(ctx context.Context) error {
+	err := b.cfg.Store.RecountStates(ctx)
+	if err != nil && ctx.Err() == nil {
+		b.sampled.Warn().Err(err).Msg("rtm: cannot recount the profile states; retrying")
+	}
+	return err
 }
 
 // reconcile starts, restarts and stops profile connections to match sessions.

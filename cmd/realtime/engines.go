@@ -170,7 +170,7 @@ func redisEngines(o *serveOptions, nodeID string, log zerolog.Logger, getenv get
 	if err != nil {
 		return fail(err)
 	}
-	p, err := presence.NewRedis(client, presence.RedisConfig{Prefix: o.RedisPrefix, NodeID: nodeID})
+	p, err := presence.NewRedis(client, presence.RedisConfig{Prefix: o.RedisPrefix, NodeID: nodeID, StatsMaxAge: presence.DefaultStatsMaxAge})
 	if err != nil {
 		return fail(err)
 	}
