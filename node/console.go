@@ -285,6 +285,7 @@ func (srv *server) apiUserConns(w http.ResponseWriter, r *http.Request) {
 func (srv *server) askPeer(ctx context.Context, n nodeInfo, path string, v any) error {
 	base, err := srv.peerPolicy.target(n.APIURL)
 	if err != nil {
+		srv.metrics.peersRefused.Inc()
 		srv.hotLog.Warn().Str("node", truncate(n.ID, 128)).Err(err).Msg("peer apiUrl refused")
 		return fmt.Errorf("node %s: %w", n.ID, err)
 	}
@@ -298,6 +299,7 @@ func (srv *server) askPeer(ctx context.Context, n nodeInfo, path string, v any) 
 	resp, err := srv.peers.Do(req)
 	if err != nil {
 		if errors.Is(err, errPeerRefused) || errors.Is(err, errPeerRedirect) {
+			srv.metrics.peersRefused.Inc()
 			srv.hotLog.Warn().Str("node", truncate(n.ID, 128)).Err(err).Msg("peer apiUrl refused")
 		}
 		return fmt.Errorf("node %s: %w", n.ID, err)

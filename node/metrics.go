@@ -28,6 +28,7 @@ type metrics struct {
 	rateLimited     *boundedCounters // by client event, or "connect"
 	slowConsumers   prometheus.Counter
 	accepted        prometheus.Counter   // accepted TCP connections, before any handshake
+	peersRefused    prometheus.Counter   // console calls not made: the peer's apiUrl refused
 	handlerSeconds  *boundedHistograms   // handler time by client event
 	sendFanout      prometheus.Histogram // send_message receipt to local frames queued (fanout.go)
 }
@@ -188,6 +189,8 @@ func newMetrics(srv *server) *metrics {
 			Help: "Connections closed because their outbound queue filled."}),
 		accepted: prometheus.NewCounter(prometheus.CounterOpts{Name: "realtime_connections_accepted_total",
 			Help: "TCP connections accepted on the public listener, before their WebSocket upgrade."}),
+		peersRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "realtime_peer_api_refused_total",
+			Help: "Cross-node console calls not made because the peer's announced apiUrl is refused (--peer-api-hosts, form, redirect)."}),
 		handlerSeconds: handlerSeconds,
 		sendFanout: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "realtime_send_fanout_seconds",
 			Help:    "On the node that received a send_message: from its dispatch to the new_message frames queued to this node's recipients.",
@@ -205,7 +208,7 @@ func newMetrics(srv *server) *metrics {
 	buildInfo.WithLabelValues(srv.cfg.Version, runtime.Version()).Set(1)
 	reg.MustRegister(m.connections, m.connected, disconnectsVec, refusedVec, eventsInVec,
 		eventsOutVec, m.eventErrors, busInVec, rateLimitedVec, m.slowConsumers,
-		m.accepted, handlerSecondsVec, m.sendFanout, buildInfo,
+		m.accepted, m.peersRefused, handlerSecondsVec, m.sendFanout, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "realtime_local_chats", Help: "Chats with members connected to this node."},
 			func() float64 { c, _ := srv.hub.counts(); return float64(c) }),

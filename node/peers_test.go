@@ -164,6 +164,9 @@ func TestPeerAPIKeyGoesOnlyToAllowedHosts(t *testing.T) {
 	if !strings.Contains(logs.String(), "peer apiUrl refused") || !strings.Contains(logs.String(), `"node":"outside"`) {
 		t.Errorf("no log line for the refused peer; logs:\n%s", logs.String())
 	}
+	if got := counterValue(n1.srv.metrics.peersRefused); got == 0 {
+		t.Error("realtime_peer_api_refused_total not counted")
+	}
 }
 
 // TestPeerPolicyChecksTheAddressConnectedTo: a host name not listed is
