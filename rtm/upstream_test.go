@@ -232,15 +232,20 @@ func TestSessionReplaced(t *testing.T) {
 // TestKeepalive: the bridge pings; a provider that answers keeps the
 // connection past the idle limit (twice the ping interval).
 func TestKeepalive(t *testing.T) {
+	// Each pong must be back within about one interval of its ping (the
+	// read deadline is two intervals after the previous frame): 500 ms
+	// leaves room for a loaded machine under -race, where 50 ms failed a
+	// third of the runs.
+	const interval = 500 * time.Millisecond
 	e := newMemoryEnv(t, rtmsim.Config{})
 	cfg := e.config("n1")
-	cfg.PingInterval = 50 * time.Millisecond
+	cfg.PingInterval = interval
 	n := e.start(cfg)
 	if err := n.PutProfile(t.Context(), "p1", session1); err != nil {
 		t.Fatal(err)
 	}
 	connectedSince(t, e.sim, time.Time{}, "p1")
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(5 * interval) // two and a half idle limits
 	if c := e.sim.Connections("p1"); len(c) != 1 || c[0].ClosedAt != nil {
 		t.Fatalf("connections %+v: the answered pings did not keep it open", c)
 	}
