@@ -55,6 +55,7 @@ type cleaner struct {
 	channels map[bus.Channel]time.Time // channels to re-check, with when they were queued
 	releases []slotKey                 // presence entries to release, oldest first
 	given    int                       // releases given up because the queue was full
+	working  int                       // jobs work has taken and not yet done or queued again
 }
 
 func newCleaner(srv *server) *cleaner {
@@ -98,11 +99,13 @@ func (cl *cleaner) signal() {
 	}
 }
 
-// pending returns the number of queued jobs (tests, stats).
+// pending returns the number of jobs not done yet, those in work's hands
+// included (tests, stats): with the engine down, a batch blocked in its
+// first call is still pending.
 func (cl *cleaner) pending() int {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	return len(cl.channels) + len(cl.releases)
+	return len(cl.channels) + len(cl.releases) + cl.working
 }
 
 // run is the cleaner's goroutine.
@@ -147,6 +150,7 @@ func (cl *cleaner) work(parent context.Context, due time.Time) (next time.Durati
 		channels = append(channels, ch)
 		delete(cl.channels, ch)
 	}
+	cl.working = len(releases) + len(channels)
 	cl.mu.Unlock()
 	if given > 0 {
 		cl.srv.log.Warn().Int("given_up", given).Msg("presence releases queue full; oldest given up (they expire with this node)")
@@ -178,6 +182,7 @@ func (cl *cleaner) work(parent context.Context, due time.Time) (next time.Durati
 
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
+	cl.working = 0
 	if len(retry) > 0 {
 		cl.releases = append(retry, cl.releases...)
 		if over := len(cl.releases) - maxPendingReleases; over > 0 { // the oldest go, as in release
