@@ -115,7 +115,10 @@ func TestClosesWithRedisPausedKeepPingsFlowing(t *testing.T) {
 	n := startNode(t, func(c *Config) {
 		c.Engines = eng
 		c.PingInterval = 100 * time.Millisecond
-		c.PingTimeout = 300 * time.Millisecond
+		// Long enough for the clients that answer on a loaded machine
+		// (300 ms dropped one now and then); the silent ones still all
+		// time out within about a second.
+		c.PingTimeout = time.Second
 		c.Limits.Connects = 1 << 20
 		c.Limits.Joins = 1 << 20
 	})
