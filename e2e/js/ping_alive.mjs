@@ -1,4 +1,4 @@
-// With short heartbeats (--ping-interval 300ms --ping-timeout 300ms) a client
+// With short heartbeats (--ping-interval 300ms, --ping-timeout 1s) a client
 // that answers pings stays connected across many intervals.
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
