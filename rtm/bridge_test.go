@@ -74,6 +74,13 @@ func TestMapping(t *testing.T) {
 		if open := openConns(e.sim, "p1"); len(open) != 1 || open[0].ID != c[0].ID {
 			t.Fatalf("bad frames changed the connection: %+v", e.sim.Connections("p1"))
 		}
+		// The bridge counts a publication once Redis has answered its
+		// PUBLISH, which the observer's subscription may beat: wait for the
+		// count, then hold every figure to its exact value.
+		eventually(t, 5*time.Second, "4 events out", func() bool {
+			s, err := n.Stats(t.Context())
+			return err == nil && s.EventsOut >= 4
+		})
 		s, err := n.Stats(t.Context())
 		if err != nil {
 			t.Fatal(err)
