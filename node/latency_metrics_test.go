@@ -94,8 +94,11 @@ func TestSendMovesFanoutHistogram(t *testing.T) {
 				}
 				b.waitEvent("new_message", 5*time.Second)
 			}
+			// dispatch observes the handler's time after the handler has
+			// sent the ack the client waited for: wait for both counts.
 			deadline := time.Now().Add(5 * time.Second)
-			for sampleCount(m.sendFanout) != sends && time.Now().Before(deadline) {
+			for (sampleCount(m.sendFanout) != sends || sampleCount(m.handlerSeconds.byName[evSendMessage]) != sends) &&
+				time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			if got := sampleCount(m.sendFanout); got != sends {
