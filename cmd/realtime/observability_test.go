@@ -149,6 +149,39 @@ func TestRedisOutageLinesAndMetrics(t *testing.T) {
 	stopServe(t, sigs, done, out)
 }
 
+// TestNotReadyWhileRedisIsDownAtStart: a node whose Redis is down when it
+// starts answers /readyz 503 from the first request (it said ready until its
+// first health tick, a second later, and the README's steps went on against
+// an unreachable Redis), and turns ready once Redis is up.
+func TestNotReadyWhileRedisIsDownAtStart(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	srv.Kill()
+	sigs, out, _, _, done := startServe(t, env{"REALTIME_REDIS_URL": srv.URL(), "REALTIME_JWT_SECRET": "s"},
+		"--log-format", "json", "--drain-period", "100ms", "--node-id", "n-down-at-start",
+		"--redis-prefix", redistest.Prefix(t))
+	admin, _ := waitLine(t, out, "node listening", 10*time.Second)["admin_addr"].(string)
+	readyz := func() int {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := readyz(); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz %d with Redis down since before the start, want 503", code)
+	}
+	srv.Restart()
+	deadline := time.Now().Add(10 * time.Second)
+	for readyz() != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("not ready 10 s after Redis came up")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stopServe(t, sigs, done, out)
+}
+
 // TestServeAPIAddr: --api-addr puts the server API on its own listener;
 // the dev snippet's curl commands point there.
 func TestServeAPIAddr(t *testing.T) {
