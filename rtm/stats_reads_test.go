@@ -14,6 +14,7 @@ import (
 	"github.com/anchat/realtime/rtm"
 	"github.com/anchat/realtime/rtm/rtmsim"
 	"github.com/anchat/realtime/rtm/rtmstatus"
+	"github.com/redis/go-redis/v9"
 )
 
 // TestRedisFollowerStatsReadsCounts: a node that does not lead counts the
@@ -176,5 +177,66 @@ func TestRedisFollowerProfilesReadsOnePage(t *testing.T) {
 	}
 	if calls["zrangebylex"] != int64(pages) {
 		t.Fatalf("%d pages ran %d ZRANGEBYLEX, want one a page", pages, calls["zrangebylex"])
+	}
+}
+
+// TestRedisStatesPageSurvivesDriftedIds: the sorted set of ids can drift
+// from the state hash (an older node writing the hash alone during a
+// rolling upgrade): ids without a state do not end a listing early, and
+// the leader's recount repairs a drift that leaves the set's size right (a
+// missed add plus a missed remove).
+func TestRedisStatesPageSurvivesDriftedIds(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	client := srv.Client()
+	ctx := t.Context()
+	prefix := redistest.Prefix(t)
+	store := newRedisStore(t, client, prefix)
+	check := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hash, ids := prefix+":{rtm}:state", prefix+":{rtm}:stateids"
+	check(store.RecountStates(ctx))
+	for _, id := range []string{"a", "c", "y"} {
+		check(store.SetState(ctx, id, rtm.StateConnected))
+	}
+	// Stale ids, a page and more of them, between a and c.
+	for _, id := range []string{"b1", "b2", "b3"} {
+		check(client.ZAdd(ctx, ids, redis.Z{Member: id}).Err())
+	}
+	walk := func() []string {
+		var got []string
+		after := ""
+		for range 20 {
+			page, more, err := store.StatesPage(ctx, after, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range page {
+				got = append(got, p.ID)
+			}
+			if !more {
+				return got
+			}
+			if len(page) == 0 {
+				t.Fatalf("an empty page with more after %q: the listing cannot go on (so far %v)", after, got)
+			}
+			after = page[len(page)-1].ID
+		}
+		t.Fatalf("listing did not end: %v", got)
+		return nil
+	}
+	if got := walk(); !slices.Equal(got, []string{"a", "c", "y"}) {
+		t.Fatalf("listed %v, want [a c y]", got)
+	}
+	// A missed add and a missed remove: the set's size stays right.
+	check(store.RecountStates(ctx))
+	check(client.HDel(ctx, hash, "y").Err())
+	check(client.HSet(ctx, hash, "x", string(rtm.StateReconnecting)).Err())
+	check(store.RecountStates(ctx))
+	if got := walk(); !slices.Equal(got, []string{"a", "c", "x"}) {
+		t.Fatalf("after the recount, listed %v, want [a c x]", got)
 	}
 }

@@ -189,28 +189,53 @@ func (s *RedisStore) StatesPage(ctx context.Context, after string, limit int) ([
 	if limit <= 0 {
 		return nil, false, fmt.Errorf("rtm: states page: limit %d must be positive", limit)
 	}
+	var page []StoredState
+	for {
+		got, last, more, err := s.pageOnce(ctx, after, limit-len(page))
+		if errors.Is(err, redis.Nil) {
+			return s.pageOfAll(ctx, after, limit)
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		page = append(page, got...)
+		// Ids the set keeps without a state (drift the leader's recount
+		// repairs) are left out; the page is filled from the ids after the
+		// last one read, so a page of them does not end the listing early.
+		if !more || len(page) == limit {
+			return page, more, nil
+		}
+		after = last
+	}
+}
+
+// pageOnce is one run of the page script: the states among the next limit
+// ids after after, the last id read, and whether more follow. redis.Nil:
+// the ids are not kept yet.
+func (s *RedisStore) pageOnce(ctx context.Context, after string, limit int) (page []StoredState, last string, more bool, err error) {
 	keys := []string{s.state, s.figures, s.counts, s.ids}
 	reply, err := pageScript.Run(ctx, s.client, keys, after, limit).Slice()
 	if errors.Is(err, redis.Nil) {
-		return s.pageOfAll(ctx, after, limit)
+		return nil, "", false, err
 	}
 	if err != nil {
-		return nil, false, wrapRedis("states page", err)
+		return nil, "", false, wrapRedis("states page", err)
 	}
 	bad := fmt.Errorf("rtm: states page: unexpected reply %v", reply)
 	if len(reply) != 4 {
-		return nil, false, bad
+		return nil, "", false, bad
 	}
-	more, _ := reply[0].(int64)
+	moreN, _ := reply[0].(int64)
 	ids, _ := reply[1].([]any)
 	states, _ := reply[2].([]any)
 	figures, _ := reply[3].([]any)
 	if len(states) != len(ids) || len(figures) != len(ids) {
-		return nil, false, bad
+		return nil, "", false, bad
 	}
-	page := make([]StoredState, 0, len(ids))
+	page = make([]StoredState, 0, len(ids))
 	for i, v := range ids {
 		id, _ := v.(string)
+		last = id
 		st, ok := states[i].(string)
 		if !ok { // an id without a state: left out
 			continue
@@ -224,7 +249,10 @@ func (s *RedisStore) StatesPage(ctx context.Context, after string, limit int) ([
 		}
 		page = append(page, p)
 	}
-	return page, more == 1, nil
+	if moreN == 1 && len(ids) == 0 {
+		return nil, "", false, bad // more, yet nothing to continue after
+	}
+	return page, last, moreN == 1, nil
 }
 
 // pageOfAll is StatesPage from the whole state and figures hashes.

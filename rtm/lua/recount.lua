@@ -10,9 +10,20 @@ for _, s in ipairs(ARGV) do
   order[#order + 1] = s
 end
 local all = redis.call('HGETALL', KEYS[1])
--- The ids are rewritten only when their number is off: a missed add or
--- remove shows there (rewriting them all each time would replicate them).
-if redis.call('ZCARD', KEYS[3]) ~= #all / 2 then
+-- The ids are rewritten only when they are off: their number differs, or
+-- one of the state hash's ids is missing (a missed add and a missed remove
+-- leave the number right). Rewriting them all each time would replicate
+-- them all.
+local drift = redis.call('ZCARD', KEYS[3]) ~= #all / 2
+if not drift then
+  for i = 1, #all, 2 do
+    if not redis.call('ZSCORE', KEYS[3], all[i]) then
+      drift = true
+      break
+    end
+  end
+end
+if drift then
   redis.call('DEL', KEYS[3])
   local batch = {}
   for i = 1, #all, 2 do
