@@ -75,7 +75,10 @@ func TestConnectReadsOnlyTheUsersRTMStates(t *testing.T) {
 		_ = c.nc.Close()
 	}
 	calls := redistest.CommandCalls(t, client)
-	delete(calls, "config|resetstat")
+	// A connection the pool opens meanwhile says hello first: not a read.
+	for _, c := range []string{"config|resetstat", "hello", "client|setinfo", "info", "ping"} {
+		delete(calls, c)
+	}
 	if len(calls) != 1 || calls["hmget"] != connects {
 		t.Errorf("%d connects ran %v on Redis; want %d hmget and nothing else", connects, calls, connects)
 	}

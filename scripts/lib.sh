@@ -20,11 +20,13 @@ cleanup() {
 trap cleanup EXIT
 
 free_port() {
-	local p
+	local p low high=32767
+	# Below the kernel's ephemeral range (32768 by default): a port there can
+	# be taken as a source port by any outgoing connection before we bind it.
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=0
+	[ "${low:-0}" -gt 20001 ] && high=$((low - 1))
 	while :; do
-		# Below the kernel's ephemeral range (from 32768): a port there can be
-		# taken as a source port by any outgoing connection before we bind it.
-		p=$((20000 + RANDOM % 12768))
+		p=$((20000 + RANDOM % (high - 20000 + 1)))
 		[ "$p" = 6379 ] && continue
 		if ! ss -Htln "sport = :$p" | grep -q .; then
 			echo "$p"

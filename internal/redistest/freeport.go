@@ -32,6 +32,8 @@ func FreePort(tb testing.TB) int {
 	tb.Helper()
 	high := ephemeralLow() - 1
 	if high <= freePortLow {
+		// The ephemeral range starts low (or is unknown): no port is out of
+		// its reach; take the usual one below 32768, checked as ever.
 		high = freePortHigh
 	}
 	handedOut.Lock()
