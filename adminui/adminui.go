@@ -38,9 +38,11 @@ func Policy(sockets ...string) string {
 		"connect-src " + connect + "; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 }
 
-// socketOrigin is what Policy accepts as a socket: a host name or IPv4
-// address, or a bracketed IPv6 address, and a port.
-var socketOrigin = regexp.MustCompile(`^wss?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
+// socketOrigin is what Policy accepts as a socket: a host in the grammar of
+// a CSP host-source (dot-separated labels of letters, digits and '-': an
+// IPv4 address fits, an IPv6 address or a '_' does not, and browsers drop
+// such a source), and a port.
+var socketOrigin = regexp.MustCompile(`^wss?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?$`)
 
 // Handler serves the console's files under prefix (e.g. "/admin/").
 // sockets, when not nil, gives the WebSocket origins the page loaded by r

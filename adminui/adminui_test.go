@@ -116,7 +116,9 @@ func TestPolicyConnectSrc(t *testing.T) {
 	}{
 		{nil, []string{"'self'"}},
 		{[]string{"ws://127.0.0.1:8080"}, []string{"'self'", "ws://127.0.0.1:8080"}},
-		{[]string{"wss://[::1]:8443", "wss://chat.example.com"}, []string{"'self'", "wss://[::1]:8443", "wss://chat.example.com"}},
+		{[]string{"wss://10.0.0.1:8443", "wss://chat.example.com"}, []string{"'self'", "wss://10.0.0.1:8443", "wss://chat.example.com"}},
+		// No CSP form for these: browsers would drop the source.
+		{[]string{"wss://[::1]:8443", "ws://my_lb:8080"}, []string{"'self'"}},
 		{[]string{"ws:", "wss:", "*", "ws://*:8080", "ws://*.example.com", "http://127.0.0.1:8080", "ws://127.0.0.1:8080/x",
 			"ws://a:1 https://evil.example", "ws://a:1; script-src *", "ws://a\r\nX-Injected: 1", "ws://[::1", "'unsafe-inline'"},
 			[]string{"'self'"}},

@@ -88,19 +88,21 @@ func (srv *server) consoleSockets(r *http.Request) []string {
 }
 
 // browserHost is the host of a request's Host header (without its port)
-// when it is an IP address or a host name, else "".
+// when a Content-Security-Policy source can name it (an IPv4 address or a
+// host name of letters, digits and '-'), else "": CSP has no form for an
+// IPv6 address, and browsers drop a source with one (or with a '_').
 func browserHost(hostport string) string {
 	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
 		host = strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
 	}
 	if a, err := netip.ParseAddr(host); err == nil {
-		if a.Zone() != "" {
+		if !a.Is4() {
 			return ""
 		}
 		return a.String()
 	}
-	if !validHostName(host) {
+	if !validHostName(host) || strings.Contains(host, "_") {
 		return ""
 	}
 	return strings.ToLower(host)
@@ -118,15 +120,13 @@ func SocketOrigin(raw string) (string, error) {
 	}
 	host := browserHost(u.Host)
 	if host == "" || strings.HasSuffix(u.Host, ":") {
-		return "", fmt.Errorf("%w: console socket origin %q: bad host", ErrBadConfig, raw)
+		return "", fmt.Errorf("%w: console socket origin %q: want a host name or an IPv4 address (a Content-Security-Policy source cannot name an IPv6 address or a '_')", ErrBadConfig, raw)
 	}
 	if port := u.Port(); port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 			return "", fmt.Errorf("%w: console socket origin %q: bad port", ErrBadConfig, raw)
 		}
 		host = net.JoinHostPort(host, port)
-	} else if strings.Contains(host, ":") {
-		host = "[" + host + "]"
 	}
 	return u.Scheme + "://" + host, nil
 }

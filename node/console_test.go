@@ -466,7 +466,8 @@ func TestConsolePolicyNarrowsConnectSrc(t *testing.T) {
 	for host, want := range map[string][]string{
 		"":               {"'self'", "ws://127.0.0.1:" + port, "wss://chat.example.com"}, // the client's own: the admin address
 		"LocalHost:9090": {"'self'", "ws://localhost:" + port, "wss://chat.example.com"},
-		"[::1]:9090":     {"'self'", "ws://[::1]:" + port, "wss://chat.example.com"},
+		"[::1]:9090":     {"'self'", "wss://chat.example.com"}, // no CSP form for an IPv6 address
+		"my_lb:9090":     {"'self'", "wss://chat.example.com"}, // nor for a '_'
 		"a;b":            {"'self'", "wss://chat.example.com"},
 		"*":              {"'self'", "wss://chat.example.com"},
 	} {

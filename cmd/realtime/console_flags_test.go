@@ -60,9 +60,13 @@ func TestConsoleSocketOriginsFlag(t *testing.T) {
 	if want := []string{"wss://chat.example.com", "ws://10.0.0.1:8080"}; !slices.Equal(r.cfg.ConsoleSocketOrigins, want) {
 		t.Errorf("console socket origins %q, want %q", r.cfg.ConsoleSocketOrigins, want)
 	}
-	if _, _, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"}, "--console-socket-origins", "https://chat.example.com"); err == nil ||
-		!strings.Contains(err.Error(), "--console-socket-origins") {
-		t.Errorf("an https origin: error %v, want one naming --console-socket-origins", err)
+	// An https origin is no socket; a CSP source cannot name an IPv6
+	// address or a host with '_' (browsers would drop it).
+	for _, bad := range []string{"https://chat.example.com", "wss://[::1]:8443", "wss://my_lb.example.com"} {
+		if _, _, err := resolveArgs(t, env{"REALTIME_JWT_SECRET": "s"}, "--console-socket-origins", bad); err == nil ||
+			!strings.Contains(err.Error(), "--console-socket-origins") {
+			t.Errorf("%s: error %v, want one naming --console-socket-origins", bad, err)
+		}
 	}
 }
 
